@@ -1,0 +1,47 @@
+//! `arbor fsck`
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+
+use super::RepoArg;
+use crate::progress::Bar;
+
+#[derive(Args)]
+pub struct FsckOpts {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Print the result as a JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl FsckOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        let repo = self.repo.open()?;
+        let report = repo.fsck(&Bar::new())?;
+        if self.json {
+            super::print_json(&json!({
+                "objects_checked": report.objects_checked,
+                "commits_checked": report.commits_checked,
+                "errors": report.errors,
+            }));
+        }
+        for e in &report.errors {
+            eprintln!("fsck: {e}");
+        }
+        eprintln!(
+            "fsck: checked {} objects, {} commits: {} error(s)",
+            report.objects_checked,
+            report.commits_checked,
+            report.errors.len()
+        );
+        Ok(if report.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}

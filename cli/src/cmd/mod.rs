@@ -1,0 +1,95 @@
+//! The command line: one `Command` enum, one options struct per subcommand in its own file.
+
+mod cat;
+mod checkout;
+mod commit;
+mod fsck;
+mod init;
+mod log;
+mod ls;
+mod refs;
+mod show;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use arbor_repo::Repo;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "arbor",
+    version,
+    about = "Compose, delta and publish image-based Linux operating systems as OSTree repositories",
+    long_about = "arbor builds OSTree repositories that stock ostree clients pull from and upgrade \
+                  with. Data goes to stdout, logs and progress to stderr.\n\nExit codes: 0 success, \
+                  1 error (including fsck finding corruption), 2 usage error."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create an archive-mode repository (like `ostree init --mode=archive`).
+    Init(init::InitOpts),
+    /// Commit a directory to a branch; prints the commit checksum.
+    Commit(commit::CommitOpts),
+    /// List the repository's branches.
+    Refs(refs::RefsOpts),
+    /// Show the history of a branch or commit.
+    Log(log::LogOpts),
+    /// Show one commit and its metadata.
+    Show(show::ShowOpts),
+    /// List files in a commit (canonical dump: type, mode, uid, gid, size, checksum, path).
+    Ls(ls::LsOpts),
+    /// Print a file's contents from a commit.
+    Cat(cat::CatOpts),
+    /// Check a commit out into a new directory.
+    Checkout(checkout::CheckoutOpts),
+    /// Verify every object and every ref in the repository.
+    Fsck(fsck::FsckOpts),
+    /// Regenerate (-u) or view the repository summary clients discover refs through.
+    Summary(summary::SummaryOpts),
+}
+
+/// The repository a command works on.
+#[derive(Args, Clone)]
+pub struct RepoArg {
+    /// Path to the OSTree repository.
+    #[arg(long, value_name = "PATH", env = "ARBOR_REPO")]
+    pub repo: PathBuf,
+}
+
+impl RepoArg {
+    pub fn open(&self) -> Result<Repo> {
+        Repo::open(&self.repo)
+            .with_context(|| format!("opening repository {}", self.repo.display()))
+    }
+}
+
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Init(o) => o.run(),
+        Command::Commit(o) => o.run(),
+        Command::Refs(o) => o.run(),
+        Command::Log(o) => o.run(),
+        Command::Show(o) => o.run(),
+        Command::Ls(o) => o.run(),
+        Command::Cat(o) => o.run(),
+        Command::Checkout(o) => o.run(),
+        Command::Fsck(o) => o.run(),
+        Command::Summary(o) => o.run(),
+    }
+}
+
+/// Print a JSON value on stdout, one line.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}

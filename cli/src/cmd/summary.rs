@@ -1,0 +1,76 @@
+//! `arbor summary`
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use arbor_repo::summary::Summary;
+use clap::Args;
+use serde_json::json;
+
+use super::show::to_json;
+use super::RepoArg;
+
+#[derive(Args)]
+pub struct SummaryOpts {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Regenerate the summary from the current refs and deltas.
+    #[arg(short, long)]
+    update: bool,
+    /// Print the summary (after updating, with -u).
+    #[arg(long)]
+    view: bool,
+    /// With --view: print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SummaryOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        if !self.update && !self.view {
+            bail!("nothing to do: pass -u/--update to regenerate the summary, --view to print it");
+        }
+        let repo = self.repo.open()?;
+        let summary = if self.update {
+            repo.regenerate_summary()?
+        } else {
+            let path = repo.path().join("summary");
+            let data =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Summary::from_bytes(&data).with_context(|| format!("parsing {}", path.display()))?
+        };
+        if self.view {
+            if self.json {
+                let refs: serde_json::Map<String, serde_json::Value> = summary
+                    .refs
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.name.clone(),
+                            json!({"commit": r.commit.to_hex(), "commit_size": r.commit_size,
+                            "metadata": to_json(&r.metadata.to_value())}),
+                        )
+                    })
+                    .collect();
+                super::print_json(
+                    &json!({"refs": refs, "metadata": to_json(&summary.metadata.to_value())}),
+                );
+            } else {
+                for r in &summary.refs {
+                    println!(
+                        "* {}\n    Latest Commit ({} bytes):\n      {}",
+                        r.name, r.commit_size, r.commit
+                    );
+                    for (k, v) in &r.metadata.0 {
+                        println!("    {k}: {}", v.to_text());
+                    }
+                }
+                println!();
+                for (k, v) in &summary.metadata.0 {
+                    println!("{k}: {}", v.to_text());
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

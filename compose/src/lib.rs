@@ -1,0 +1,1 @@
+//! Compose stage: treefile parsing, resolution, fetch, import, assembly (not implemented yet).

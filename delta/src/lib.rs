@@ -1,0 +1,1 @@
+//! Static deltas: planning, writing, applying (not implemented yet).

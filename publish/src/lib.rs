@@ -1,0 +1,1 @@
+//! Publishing to object storage, mirroring, pruning (not implemented yet).

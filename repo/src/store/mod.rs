@@ -1,0 +1,651 @@
+//! The archive-mode repository on a local directory: the one module that touches disk.
+//!
+//! ```text
+//! R/config                        [core] repo_version=1, mode=archive-z2
+//! R/objects/XX/YYYY….{commit,dirtree,dirmeta,filez,commitmeta}
+//! R/refs/heads/<ref>              64 hex + "\n"; '/' in a ref name makes subdirectories
+//! R/summary                       regenerated on demand (`regenerate_summary`)
+//! R/tmp/                          staging: every file is written here, then renamed,
+//!                                 so no object or ref is ever half-written under its name
+//! ```
+
+mod checkout;
+mod commit_dir;
+mod fsck;
+mod refs;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+
+pub use checkout::CheckoutOpts;
+pub use commit_dir::{CommitDirOpts, CommitStats};
+pub use fsck::FsckReport;
+pub use refs::validate_ref_name;
+pub use walk::{DumpEntry, EntryKind, Node};
+
+use crate::checksum::Checksum;
+use crate::gvariant::{Value, VarDict};
+use crate::objects::{Commit, DirMeta, DirTree, FileHeader, ObjectType};
+use crate::summary::{Summary, SummaryRef};
+
+/// Directories are created 0775 like ostree's `DEFAULT_DIRECTORY_MODE`.
+const DIR_MODE: u32 = 0o775;
+/// ostree's default `[archive] zlib-level`.
+pub const DEFAULT_ZLIB_LEVEL: u32 = 6;
+/// Files up to this size are hashed and compressed from one in-memory read; larger ones
+/// are streamed twice (hash, then compress only if the object is new).
+pub(crate) const IN_MEMORY_LIMIT: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{0}: not an OSTree repository (no objects/ directory)")]
+    NotARepo(PathBuf),
+    #[error("{path}: invalid repository config: {why}")]
+    Config { path: PathBuf, why: String },
+    #[error("{path}: repository mode {mode:?} is not supported (arbor reads and writes archive repositories)")]
+    UnsupportedMode { path: PathBuf, mode: String },
+    #[error("object {checksum}.{ext} not found in {repo}")]
+    MissingObject {
+        repo: PathBuf,
+        checksum: Checksum,
+        ext: &'static str,
+    },
+    #[error("object {checksum}.{ext} is corrupt: {why}")]
+    Corrupt {
+        checksum: Checksum,
+        ext: &'static str,
+        why: String,
+    },
+    #[error("ref {0:?} not found")]
+    RefNotFound(String),
+    #[error("invalid ref name {0:?}")]
+    InvalidRef(String),
+    #[error("{rev}: {why}")]
+    BadRev { rev: String, why: String },
+    #[error("path {path:?} not found in commit {commit}")]
+    PathNotFound { commit: Checksum, path: String },
+    #[error("{path}: {why}")]
+    Input { path: PathBuf, why: String },
+}
+
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|source| RepoError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+fn corrupt(checksum: Checksum, ty: ObjectType, why: impl ToString) -> RepoError {
+    RepoError::Corrupt {
+        checksum,
+        ext: ty.archive_extension(),
+        why: why.to_string(),
+    }
+}
+
+/// An archive-mode OSTree repository on a local directory.
+#[derive(Debug)]
+pub struct Repo {
+    root: PathBuf,
+    zlib_level: u32,
+    tmp_counter: AtomicU64,
+}
+
+impl Repo {
+    /// Create a repository (like `ostree init --mode=archive`), or open it if `path`
+    /// already holds an archive repository.
+    pub fn init(path: &Path) -> Result<Repo> {
+        if path.join("objects").is_dir() {
+            return Repo::open(path);
+        }
+        for d in [
+            "",
+            "objects",
+            "tmp",
+            "extensions",
+            "state",
+            "refs",
+            "refs/heads",
+            "refs/mirrors",
+            "refs/remotes",
+        ] {
+            let p = path.join(d);
+            match fs::create_dir(&p) {
+                Ok(()) => fs::set_permissions(&p, fs::Permissions::from_mode(DIR_MODE)).at(&p)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_empty() => {}
+                Err(e) => return Err(RepoError::Io { path: p, source: e }),
+            }
+        }
+        let repo = Repo {
+            root: path.to_path_buf(),
+            zlib_level: DEFAULT_ZLIB_LEVEL,
+            tmp_counter: AtomicU64::new(0),
+        };
+        repo.write_atomic(
+            Path::new("config"),
+            b"[core]\nrepo_version=1\nmode=archive-z2\n",
+        )?;
+        Ok(repo)
+    }
+
+    /// Open an existing archive repository.
+    pub fn open(path: &Path) -> Result<Repo> {
+        if !path.join("objects").is_dir() {
+            return Err(RepoError::NotARepo(path.to_path_buf()));
+        }
+        let cfg_path = path.join("config");
+        let text = fs::read_to_string(&cfg_path).at(&cfg_path)?;
+        let cfg = parse_keyfile(&text);
+        let get = |s: &str, k: &str| cfg.get(&(s.to_string(), k.to_string())).map(String::as_str);
+        let bad = |why: String| RepoError::Config {
+            path: cfg_path.clone(),
+            why,
+        };
+        match get("core", "repo_version") {
+            Some("1") => {}
+            Some(v) => return Err(bad(format!("unsupported repo_version {v}"))),
+            None => return Err(bad("missing core.repo_version".into())),
+        }
+        match get("core", "mode") {
+            Some("archive-z2" | "archive") => {}
+            other => {
+                return Err(RepoError::UnsupportedMode {
+                    path: path.to_path_buf(),
+                    mode: other.unwrap_or("bare").to_string(),
+                })
+            }
+        }
+        let zlib_level = match get("archive", "zlib-level") {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| bad(format!("bad archive.zlib-level {v:?}")))?
+                .clamp(1, 9),
+            None => DEFAULT_ZLIB_LEVEL,
+        };
+        Ok(Repo {
+            root: path.to_path_buf(),
+            zlib_level,
+            tmp_counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Override the deflate level for new `.filez` objects (1..=9).
+    pub fn set_zlib_level(&mut self, level: u32) {
+        self.zlib_level = level.clamp(1, 9);
+    }
+
+    pub fn relative_object_path(checksum: &Checksum, ty: ObjectType) -> PathBuf {
+        let hex = checksum.to_hex();
+        PathBuf::from(format!(
+            "objects/{}/{}.{}",
+            &hex[..2],
+            &hex[2..],
+            ty.archive_extension()
+        ))
+    }
+
+    pub fn object_path(&self, checksum: &Checksum, ty: ObjectType) -> PathBuf {
+        self.root.join(Self::relative_object_path(checksum, ty))
+    }
+
+    pub fn has_object(&self, checksum: &Checksum, ty: ObjectType) -> bool {
+        fs::symlink_metadata(self.object_path(checksum, ty)).is_ok()
+    }
+
+    /// A fresh staging path under `tmp/`.
+    fn tmp_path(&self) -> PathBuf {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("arbor-{}-{n}", std::process::id()))
+    }
+
+    /// Write `data` to `rel` (relative to the repo) through a temp file and a rename.
+    pub fn write_atomic(&self, rel: &Path, data: &[u8]) -> Result<()> {
+        self.stage(rel, |f| f.write_all(data))
+    }
+
+    /// Create a temp file, let `fill` write it, then rename it to `rel`.
+    fn stage(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+    ) -> Result<()> {
+        let tmp = self.tmp_path();
+        let result = (|| {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .at(&tmp)?;
+            let mut w = io::BufWriter::with_capacity(256 << 10, f);
+            fill(&mut w).at(&tmp)?;
+            let f = w.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
+            f.set_permissions(fs::Permissions::from_mode(0o644))
+                .at(&tmp)?;
+            drop(f);
+            let dest = self.root.join(rel);
+            match fs::rename(&tmp, &dest) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let parent = dest.parent().expect("object paths have a parent");
+                    fs::create_dir_all(parent).at(parent)?;
+                    fs::rename(&tmp, &dest).at(&dest)
+                }
+                r => r.at(&dest),
+            }
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Store a metadata object unless present; returns its checksum and whether it was written.
+    pub fn write_metadata(&self, ty: ObjectType, data: &[u8]) -> Result<(Checksum, bool)> {
+        debug_assert!(ty.is_content_addressed_metadata());
+        let checksum = Checksum::of(data);
+        if self.has_object(&checksum, ty) {
+            return Ok((checksum, false));
+        }
+        self.write_atomic(&Self::relative_object_path(&checksum, ty), data)?;
+        Ok((checksum, true))
+    }
+
+    /// Store (overwrite) the detached metadata of `commit`.
+    pub fn write_commitmeta(&self, commit: &Checksum, metadata: &VarDict) -> Result<()> {
+        self.write_atomic(
+            &Self::relative_object_path(commit, ObjectType::CommitMeta),
+            &metadata.to_value().to_bytes(),
+        )
+    }
+
+    /// Store a FILE object whose checksum the caller computed with
+    /// [`FileHeader::checksum`]. Returns the number of bytes written (0 if present).
+    pub fn write_file_object(
+        &self,
+        checksum: &Checksum,
+        header: &FileHeader,
+        content: &[u8],
+    ) -> Result<u64> {
+        self.write_file_object_from(checksum, header, content.len() as u64, &mut &content[..])
+    }
+
+    /// Like [`Repo::write_file_object`] with the content streamed from a reader of
+    /// exactly `size` bytes.
+    pub fn write_file_object_from(
+        &self,
+        checksum: &Checksum,
+        header: &FileHeader,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<u64> {
+        if self.has_object(checksum, ObjectType::File) {
+            return Ok(0);
+        }
+        let rel = Self::relative_object_path(checksum, ObjectType::File);
+        let header_bytes = header.to_archive_header(if header.is_symlink() { 0 } else { size });
+        let level = self.zlib_level;
+        let mut copied = 0;
+        self.stage(&rel, |w| {
+            w.write_all(&header_bytes)?;
+            if !header.is_symlink() {
+                let mut enc = DeflateEncoder::new(w, Compression::new(level));
+                copied = io::copy(content, &mut enc)?;
+                enc.finish()?;
+            }
+            Ok(())
+        })?;
+        if !header.is_symlink() && copied != size {
+            let _ = fs::remove_file(self.root.join(&rel));
+            return Err(RepoError::Input {
+                path: rel,
+                why: format!("content changed while writing: expected {size} bytes, read {copied}"),
+            });
+        }
+        Ok(fs::metadata(self.root.join(&rel))
+            .map(|m| m.len())
+            .unwrap_or(0))
+    }
+
+    /// Read a metadata object's bytes, verifying the name (for content-addressed types).
+    pub fn read_metadata(&self, ty: ObjectType, checksum: &Checksum) -> Result<Vec<u8>> {
+        let path = self.object_path(checksum, ty);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RepoError::MissingObject {
+                    repo: self.root.clone(),
+                    checksum: *checksum,
+                    ext: ty.archive_extension(),
+                })
+            }
+            Err(e) => return Err(RepoError::Io { path, source: e }),
+        };
+        if ty.is_content_addressed_metadata() {
+            let actual = Checksum::of(&data);
+            if actual != *checksum {
+                return Err(corrupt(
+                    *checksum,
+                    ty,
+                    format!("checksum mismatch, actual {actual}"),
+                ));
+            }
+        }
+        Ok(data)
+    }
+
+    pub fn read_commit(&self, checksum: &Checksum) -> Result<Commit> {
+        let data = self.read_metadata(ObjectType::Commit, checksum)?;
+        Commit::from_bytes(&data).map_err(|e| corrupt(*checksum, ObjectType::Commit, e))
+    }
+
+    /// The commit object's raw bytes and its parsed form.
+    pub fn read_commit_bytes(&self, checksum: &Checksum) -> Result<(Vec<u8>, Commit)> {
+        let data = self.read_metadata(ObjectType::Commit, checksum)?;
+        let c = Commit::from_bytes(&data).map_err(|e| corrupt(*checksum, ObjectType::Commit, e))?;
+        Ok((data, c))
+    }
+
+    pub fn read_dirtree(&self, checksum: &Checksum) -> Result<DirTree> {
+        let data = self.read_metadata(ObjectType::DirTree, checksum)?;
+        DirTree::from_bytes(&data).map_err(|e| corrupt(*checksum, ObjectType::DirTree, e))
+    }
+
+    pub fn read_dirmeta(&self, checksum: &Checksum) -> Result<DirMeta> {
+        let data = self.read_metadata(ObjectType::DirMeta, checksum)?;
+        DirMeta::from_bytes(&data).map_err(|e| corrupt(*checksum, ObjectType::DirMeta, e))
+    }
+
+    /// Detached metadata of a commit, if any.
+    pub fn read_commitmeta(&self, commit: &Checksum) -> Result<Option<VarDict>> {
+        match self.read_metadata(ObjectType::CommitMeta, commit) {
+            Ok(d) => crate::objects::parse_commitmeta(&d)
+                .map(Some)
+                .map_err(|e| corrupt(*commit, ObjectType::CommitMeta, e)),
+            Err(RepoError::MissingObject { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_file_object(&self, checksum: &Checksum) -> Result<fs::File> {
+        let path = self.object_path(checksum, ObjectType::File);
+        fs::File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                RepoError::MissingObject {
+                    repo: self.root.clone(),
+                    checksum: *checksum,
+                    ext: "filez",
+                }
+            } else {
+                RepoError::Io { path, source: e }
+            }
+        })
+    }
+
+    /// Read only the header of a FILE object: (header, content size).
+    pub fn read_file_header(&self, checksum: &Checksum) -> Result<(FileHeader, u64)> {
+        let mut f = self.open_file_object(checksum)?;
+        let mut buf = vec![0u8; 8];
+        f.read_exact(&mut buf)
+            .map_err(|e| corrupt(*checksum, ObjectType::File, e))?;
+        let len = u32::from_be_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
+        if len > 1 << 24 {
+            return Err(corrupt(
+                *checksum,
+                ObjectType::File,
+                "header length out of range",
+            ));
+        }
+        buf.resize(8 + len, 0);
+        f.read_exact(&mut buf[8..])
+            .map_err(|e| corrupt(*checksum, ObjectType::File, e))?;
+        let (h, size, _) =
+            FileHeader::parse_archive(&buf).map_err(|e| corrupt(*checksum, ObjectType::File, e))?;
+        Ok((h, size))
+    }
+
+    /// Read a FILE object, verifying its size and checksum.
+    pub fn read_file(&self, checksum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
+        let path = self.object_path(checksum, ObjectType::File);
+        let mut data = Vec::new();
+        self.open_file_object(checksum)?
+            .read_to_end(&mut data)
+            .at(&path)?;
+        let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
+        let (header, size, off) =
+            FileHeader::parse_archive(&data).map_err(|e| bad(e.to_string()))?;
+        let content = if header.is_symlink() {
+            if off != data.len() {
+                return Err(bad("trailing data after a symlink header".into()));
+            }
+            Vec::new()
+        } else {
+            let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
+            DeflateDecoder::new(&data[off..])
+                .take(size.saturating_add(1))
+                .read_to_end(&mut content)
+                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
+            if content.len() as u64 != size {
+                return Err(bad(format!(
+                    "content is {} bytes, header says {size}",
+                    content.len()
+                )));
+            }
+            content
+        };
+        let actual = header.checksum(&content);
+        if actual != *checksum {
+            return Err(bad(format!("checksum mismatch, actual {actual}")));
+        }
+        Ok((header, content))
+    }
+
+    /// Flush everything written so far to stable storage (`syncfs`), so that a ref or
+    /// summary written afterwards never points at objects lost in a crash.
+    pub fn sync(&self) -> Result<()> {
+        let dir = fs::File::open(&self.root).at(&self.root)?;
+        rustix::fs::syncfs(&dir)
+            .map_err(io::Error::from)
+            .at(&self.root)
+    }
+
+    /// Rebuild `summary` from the refs under `refs/heads` (and any static deltas), and
+    /// remove a now-stale `summary.sig`.
+    pub fn regenerate_summary(&self) -> Result<Summary> {
+        let mut summary = Summary::default();
+        for (name, commit) in self.list_refs()? {
+            let (bytes, c) = self.read_commit_bytes(&commit)?;
+            let mut md = VarDict::new();
+            md.insert(
+                "ostree.commit.timestamp",
+                Value::Uint64(c.timestamp.to_be()),
+            );
+            if let Some(v) = c.version() {
+                md.insert("ostree.commit.version", Value::str(v));
+            }
+            summary.refs.push(SummaryRef {
+                name,
+                commit_size: bytes.len() as u64,
+                commit,
+                metadata: md,
+            });
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let md = &mut summary.metadata;
+        md.insert("ostree.summary.last-modified", Value::Uint64(now.to_be()));
+        md.insert("ostree.summary.tombstone-commits", Value::Bool(false));
+        let deltas = self.list_deltas()?;
+        if !deltas.is_empty() {
+            let entries = deltas
+                .into_iter()
+                .map(|(name, digest)| (name, Value::Bytes(digest.0.to_vec())))
+                .collect();
+            md.insert("ostree.static-deltas", VarDict(entries).to_value());
+        }
+        md.insert("ostree.summary.mode", Value::str("archive-z2"));
+        self.sync()?;
+        self.write_atomic(Path::new("summary"), &summary.to_bytes())?;
+        let sig = self.root.join("summary.sig");
+        match fs::remove_file(&sig) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(RepoError::Io {
+                    path: sig,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        Ok(summary)
+    }
+
+    /// Static deltas present under `deltas/`: name (`FROM-TO` or `TO`, hex) → SHA-256 of
+    /// the superblock file.
+    pub fn list_deltas(&self) -> Result<BTreeMap<String, Checksum>> {
+        let mut out = BTreeMap::new();
+        let top = self.root.join("deltas");
+        let Ok(prefixes) = fs::read_dir(&top) else {
+            return Ok(out);
+        };
+        for p in prefixes {
+            let p = p.at(&top)?;
+            let Ok(rest) = fs::read_dir(p.path()) else {
+                continue;
+            };
+            for r in rest {
+                let r = r.at(&p.path())?;
+                let superblock = r.path().join("superblock");
+                let Ok(data) = fs::read(&superblock) else {
+                    continue;
+                };
+                let name = format!(
+                    "{}{}",
+                    p.file_name().to_string_lossy(),
+                    r.file_name().to_string_lossy()
+                );
+                if let Some(hex) = delta_name_to_hex(&name) {
+                    out.insert(hex, Checksum::of(&data));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `mb64(from)-mb64(to)` or `mb64(to)` → the hex name used in the summary.
+fn delta_name_to_hex(name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('-').collect();
+    let hex: Option<Vec<String>> = parts
+        .iter()
+        .map(|p| mb64_decode(p).map(|c| c.to_hex()))
+        .collect();
+    let hex = hex?;
+    match hex.len() {
+        1 | 2 => Some(hex.join("-")),
+        _ => None,
+    }
+}
+
+fn mb64_decode(s: &str) -> Option<Checksum> {
+    if s.len() != 43 {
+        return None;
+    }
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    Checksum::from_slice(&out)
+}
+
+/// Minimal GKeyFile reader: `[section]` headers and `key=value` lines.
+fn parse_keyfile(text: &str) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().to_string();
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(
+                (section.clone(), k.trim().to_string()),
+                v.trim().to_string(),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mb64_round_trip() {
+        let c = Checksum::of(b"x");
+        assert_eq!(mb64_decode(&c.to_mb64()), Some(c));
+        let d = Checksum::of(b"y");
+        let name = format!("{}-{}", c.to_mb64(), d.to_mb64());
+        assert_eq!(delta_name_to_hex(&name), Some(format!("{c}-{d}")));
+    }
+
+    #[test]
+    fn keyfile() {
+        let k = parse_keyfile(
+            "[core]\nrepo_version=1\nmode = archive-z2\n# c\n[remote \"o\"]\nurl=x\n",
+        );
+        assert_eq!(
+            k.get(&("core".into(), "mode".into())).map(String::as_str),
+            Some("archive-z2")
+        );
+        assert_eq!(
+            k.get(&("remote \"o\"".into(), "url".into()))
+                .map(String::as_str),
+            Some("x")
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Reading a committed tree back: path lookup and the canonical text dump.
+//!
+//! Dump line (one per entry, sorted by path; see [`DumpEntry::to_line`]):
+//! ```text
+//! <d|-|l> <mode octal> <uid> <gid> <size> <checksum> <path>[ -> <target>][ xattrs=<name>=<hex>,…]
+//! ```
+//! For directories the checksum is `<dirtree>:<dirmeta>` and the size 0. Paths escape
+//! `\`, control characters, spaces and non-ASCII-safe bytes as `\xNN` so one entry is
+//! always one line.
+
+use super::{Repo, RepoError, Result};
+use crate::checksum::Checksum;
+use crate::objects::{DirMeta, FileHeader, Xattrs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpEntry {
+    pub kind: EntryKind,
+    /// Absolute path inside the commit, `/` for the root.
+    pub path: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Content checksum (files/symlinks) or dirtree checksum (directories).
+    pub checksum: Checksum,
+    /// Dirmeta checksum (directories only).
+    pub meta_checksum: Option<Checksum>,
+    pub symlink_target: String,
+    pub xattrs: Xattrs,
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ' ' => out.push_str("\\x20"),
+            c if c.is_control() => {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("\\x{byte:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl DumpEntry {
+    pub fn to_line(&self) -> String {
+        let (t, sum) = match self.kind {
+            EntryKind::Dir => (
+                'd',
+                format!(
+                    "{}:{}",
+                    self.checksum,
+                    self.meta_checksum.unwrap_or_default()
+                ),
+            ),
+            EntryKind::File => ('-', self.checksum.to_hex()),
+            EntryKind::Symlink => ('l', self.checksum.to_hex()),
+        };
+        let mut line = format!(
+            "{t} {:o} {} {} {} {sum} {}",
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            escape(&self.path)
+        );
+        if self.kind == EntryKind::Symlink {
+            line.push_str(" -> ");
+            line.push_str(&escape(&self.symlink_target));
+        }
+        if !self.xattrs.is_empty() {
+            let parts: Vec<String> = self
+                .xattrs
+                .entries()
+                .iter()
+                .map(|(n, v)| {
+                    let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{}={hex}", escape(&String::from_utf8_lossy(n)))
+                })
+                .collect();
+            line.push_str(" xattrs=");
+            line.push_str(&parts.join(","));
+        }
+        line
+    }
+
+    fn dir(path: String, tree: Checksum, meta_csum: Checksum, meta: &DirMeta) -> DumpEntry {
+        DumpEntry {
+            kind: EntryKind::Dir,
+            path,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            size: 0,
+            checksum: tree,
+            meta_checksum: Some(meta_csum),
+            symlink_target: String::new(),
+            xattrs: meta.xattrs.clone(),
+        }
+    }
+
+    fn file(path: String, checksum: Checksum, h: FileHeader, size: u64) -> DumpEntry {
+        DumpEntry {
+            kind: if h.is_symlink() {
+                EntryKind::Symlink
+            } else {
+                EntryKind::File
+            },
+            path,
+            mode: h.mode,
+            uid: h.uid,
+            gid: h.gid,
+            size,
+            checksum,
+            meta_checksum: None,
+            symlink_target: h.symlink_target,
+            xattrs: h.xattrs,
+        }
+    }
+}
+
+/// What a path inside a commit names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    Dir { tree: Checksum, meta: Checksum },
+    File(Checksum),
+}
+
+fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+impl Repo {
+    /// Find `path` (absolute or relative to the root) in `commit`.
+    pub fn lookup_path(&self, commit: &Checksum, path: &str) -> Result<Node> {
+        let c = self.read_commit(commit)?;
+        let mut node = Node::Dir {
+            tree: c.root_tree,
+            meta: c.root_meta,
+        };
+        let not_found = || RepoError::PathNotFound {
+            commit: *commit,
+            path: path.to_string(),
+        };
+        for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            let Node::Dir { tree, .. } = node else {
+                return Err(not_found());
+            };
+            let t = self.read_dirtree(&tree)?;
+            node = if let Some(f) = t.find_file(seg) {
+                Node::File(*f)
+            } else if let Some((t, m)) = t.find_dir(seg) {
+                Node::Dir { tree: *t, meta: *m }
+            } else {
+                return Err(not_found());
+            };
+        }
+        Ok(node)
+    }
+
+    /// The canonical dump of `path` in `commit`: the entry itself, then (when
+    /// `recursive`, or one level when not) its children, in path order.
+    pub fn dump(&self, commit: &Checksum, path: &str, recursive: bool) -> Result<Vec<DumpEntry>> {
+        let mut norm = String::from("/");
+        for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            norm = join(&norm, seg);
+        }
+        let mut out = Vec::new();
+        match self.lookup_path(commit, &norm)? {
+            Node::File(c) => {
+                let (h, size) = self.read_file_header(&c)?;
+                out.push(DumpEntry::file(norm, c, h, size));
+            }
+            Node::Dir { tree, meta } => {
+                let m = self.read_dirmeta(&meta)?;
+                out.push(DumpEntry::dir(norm.clone(), tree, meta, &m));
+                self.dump_dir(
+                    &norm,
+                    &tree,
+                    if recursive { usize::MAX } else { 1 },
+                    &mut out,
+                )?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn dump_dir(
+        &self,
+        path: &str,
+        tree: &Checksum,
+        depth: usize,
+        out: &mut Vec<DumpEntry>,
+    ) -> Result<()> {
+        if depth == 0 {
+            return Ok(());
+        }
+        let t = self.read_dirtree(tree)?;
+        // Merge files and dirs by name so the dump is in path order.
+        let mut children: Vec<(&str, Checksum, Option<Checksum>)> = t
+            .files
+            .iter()
+            .map(|(n, c)| (n.as_str(), *c, None))
+            .collect();
+        children.extend(
+            t.dirs
+                .iter()
+                .map(|(n, ct, cm)| (n.as_str(), *ct, Some(*cm))),
+        );
+        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (name, c, meta) in children {
+            let child = join(path, name);
+            if let Some(cm) = meta {
+                let m = self.read_dirmeta(&cm)?;
+                out.push(DumpEntry::dir(child.clone(), c, cm, &m));
+                self.dump_dir(&child, &c, depth - 1, out)?;
+            } else {
+                let (h, size) = self.read_file_header(&c)?;
+                out.push(DumpEntry::file(child, c, h, size));
+            }
+        }
+        Ok(())
+    }
+}
