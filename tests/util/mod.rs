@@ -1,1 +1,257 @@
-//! Test helpers.
+//! Helpers for integration tests: run the real `arbor` binary and the real `ostree`
+//! client in temporary directories, serve repositories over HTTP on 127.0.0.1, and build
+//! fixture trees. Every fixture path lives here.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// The workspace root (parent of `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The `arbor` binary, built once per test run.
+pub fn arbor_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let profile_dir = std::env::var("ARBOR_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&root).args(["build", "-q", "-p", "arbor"]);
+            if profile_dir == "release" {
+                cmd.arg("--release");
+            }
+            let st = cmd.status().expect("run cargo build");
+            assert!(st.success(), "cargo build -p arbor failed");
+            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+            target.join(profile_dir).join("arbor")
+        })
+        .clone()
+}
+
+/// Result of running a command, with helpers that print everything on failure.
+#[derive(Debug)]
+pub struct Run {
+    pub cmd: String,
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_bytes: Vec<u8>,
+}
+
+impl Run {
+    fn from_output(cmd: String, o: Output) -> Run {
+        Run {
+            cmd,
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            stdout_bytes: o.stdout,
+        }
+    }
+
+    /// Assert exit 0 and return stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.status, 0, "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.cmd, self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Assert a clean failure: non-zero exit, no panic, and stderr containing `needle`.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) {
+        assert_ne!(self.status, 0, "command unexpectedly succeeded: {}\n{}", self.cmd, self.stdout);
+        assert!(!self.stderr.contains("panicked"), "command panicked: {}\n{}", self.cmd, self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr of {} does not mention {needle:?}:\n{}",
+            self.cmd,
+            self.stderr
+        );
+    }
+}
+
+pub fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
+    let program = program.as_ref();
+    let cmd = format!("{} {}", program.to_string_lossy(), args.join(" "));
+    let o = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    Run::from_output(cmd, o)
+}
+
+pub fn arbor(args: &[&str]) -> Run {
+    run(arbor_bin(), args)
+}
+
+pub fn ostree(args: &[&str]) -> Run {
+    run("ostree", args)
+}
+
+/// Like [`ostree`] but for the newer (2025.x) client in a chroot. Repositories must be
+/// reached over HTTP or placed inside the chroot; see `../shared/tools/ostree-newer.sh`.
+pub fn ostree_newer(args: &[&str]) -> Run {
+    let script = workspace_root().join("../shared/tools/ostree-newer.sh");
+    let mut full = vec![newer_root().to_str().expect("utf-8").to_string()];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    run(script, &refs)
+}
+
+/// Where the newer ostree chroot lives (built on first use).
+pub fn newer_root() -> PathBuf {
+    PathBuf::from(std::env::var("ARBOR_OSTREE_NEWER_ROOT").unwrap_or_else(|_| "/var/tmp/ostree-newer".into()))
+}
+
+/// `/usr/bin/python3` with GLib (`python3-gi`), for golden GVariant bytes.
+pub fn system_python() -> &'static str {
+    "/usr/bin/python3"
+}
+
+pub fn tempdir() -> TempDir {
+    let base = std::env::var("ARBOR_TEST_TMP").unwrap_or_else(|_| "/var/tmp".into());
+    fs::create_dir_all(&base).expect("test tmp base");
+    tempfile::Builder::new().prefix("arbor-test-").tempdir_in(base).expect("tempdir")
+}
+
+/// A `python3 -m http.server` serving `dir` on 127.0.0.1; killed on drop.
+pub struct HttpServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl HttpServer {
+    pub fn start(dir: &Path) -> HttpServer {
+        let port = free_port();
+        let child = Command::new(system_python())
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python http.server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "http.server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Set a `user.*` xattr; returns false when the filesystem refuses xattrs.
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty()).is_ok()
+}
+
+fn write_mode(path: &Path, content: &[u8], mode: u32) {
+    fs::write(path, content).expect("write fixture file");
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod fixture file");
+}
+
+/// The edge-case tree the acceptance tests commit with both arbor and ostree: empty
+/// files, executables, setuid/setgid, symlinks (relative, absolute, dangling),
+/// hardlinks, empty dirs, odd modes, non-ASCII names, names whose bytewise order
+/// differs from locale order, `user.*` xattrs, a large compressible file and a binary.
+pub fn edge_case_tree(root: &Path) {
+    fs::create_dir_all(root).expect("mkdir");
+    write_mode(&root.join("hello.txt"), b"hello\n", 0o644);
+    write_mode(&root.join("empty"), b"", 0o644);
+    write_mode(&root.join("run.sh"), b"#!/bin/sh\necho hi\n", 0o755);
+    write_mode(&root.join("suid"), b"setuid\n", 0o4755);
+    write_mode(&root.join("sgid"), b"setgid\n", 0o2711);
+    write_mode(&root.join("sticky-file"), b"odd\n", 0o1600);
+    write_mode(&root.join("write-only"), b"w\n", 0o200);
+    write_mode(&root.join("no-perms"), b"none\n", 0o000);
+    symlink("hello.txt", root.join("link-rel")).expect("symlink");
+    symlink("/etc/passwd", root.join("link-abs")).expect("symlink");
+    symlink("does/not/exist", root.join("link-dangling")).expect("symlink");
+    symlink("sub", root.join("link-to-dir")).expect("symlink");
+    // Names in strcmp order vs locale order: uppercase before lowercase, '_' and '-'
+    // and '.' sorting by byte value, UTF-8 after ASCII.
+    for name in ["B", "Z", "_u", "a-b", "a.b", "a.txt", "a", "aa", "wörld ☃ (copy).txt", "日本", "Ä", "z"] {
+        write_mode(&root.join(name), name.as_bytes(), 0o644);
+    }
+    let sub = root.join("sub");
+    fs::create_dir_all(sub.join("deeper/deepest")).expect("mkdir");
+    write_mode(&sub.join("data.bin"), &(0..=255u8).cycle().take(300_000).collect::<Vec<_>>(), 0o644);
+    write_mode(&sub.join("deeper/deepest/leaf"), b"leaf\n", 0o640);
+    fs::hard_link(root.join("hello.txt"), sub.join("hardlink-to-hello")).expect("hardlink");
+    fs::hard_link(sub.join("data.bin"), sub.join("data-hardlink.bin")).expect("hardlink");
+    let big: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 977).to_le_bytes()).collect();
+    write_mode(&sub.join("big.dat"), &big, 0o644);
+    fs::create_dir_all(root.join("empty-dir")).expect("mkdir");
+    fs::create_dir_all(root.join("private-dir")).expect("mkdir");
+    fs::set_permissions(root.join("private-dir"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    fs::create_dir_all(root.join("sticky-dir")).expect("mkdir");
+    fs::set_permissions(root.join("sticky-dir"), fs::Permissions::from_mode(0o1777)).expect("chmod");
+    fs::create_dir_all(root.join("setgid-dir")).expect("mkdir");
+    fs::set_permissions(root.join("setgid-dir"), fs::Permissions::from_mode(0o2775)).expect("chmod");
+    // xattrs on a file and a directory; several names to exercise sorting.
+    let x = root.join("xattr-file");
+    write_mode(&x, b"with xattrs\n", 0o644);
+    set_xattr(&x, "user.zeta", b"last");
+    set_xattr(&x, "user.alpha", b"first");
+    set_xattr(&x, "user.binary", &[0, 1, 2, 255]);
+    set_xattr(&root.join("sub"), "user.dirattr", b"on a directory");
+}
+
+/// Canonical listing of a directory on disk in the same format as `arbor ls -R`, minus
+/// checksums: `type mode uid gid size path [-> target]` plus a content hash, so two
+/// directories can be compared for equality.
+pub fn dir_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = root.join(&rel);
+        let mut names: Vec<_> = fs::read_dir(&abs).expect("read_dir").map(|e| e.expect("entry").file_name()).collect();
+        names.sort();
+        for n in names {
+            let r = rel.join(&n);
+            let p = root.join(&r);
+            let m = fs::symlink_metadata(&p).expect("lstat");
+            let line = if m.file_type().is_symlink() {
+                format!("l {:o} {} {} /{} -> {}", m.mode(), m.uid(), m.gid(), r.display(), fs::read_link(&p).expect("readlink").display())
+            } else if m.is_dir() {
+                stack.push(r.clone());
+                format!("d {:o} {} {} /{}", m.mode(), m.uid(), m.gid(), r.display())
+            } else {
+                let data = fs::read(&p).expect("read");
+                let sum: u64 = data.iter().enumerate().fold(0xcbf29ce484222325u64, |h, (i, b)| {
+                    (h ^ u64::from(*b) ^ (i as u64)).wrapping_mul(0x100000001b3)
+                });
+                format!("- {:o} {} {} {} {sum:016x} /{}", m.mode(), m.uid(), m.gid(), m.len(), r.display())
+            };
+            out.push(line);
+        }
+    }
+    out.sort();
+    out
+}

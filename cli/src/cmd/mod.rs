@@ -3,6 +3,7 @@
 mod cat;
 mod checkout;
 mod commit;
+mod delta;
 mod fsck;
 mod init;
 mod log;
@@ -57,6 +58,9 @@ pub enum Command {
     Fsck(fsck::FsckOpts),
     /// Regenerate (-u) or view the repository summary clients discover refs through.
     Summary(summary::SummaryOpts),
+    /// Static deltas: generate, list, show, verify, apply.
+    #[command(subcommand)]
+    Delta(delta::DeltaCommand),
 }
 
 /// The repository a command works on.
@@ -86,6 +90,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Checkout(o) => o.run(),
         Command::Fsck(o) => o.run(),
         Command::Summary(o) => o.run(),
+        Command::Delta(c) => c.run(),
     }
 }
 

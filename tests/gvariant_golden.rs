@@ -1,0 +1,1 @@
+//! GVariant golden tests against GLib.
