@@ -15,7 +15,10 @@ pub use tempfile::TempDir;
 
 /// The workspace root (parent of `tests/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The `arbor` binary, built once per test run.
@@ -24,7 +27,8 @@ pub fn arbor_bin() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let root = workspace_root();
-            let profile_dir = std::env::var("ARBOR_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
+            let profile_dir =
+                std::env::var("ARBOR_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
             let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             cmd.current_dir(&root).args(["build", "-q", "-p", "arbor"]);
             if profile_dir == "release" {
@@ -32,7 +36,9 @@ pub fn arbor_bin() -> PathBuf {
             }
             let st = cmd.status().expect("run cargo build");
             assert!(st.success(), "cargo build -p arbor failed");
-            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| root.join("target"));
             target.join(profile_dir).join("arbor")
         })
         .clone()
@@ -62,15 +68,28 @@ impl Run {
     /// Assert exit 0 and return stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.status, 0, "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.cmd, self.stdout, self.stderr);
+        assert_eq!(
+            self.status, 0,
+            "command failed: {}\nstdout:\n{}\nstderr:\n{}",
+            self.cmd, self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Assert a clean failure: non-zero exit, no panic, and stderr containing `needle`.
     #[track_caller]
     pub fn fails_with(&self, needle: &str) {
-        assert_ne!(self.status, 0, "command unexpectedly succeeded: {}\n{}", self.cmd, self.stdout);
-        assert!(!self.stderr.contains("panicked"), "command panicked: {}\n{}", self.cmd, self.stderr);
+        assert_ne!(
+            self.status, 0,
+            "command unexpectedly succeeded: {}\n{}",
+            self.cmd, self.stdout
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "command panicked: {}\n{}",
+            self.cmd,
+            self.stderr
+        );
         assert!(
             self.stderr.contains(needle),
             "stderr of {} does not mention {needle:?}:\n{}",
@@ -111,7 +130,9 @@ pub fn ostree_newer(args: &[&str]) -> Run {
 
 /// Where the newer ostree chroot lives (built on first use).
 pub fn newer_root() -> PathBuf {
-    PathBuf::from(std::env::var("ARBOR_OSTREE_NEWER_ROOT").unwrap_or_else(|_| "/var/tmp/ostree-newer".into()))
+    PathBuf::from(
+        std::env::var("ARBOR_OSTREE_NEWER_ROOT").unwrap_or_else(|_| "/var/tmp/ostree-newer".into()),
+    )
 }
 
 /// `/usr/bin/python3` with GLib (`python3-gi`), for golden GVariant bytes.
@@ -122,7 +143,10 @@ pub fn system_python() -> &'static str {
 pub fn tempdir() -> TempDir {
     let base = std::env::var("ARBOR_TEST_TMP").unwrap_or_else(|_| "/var/tmp".into());
     fs::create_dir_all(&base).expect("test tmp base");
-    tempfile::Builder::new().prefix("arbor-test-").tempdir_in(base).expect("tempdir")
+    tempfile::Builder::new()
+        .prefix("arbor-test-")
+        .tempdir_in(base)
+        .expect("tempdir")
 }
 
 /// A `python3 -m http.server` serving `dir` on 127.0.0.1; killed on drop.
@@ -135,7 +159,14 @@ impl HttpServer {
     pub fn start(dir: &Path) -> HttpServer {
         let port = free_port();
         let child = Command::new(system_python())
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -143,7 +174,10 @@ impl HttpServer {
             .expect("start python http.server");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "http.server did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "http.server did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         HttpServer { child, port }
@@ -162,7 +196,11 @@ impl Drop for HttpServer {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Set a `user.*` xattr; returns false when the filesystem refuses xattrs.
@@ -195,24 +233,46 @@ pub fn edge_case_tree(root: &Path) {
     symlink("sub", root.join("link-to-dir")).expect("symlink");
     // Names in strcmp order vs locale order: uppercase before lowercase, '_' and '-'
     // and '.' sorting by byte value, UTF-8 after ASCII.
-    for name in ["B", "Z", "_u", "a-b", "a.b", "a.txt", "a", "aa", "wörld ☃ (copy).txt", "日本", "Ä", "z"] {
+    for name in [
+        "B",
+        "Z",
+        "_u",
+        "a-b",
+        "a.b",
+        "a.txt",
+        "a",
+        "aa",
+        "wörld ☃ (copy).txt",
+        "日本",
+        "Ä",
+        "z",
+    ] {
         write_mode(&root.join(name), name.as_bytes(), 0o644);
     }
     let sub = root.join("sub");
     fs::create_dir_all(sub.join("deeper/deepest")).expect("mkdir");
-    write_mode(&sub.join("data.bin"), &(0..=255u8).cycle().take(300_000).collect::<Vec<_>>(), 0o644);
+    write_mode(
+        &sub.join("data.bin"),
+        &(0..=255u8).cycle().take(300_000).collect::<Vec<_>>(),
+        0o644,
+    );
     write_mode(&sub.join("deeper/deepest/leaf"), b"leaf\n", 0o640);
     fs::hard_link(root.join("hello.txt"), sub.join("hardlink-to-hello")).expect("hardlink");
     fs::hard_link(sub.join("data.bin"), sub.join("data-hardlink.bin")).expect("hardlink");
-    let big: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 977).to_le_bytes()).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .flat_map(|i| (i % 977).to_le_bytes())
+        .collect();
     write_mode(&sub.join("big.dat"), &big, 0o644);
     fs::create_dir_all(root.join("empty-dir")).expect("mkdir");
     fs::create_dir_all(root.join("private-dir")).expect("mkdir");
-    fs::set_permissions(root.join("private-dir"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    fs::set_permissions(root.join("private-dir"), fs::Permissions::from_mode(0o700))
+        .expect("chmod");
     fs::create_dir_all(root.join("sticky-dir")).expect("mkdir");
-    fs::set_permissions(root.join("sticky-dir"), fs::Permissions::from_mode(0o1777)).expect("chmod");
+    fs::set_permissions(root.join("sticky-dir"), fs::Permissions::from_mode(0o1777))
+        .expect("chmod");
     fs::create_dir_all(root.join("setgid-dir")).expect("mkdir");
-    fs::set_permissions(root.join("setgid-dir"), fs::Permissions::from_mode(0o2775)).expect("chmod");
+    fs::set_permissions(root.join("setgid-dir"), fs::Permissions::from_mode(0o2775))
+        .expect("chmod");
     // xattrs on a file and a directory; several names to exercise sorting.
     let x = root.join("xattr-file");
     write_mode(&x, b"with xattrs\n", 0o644);
@@ -231,23 +291,43 @@ pub fn dir_listing(root: &Path) -> Vec<String> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = root.join(&rel);
-        let mut names: Vec<_> = fs::read_dir(&abs).expect("read_dir").map(|e| e.expect("entry").file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(&abs)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         names.sort();
         for n in names {
             let r = rel.join(&n);
             let p = root.join(&r);
             let m = fs::symlink_metadata(&p).expect("lstat");
             let line = if m.file_type().is_symlink() {
-                format!("l {:o} {} {} /{} -> {}", m.mode(), m.uid(), m.gid(), r.display(), fs::read_link(&p).expect("readlink").display())
+                format!(
+                    "l {:o} {} {} /{} -> {}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    r.display(),
+                    fs::read_link(&p).expect("readlink").display()
+                )
             } else if m.is_dir() {
                 stack.push(r.clone());
                 format!("d {:o} {} {} /{}", m.mode(), m.uid(), m.gid(), r.display())
             } else {
                 let data = fs::read(&p).expect("read");
-                let sum: u64 = data.iter().enumerate().fold(0xcbf29ce484222325u64, |h, (i, b)| {
-                    (h ^ u64::from(*b) ^ (i as u64)).wrapping_mul(0x100000001b3)
-                });
-                format!("- {:o} {} {} {} {sum:016x} /{}", m.mode(), m.uid(), m.gid(), m.len(), r.display())
+                let sum: u64 = data
+                    .iter()
+                    .enumerate()
+                    .fold(0xcbf29ce484222325u64, |h, (i, b)| {
+                        (h ^ u64::from(*b) ^ (i as u64)).wrapping_mul(0x100000001b3)
+                    });
+                format!(
+                    "- {:o} {} {} {} {sum:016x} /{}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    m.len(),
+                    r.display()
+                )
             };
             out.push(line);
         }
