@@ -1,0 +1,62 @@
+#!/bin/bash
+# bench-commit.sh [DIR] - `arbor commit` vs `ostree commit` of the same directory into a
+# fresh archive repository, alternating, RUNS times each (default 5). Prints the median
+# wall time of each, the ratio, peak RSS, and checks that both give the same commit.
+# Default input: the corpus v1 tree (ci/corpus-tree.sh v1).
+#   RUNS=5  WORK=/var/tmp/arbor-bench-commit  ARBOR=target/release/arbor
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+RUNS=${RUNS:-5}
+WORK=${WORK:-/var/tmp/arbor-bench-commit}
+mkdir -p "$WORK"
+if [ -n "${1:-}" ]; then
+    TREE=$1
+else
+    TREE=$WORK/tree-v1
+    [ -d "$TREE/usr" ] || bash "$HERE/corpus-tree.sh" v1 "$TREE"
+fi
+if [ -z "${ARBOR:-}" ]; then
+    (cd "$ROOT" && cargo build --release -q -p arbor)
+    ARBOR=$ROOT/target/release/arbor
+fi
+TS=2024-01-01T00:00:00Z
+files=$(find "$TREE" -xdev | wc -l); bytes=$(du -sb --apparent-size "$TREE" | cut -f1)
+echo "input: $TREE ($files paths, $bytes bytes); $RUNS runs each, alternating; $(nproc) cores"
+
+measure() {  # label repo-cmd... ; appends "wall rss" to $WORK/$label.times, prints the commit
+    local label=$1; shift
+    local tv=$WORK/$label.time
+    /usr/bin/time -v -o "$tv" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" || {
+        echo "$label failed:" >&2; cat "$WORK/$label.err" >&2; exit 1; }
+    awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; w=s}
+                /Maximum resident set size/ {r=$2} END {print w, r}' "$tv" >> "$WORK/$label.times"
+    tail -n1 "$WORK/$label.out"
+}
+
+rm -f "$WORK"/*.times
+for i in $(seq "$RUNS"); do
+    rm -rf "$WORK/repo-o" "$WORK/repo-a"
+    ostree --repo="$WORK/repo-o" init --mode=archive
+    "$ARBOR" init --repo "$WORK/repo-a"
+    sync
+    if [ $((i % 2)) = 1 ]; then
+        co=$(measure ostree ostree --repo="$WORK/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
+        ca=$(measure arbor "$ARBOR" commit --repo "$WORK/repo-a" -b bench --timestamp $TS -s bench "$TREE")
+    else
+        ca=$(measure arbor "$ARBOR" commit --repo "$WORK/repo-a" -b bench --timestamp $TS -s bench "$TREE")
+        co=$(measure ostree ostree --repo="$WORK/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
+    fi
+    [ "$co" = "$ca" ] || { echo "checksum mismatch: ostree $co arbor $ca" >&2; exit 1; }
+    printf 'run %d: ostree %ss  arbor %ss  commit %s\n' "$i" "$(tail -n1 "$WORK/ostree.times" | cut -d' ' -f1)" \
+        "$(tail -n1 "$WORK/arbor.times" | cut -d' ' -f1)" "$ca"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mo=$(cut -d' ' -f1 "$WORK/ostree.times" | median); ma=$(cut -d' ' -f1 "$WORK/arbor.times" | median)
+ro=$(cut -d' ' -f2 "$WORK/ostree.times" | sort -n | tail -1); ra=$(cut -d' ' -f2 "$WORK/arbor.times" | sort -n | tail -1)
+so=$(du -sb "$WORK/repo-o/objects" | cut -f1); sa=$(du -sb "$WORK/repo-a/objects" | cut -f1)
+echo
+printf '%-8s %10s %14s %14s\n' tool median_s peak_rss_kb objects_bytes
+printf '%-8s %10s %14s %14s\n' ostree "$mo" "$ro" "$so"
+printf '%-8s %10s %14s %14s\n' arbor "$ma" "$ra" "$sa"
+awk -v o="$mo" -v a="$ma" 'BEGIN {printf "speedup: %.2fx (ostree median / arbor median); same commit checksum in every run\n", o/a}'

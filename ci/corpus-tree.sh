@@ -1,0 +1,30 @@
+#!/bin/bash
+# corpus-tree.sh VERSION DEST - unpack the resolved RPMs of corpus VERSION (v1, v2) into a
+# directory tree the way ../shared/corpus/baseline-ostree.sh does (rpm --root -i, then the
+# rpm-ostree conventions), building the corpus first if needed. Used by the benchmarks.
+#   CORPUS   corpus output directory (default /var/tmp/corpus)
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SHARED=${ARBOR_SHARED:-$HERE/../../shared}
+CORPUS=${CORPUS:-/var/tmp/corpus}
+ver=${1:?usage: corpus-tree.sh v1|v2 DEST}
+dest=${2:?usage: corpus-tree.sh v1|v2 DEST}
+if [ ! -f "$CORPUS/resolved-$ver.txt" ]; then
+    echo "corpus-tree: building the corpus in $CORPUS (~2 min cold)" >&2
+    bash "$SHARED/corpus/make-corpus.sh" "$CORPUS" >&2
+fi
+rm -rf "$dest"; mkdir -p "$dest"
+# resolved-*.txt holds NEVRAs (name-[epoch:]version-release.arch); file names carry no epoch.
+mapfile -t rpms < <(sed "s|-[0-9]*:|-|; s|^|$CORPUS/$ver/Packages/|; s|\$|.rpm|" "$CORPUS/resolved-$ver.txt")
+rpm --root "$dest" -i --nodeps --noscripts --notriggers --nosignature --nodigest --ignorearch "${rpms[@]}" 2>&1 | { grep -v -e "^warning:" -e "Alien" -e "assuming you know" >&2 || true; }
+r=$dest
+mkdir -p "$r/usr/lib/sysimage"
+[ -d "$r/var/lib/rpm" ] && mv "$r/var/lib/rpm" "$r/usr/lib/sysimage/rpm"
+mv "$r/etc" "$r/usr/etc"
+rm -rf "$r/var" "$r/boot" "$r/home" "$r/root" "$r/srv" "$r/opt" "$r/mnt" "$r/media" \
+    "$r/tmp" "$r/run" "$r/usr/local" "$r/proc" "$r/sys" "$r/dev"
+mkdir -p "$r/var" "$r/boot" "$r/proc" "$r/sys" "$r/dev" "$r/run" "$r/sysroot"
+ln -s var/home "$r/home"; ln -s var/roothome "$r/root"; ln -s var/srv "$r/srv"
+ln -s var/opt "$r/opt"; ln -s var/mnt "$r/mnt"; ln -s run/media "$r/media"
+ln -s sysroot/tmp "$r/tmp"; ln -s ../var/usrlocal "$r/usr/local"; ln -s sysroot/ostree "$r/ostree"
+echo "corpus-tree: $ver -> $dest ($(find "$dest" | wc -l) paths, $(du -sh --apparent-size "$dest" | cut -f1))" >&2
