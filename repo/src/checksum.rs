@@ -125,7 +125,7 @@ mod tests {
         let c =
             Checksum::from_hex("ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff")
                 .unwrap();
-        assert_eq!(c.to_mb64(), "_".repeat(42) + "w");
+        assert_eq!(c.to_mb64(), "_".repeat(42) + "8");
         let c =
             Checksum::from_hex("267597ce0000000000000000000000000000000000000000000000000000fb3e")
                 .unwrap();

@@ -5,6 +5,7 @@
 //! module that opens paths.
 
 pub mod checksum;
+pub mod deflate;
 pub mod gvariant;
 pub mod objects;
 pub mod progress;

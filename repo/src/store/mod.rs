@@ -39,7 +39,7 @@ use crate::summary::{Summary, SummaryRef};
 
 /// Directories are created 0775 like ostree's `DEFAULT_DIRECTORY_MODE`.
 const DIR_MODE: u32 = 0o775;
-/// ostree's default `[archive] zlib-level`.
+/// ostree's default `[archive] zlib-level`, used for streamed (very large) files.
 pub const DEFAULT_ZLIB_LEVEL: u32 = 6;
 /// Files up to this size are hashed and compressed from one in-memory read; larger ones
 /// are streamed twice (hash, then compress only if the object is new).
@@ -106,7 +106,8 @@ fn corrupt(checksum: Checksum, ty: ObjectType, why: impl ToString) -> RepoError 
 #[derive(Debug)]
 pub struct Repo {
     root: PathBuf,
-    zlib_level: u32,
+    /// `[archive] zlib-level` when the config sets it.
+    zlib_level: Option<u32>,
     tmp_counter: AtomicU64,
 }
 
@@ -137,7 +138,7 @@ impl Repo {
         }
         let repo = Repo {
             root: path.to_path_buf(),
-            zlib_level: DEFAULT_ZLIB_LEVEL,
+            zlib_level: None,
             tmp_counter: AtomicU64::new(0),
         };
         repo.write_atomic(
@@ -175,12 +176,13 @@ impl Repo {
             }
         }
         let zlib_level = match get("archive", "zlib-level") {
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| bad(format!("bad archive.zlib-level {v:?}")))?
-                .clamp(1, 9),
-            None => DEFAULT_ZLIB_LEVEL,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("bad archive.zlib-level {v:?}")))?
+                    .clamp(1, 9),
+            ),
+            None => None,
         };
         Ok(Repo {
             root: path.to_path_buf(),
@@ -195,7 +197,7 @@ impl Repo {
 
     /// Override the deflate level for new `.filez` objects (1..=9).
     pub fn set_zlib_level(&mut self, level: u32) {
-        self.zlib_level = level.clamp(1, 9);
+        self.zlib_level = Some(level.clamp(1, 9));
     }
 
     pub fn relative_object_path(checksum: &Checksum, ty: ObjectType) -> PathBuf {
@@ -291,7 +293,27 @@ impl Repo {
         header: &FileHeader,
         content: &[u8],
     ) -> Result<u64> {
-        self.write_file_object_from(checksum, header, content.len() as u64, &mut &content[..])
+        if self.has_object(checksum, ObjectType::File) {
+            return Ok(0);
+        }
+        let rel = Self::relative_object_path(checksum, ObjectType::File);
+        let size = if header.is_symlink() {
+            0
+        } else {
+            content.len() as u64
+        };
+        let header_bytes = header.to_archive_header(size);
+        let compressed = if header.is_symlink() {
+            Vec::new()
+        } else {
+            let level = self.zlib_level.unwrap_or(crate::deflate::DEFAULT_LEVEL);
+            crate::deflate::compress(content, level)
+        };
+        self.stage(&rel, |w| {
+            w.write_all(&header_bytes)?;
+            w.write_all(&compressed)
+        })?;
+        Ok((header_bytes.len() + compressed.len()) as u64)
     }
 
     /// Like [`Repo::write_file_object`] with the content streamed from a reader of
@@ -308,7 +330,7 @@ impl Repo {
         }
         let rel = Self::relative_object_path(checksum, ObjectType::File);
         let header_bytes = header.to_archive_header(if header.is_symlink() { 0 } else { size });
-        let level = self.zlib_level;
+        let level = self.zlib_level.unwrap_or(DEFAULT_ZLIB_LEVEL);
         let mut copied = 0;
         self.stage(&rel, |w| {
             w.write_all(&header_bytes)?;
@@ -444,18 +466,21 @@ impl Repo {
             }
             Vec::new()
         } else {
-            let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
-            DeflateDecoder::new(&data[off..])
-                .take(size.saturating_add(1))
-                .read_to_end(&mut content)
-                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
-            if content.len() as u64 != size {
-                return Err(bad(format!(
-                    "content is {} bytes, header says {size}",
-                    content.len()
-                )));
+            if size <= IN_MEMORY_LIMIT {
+                crate::deflate::decompress(&data[off..], size as usize)
+                    .map_err(|e| bad(e.to_string()))?
+            } else {
+                let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
+                DeflateDecoder::new(&data[off..])
+                    .take(size.saturating_add(1))
+                    .read_to_end(&mut content)
+                    .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
+                if content.len() as u64 != size {
+                    let n = content.len();
+                    return Err(bad(format!("content is {n} bytes, header says {size}")));
+                }
+                content
             }
-            content
         };
         let actual = header.checksum(&content);
         if actual != *checksum {
