@@ -7,6 +7,7 @@ PKGS=(
     rpm rpm2cpio cpio createrepo-c dnf          # RPM tooling and the resolution oracle
     libsolv-dev libsolvext-dev libclang-dev clang pkg-config   # libsolv-sys bindings
     attr time curl xz-utils zstd e2fsprogs      # getfattr/setfattr, /usr/bin/time, chattr
+    mmdebstrap                                  # builds the newer (2025.x) ostree client chroot
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,15 @@
+#!/bin/bash
+# test.sh - the test command (README.md, .ci/run): install what the tests need, check
+# formatting and lints, then run every unit and integration test against the real
+# ostree clients (2022.7 from Debian, 2025.x in a chroot built on first use).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash ci/install-deps.sh
+# The newer ostree client's chroot (mmdebstrap, ~20 s once); built here so a failure to
+# build it shows up as such, not as a test failure.
+ARBOR_OSTREE_NEWER_ROOT=${ARBOR_OSTREE_NEWER_ROOT:-/var/tmp/ostree-newer}
+export ARBOR_OSTREE_NEWER_ROOT
+bash ../shared/tools/ostree-newer.sh "$ARBOR_OSTREE_NEWER_ROOT" --version | head -2
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace
