@@ -8,6 +8,9 @@ mod fsck;
 mod init;
 mod log;
 mod ls;
+mod mirror;
+mod prune;
+mod publish;
 mod refs;
 mod show;
 mod summary;
@@ -61,6 +64,12 @@ pub enum Command {
     /// Static deltas: generate, list, show, verify, apply.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Publish a repository to object storage (file://, s3://), crash-safe.
+    Publish(publish::PublishOpts),
+    /// Copy commits, objects and deltas between two stores.
+    Mirror(mirror::MirrorOpts),
+    /// Delete old commits and unreachable objects and deltas from a published repository.
+    Prune(prune::PruneOpts),
 }
 
 /// The repository a command works on.
@@ -91,6 +100,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Fsck(o) => o.run(),
         Command::Summary(o) => o.run(),
         Command::Delta(c) => c.run(),
+        Command::Publish(o) => o.run(),
+        Command::Mirror(o) => o.run(),
+        Command::Prune(o) => o.run(),
     }
 }
 
