@@ -11,6 +11,7 @@ pub mod objects;
 pub mod progress;
 pub mod store;
 pub mod summary;
+pub mod tree;
 
 pub use checksum::Checksum;
 pub use objects::{Commit, DirMeta, DirTree, FileHeader, ObjectType, Xattrs};

@@ -12,6 +12,7 @@
 mod checkout;
 mod commit_dir;
 mod fsck;
+mod mtree;
 mod refs;
 mod walk;
 
