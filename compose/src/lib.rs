@@ -1,1 +1,9 @@
-//! Compose stage: treefile parsing, resolution, fetch, import, assembly (not implemented yet).
+//! arbor-compose: an rpm-ostree-style treefile becomes an OSTree commit.
+//!
+//! ```text
+//! treefile ─▶ ComposePlan ─▶ resolve (libsolv) ─▶ Lockfile ─▶ fetch ─▶ import (per RPM, cached)
+//!          ─▶ union of package trees ─▶ assemble + postprocess ─▶ commit
+//! ```
+
+pub mod import;
+pub mod union;

@@ -1,0 +1,1 @@
+//! Importing one RPM payload straight into OSTree objects (placeholder).

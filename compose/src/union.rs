@@ -1,0 +1,1 @@
+//! Union of package trees (placeholder).
