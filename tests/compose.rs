@@ -1,0 +1,5 @@
+//! Compose integration tests: treefile → resolve → commit, judged by dnf, rpm and ostree.
+
+mod util {
+    pub use arbor_tests::*;
+}

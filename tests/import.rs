@@ -1,0 +1,5 @@
+//! RPM import integration tests.
+
+mod util {
+    pub use arbor_tests::*;
+}
