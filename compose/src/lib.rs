@@ -7,3 +7,8 @@
 
 pub mod import;
 pub mod union;
+pub mod solve;
+pub mod plan;
+pub mod treefile;
+pub mod rpmmd;
+pub mod resolve;

@@ -335,3 +335,49 @@ pub fn dir_listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The read-only shared folder beside the checkout (`../shared`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var("ARBOR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("../shared"))
+}
+
+/// The corpus built by `../shared/corpus/make-corpus.sh` (ci/test.sh builds it). Fails
+/// the test with instructions when it is missing: never skipped silently.
+pub fn corpus_dir() -> PathBuf {
+    let dir =
+        PathBuf::from(std::env::var("ARBOR_CORPUS").unwrap_or_else(|_| "/var/tmp/corpus".into()));
+    assert!(
+        dir.join("v1.yaml").is_file() && dir.join("tiny.yaml").is_file(),
+        "corpus missing at {}: run `bash ../shared/corpus/make-corpus.sh {}` (ci/test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+/// The dnf oracle: `verify-with-dnf.sh ARGS…` → sorted NEVRAs (or the failed run).
+pub fn dnf_oracle(args: &[&str]) -> Run {
+    run(shared_dir().join("corpus/verify-with-dnf.sh"), args)
+}
+
+/// Copy a corpus treefile (and the .repo files next to it) into `dir`, applying
+/// `edit` to its text; returns the new treefile path.
+pub fn treefile_variant(
+    corpus: &Path,
+    name: &str,
+    dir: &Path,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    for e in fs::read_dir(corpus).expect("read corpus") {
+        let p = e.expect("entry").path();
+        if p.extension().and_then(|x| x.to_str()) == Some("repo") {
+            fs::copy(&p, dir.join(p.file_name().expect("name"))).expect("copy .repo");
+        }
+    }
+    let text = fs::read_to_string(corpus.join(name)).expect("read treefile");
+    let dest = dir.join(name);
+    fs::write(&dest, edit(text)).expect("write treefile");
+    dest
+}

@@ -12,6 +12,7 @@ mod mirror;
 mod prune;
 mod publish;
 mod refs;
+mod resolve;
 mod show;
 mod summary;
 
@@ -64,6 +65,8 @@ pub enum Command {
     /// Static deltas: generate, list, show, verify, apply.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Resolve a treefile's packages (like dnf would) and print them, or a lockfile.
+    Resolve(resolve::ResolveOpts),
     /// Publish a repository to object storage (file://, s3://), crash-safe.
     Publish(publish::PublishOpts),
     /// Copy commits, objects and deltas between two stores.
@@ -100,6 +103,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Fsck(o) => o.run(),
         Command::Summary(o) => o.run(),
         Command::Delta(c) => c.run(),
+        Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),
         Command::Mirror(o) => o.run(),
         Command::Prune(o) => o.run(),

@@ -1,0 +1,144 @@
+//! From a plan to the exact package set: load the repositories, solve, and the
+//! rpm-ostree lockfile format (`--write-lockfile-to`, `--lockfile`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value as Json};
+
+use crate::plan::ComposePlan;
+use crate::rpmmd::{self, FetchError, Http, LoadedRepo};
+use crate::solve::{self, SolveError, SolveRequest, SolvedPackage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("lockfile {path}: {why}")]
+    Lockfile { path: String, why: String },
+}
+
+/// The solver's answer and where it came from.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub repos: Vec<LoadedRepo>,
+    /// Sorted by name.
+    pub packages: Vec<SolvedPackage>,
+}
+
+/// A lockfile: name → (`epoch:version-release.arch`, digest `sha256:…`).
+pub type Lockfile = BTreeMap<String, (String, Option<String>)>;
+
+/// Parse rpm-ostree's lockfile JSON (`{"packages": {"name": {"evra": …, "digest": …}}}`).
+pub fn parse_lockfile(path: &Path) -> Result<Lockfile, ResolveError> {
+    let bad = |why: String| ResolveError::Lockfile {
+        path: path.display().to_string(),
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let v: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let pkgs = v
+        .get("packages")
+        .and_then(Json::as_object)
+        .ok_or_else(|| bad("no \"packages\" object".into()))?;
+    let mut out = Lockfile::new();
+    for (name, p) in pkgs {
+        let evra = p
+            .get("evra")
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad(format!("{name}: no \"evra\"")))?;
+        let digest = p.get("digest").and_then(Json::as_str).map(str::to_string);
+        out.insert(name.clone(), (evra.to_string(), digest));
+    }
+    Ok(out)
+}
+
+/// rpm-ostree's lockfile JSON for a resolution.
+pub fn lockfile_json(res: &Resolution) -> Json {
+    let packages: serde_json::Map<String, Json> = res
+        .packages
+        .iter()
+        .map(|p| {
+            let mut e = json!({"evra": format!("{}.{}", p.evr(), p.arch)});
+            if let Some((kind, sum)) = &p.checksum {
+                e["digest"] = json!(format!("{kind}:{sum}"));
+            }
+            (p.name.clone(), e)
+        })
+        .collect();
+    let repos: serde_json::Map<String, Json> = res
+        .repos
+        .iter()
+        .map(|r| {
+            let generated = r.repomd.revision.clone().unwrap_or_default();
+            (r.config.id.clone(), json!({"generated": generated}))
+        })
+        .collect();
+    json!({"packages": packages, "metadata": {"rpmmd_repos": repos}})
+}
+
+/// Load the plan's repositories and solve its package request (pinned by `lock`).
+pub fn resolve(
+    plan: &ComposePlan,
+    http: &Http,
+    lock: Option<&Lockfile>,
+) -> Result<Resolution, ResolveError> {
+    let mut req = SolveRequest {
+        install: plan.packages.clone(),
+        exclude: plan.exclude_packages.clone(),
+        recommends: plan.recommends,
+        arch: plan.basearch.clone(),
+        ..Default::default()
+    };
+    for (repo, names) in &plan.repo_packages {
+        for n in names {
+            req.install.push(n.clone());
+            req.pinned.push((repo.clone(), n.clone()));
+        }
+    }
+    if let Some(lock) = lock {
+        for (name, (evra, _)) in lock {
+            let (evr, arch) = evra
+                .rsplit_once('.')
+                .ok_or_else(|| ResolveError::Lockfile {
+                    path: name.clone(),
+                    why: format!("bad evra {evra:?}"),
+                })?;
+            let evr = if evr.contains(':') {
+                evr.to_string()
+            } else {
+                format!("0:{evr}")
+            };
+            req.locked.push((name.clone(), evr, arch.to_string()));
+        }
+    }
+    let load = |filelists: bool| -> Result<Vec<LoadedRepo>, FetchError> {
+        plan.repos
+            .iter()
+            .map(|r| rpmmd::load_repo(http, r, filelists))
+            .collect()
+    };
+    let repos = load(false)?;
+    let metadata: Vec<_> = repos.iter().map(|r| r.metadata.clone()).collect();
+    match solve::resolve(&metadata, &req) {
+        Ok(packages) => Ok(Resolution { repos, packages }),
+        // File dependencies beyond primary's short file list need filelists: retry.
+        Err(e @ (SolveError::Problems(_) | SolveError::NotFound(_))) => {
+            let needs_files = match &e {
+                SolveError::Problems(p) => p.iter().any(|m| m.contains(" /")),
+                SolveError::NotFound(n) => n.starts_with('/'),
+                _ => false,
+            };
+            if !needs_files {
+                return Err(e.into());
+            }
+            let repos = load(true)?;
+            let metadata: Vec<_> = repos.iter().map(|r| r.metadata.clone()).collect();
+            let packages = solve::resolve(&metadata, &req)?;
+            Ok(Resolution { repos, packages })
+        }
+        Err(e) => Err(e.into()),
+    }
+}

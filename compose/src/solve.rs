@@ -1,0 +1,588 @@
+//! Dependency resolution with libsolv, the solver dnf uses: the one module that calls
+//! C. Everything `unsafe` stays here, behind [`resolve`], which takes repodata bytes
+//! and a request and returns the packages to install.
+//!
+//! dnf semantics reproduced: requests match names, provides (incl. versioned
+//! `'foo >= 1'`), `name.arch` and file paths; a request for a package that another
+//! available package obsoletes installs the obsoleter (dnf's `obsoletes=True`);
+//! `recommends: false` ignores weak deps; excluded packages are invisible to the solver.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int};
+use std::ptr;
+
+use libsolv_sys::ffi as sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    #[error("no package provides {0:?} in the enabled repositories")]
+    NotFound(String),
+    #[error("package {0:?} is both requested and in exclude-packages")]
+    RequestedAndExcluded(String),
+    #[error("dependency resolution failed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Problems(Vec<String>),
+    #[error("libsolv could not load the {what} metadata of repository {repo}: {why}")]
+    Load {
+        repo: String,
+        what: &'static str,
+        why: String,
+    },
+    #[error("libsolv: {0}")]
+    Internal(String),
+}
+
+/// One repository's decompressed rpm-md metadata.
+#[derive(Debug, Clone)]
+pub struct RepoMetadata {
+    pub id: String,
+    pub primary_xml: Vec<u8>,
+    /// Needed when a dependency names a file outside primary's short file list.
+    pub filelists_xml: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SolveRequest {
+    /// Names, provides (`'foo >= 1.2'`), `name.arch` or file paths.
+    pub install: Vec<String>,
+    /// Package names the solver must not see.
+    pub exclude: Vec<String>,
+    /// Install weak dependencies (Recommends/Supplements).
+    pub recommends: bool,
+    /// Base architecture (`x86_64`); noarch is always allowed.
+    pub arch: String,
+    /// Lockfile pins: name → (`epoch:version-release`, arch); other builds of a pinned
+    /// name are invisible.
+    pub locked: Vec<(String, String, String)>,
+    /// `repo-packages`: (repo id, name); that name is only taken from that repo.
+    pub pinned: Vec<(String, String)>,
+}
+
+/// A package chosen by the solver.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SolvedPackage {
+    pub name: String,
+    pub epoch: u64,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    /// Repository id it comes from.
+    pub repo: String,
+    /// `location href` relative to the repository base URL.
+    pub location: String,
+    /// (checksum type, hex) from the repodata, e.g. ("sha256", "ab…").
+    pub checksum: Option<(String, String)>,
+    pub download_size: u64,
+}
+
+impl SolvedPackage {
+    /// rpm's `%{NEVRA}`: `name-[epoch:]version-release.arch`, epoch only when non-zero.
+    pub fn nevra(&self) -> String {
+        if self.epoch == 0 {
+            format!(
+                "{}-{}-{}.{}",
+                self.name, self.version, self.release, self.arch
+            )
+        } else {
+            format!(
+                "{}-{}:{}-{}.{}",
+                self.name, self.epoch, self.version, self.release, self.arch
+            )
+        }
+    }
+
+    /// `epoch:version-release` with the epoch always present.
+    pub fn evr(&self) -> String {
+        format!("{}:{}-{}", self.epoch, self.version, self.release)
+    }
+}
+
+/// Split a libsolv EVR (`[E:]V-R`) into (epoch, version, release).
+pub fn split_evr(evr: &str) -> (u64, String, String) {
+    let (epoch, rest) = match evr.split_once(':') {
+        Some((e, r)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+            (e.parse().unwrap_or(0), r)
+        }
+        _ => (0, evr),
+    };
+    match rest.rsplit_once('-') {
+        Some((v, r)) => (epoch, v.to_string(), r.to_string()),
+        None => (epoch, rest.to_string(), String::new()),
+    }
+}
+
+/// Owns a libsolv `Queue`.
+struct Queue(sys::Queue);
+
+impl Queue {
+    fn new() -> Queue {
+        let mut q = std::mem::MaybeUninit::<sys::Queue>::uninit();
+        // SAFETY: queue_init fully initialises the struct.
+        unsafe { sys::queue_init(q.as_mut_ptr()) };
+        // SAFETY: initialised just above.
+        Queue(unsafe { q.assume_init() })
+    }
+    fn push(&mut self, id: sys::Id) {
+        // SAFETY: inserting at `count` appends; the queue is valid.
+        unsafe { sys::queue_insert(&mut self.0, self.0.count, id) };
+    }
+    fn push2(&mut self, a: sys::Id, b: sys::Id) {
+        self.push(a);
+        self.push(b);
+    }
+    fn as_slice(&self) -> &[sys::Id] {
+        if self.0.count == 0 {
+            return &[];
+        }
+        // SAFETY: `elements` points at `count` initialised Ids while the queue lives.
+        unsafe { std::slice::from_raw_parts(self.0.elements, self.0.count as usize) }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: the queue was initialised by queue_init.
+        unsafe { sys::queue_free(&mut self.0) };
+    }
+}
+
+/// Owns the pool (and the considered map we may install into it).
+struct Pool {
+    pool: *mut sys::Pool,
+    considered: Option<Box<sys::Map>>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: the pool came from pool_create; the considered map (if any) is ours
+        // and is detached before the pool is freed.
+        unsafe {
+            if let Some(mut m) = self.considered.take() {
+                (*self.pool).considered = ptr::null_mut();
+                sys::map_free(&mut *m);
+            }
+            sys::pool_free(self.pool);
+        }
+    }
+}
+
+struct Solver(*mut sys::Solver);
+
+impl Drop for Solver {
+    fn drop(&mut self) {
+        // SAFETY: created by solver_create, freed once.
+        unsafe { sys::solver_free(self.0) };
+    }
+}
+
+fn cstr(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: libsolv returns NUL-terminated strings valid until the next tmp-space reuse;
+    // we copy immediately.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+fn c(s: &str) -> Result<CString, SolveError> {
+    CString::new(s).map_err(|_| SolveError::Internal(format!("string with NUL: {s:?}")))
+}
+
+impl Pool {
+    fn new(arch: &str) -> Result<Pool, SolveError> {
+        // SAFETY: plain constructor.
+        let pool = unsafe { sys::pool_create() };
+        if pool.is_null() {
+            return Err(SolveError::Internal("pool_create failed".into()));
+        }
+        let p = Pool {
+            pool,
+            considered: None,
+        };
+        // SAFETY: valid pool; DISTTYPE_RPM selects RPM version comparison and deps.
+        let old = unsafe { sys::pool_setdisttype(pool, sys::DISTTYPE_RPM as c_int) };
+        if old < 0 {
+            return Err(SolveError::Internal(
+                "this libsolv was built without RPM support".into(),
+            ));
+        }
+        let a = c(arch)?;
+        // SAFETY: valid pool and C string.
+        unsafe { sys::pool_setarch(pool, a.as_ptr()) };
+        Ok(p)
+    }
+
+    fn add_xml(
+        &self,
+        repo: *mut sys::Repo,
+        id: &str,
+        what: &'static str,
+        data: &[u8],
+        flags: u32,
+    ) -> Result<(), SolveError> {
+        // SAFETY: fmemopen reads `data` in place; the FILE is closed before `data` can
+        // go away, and repo_add_rpmmd only reads from it.
+        unsafe {
+            let fp = libc::fmemopen(
+                data.as_ptr() as *mut libc::c_void,
+                data.len(),
+                c"r".as_ptr(),
+            );
+            if fp.is_null() {
+                return Err(SolveError::Load {
+                    repo: id.into(),
+                    what,
+                    why: "fmemopen failed".into(),
+                });
+            }
+            let r = sys::repo_add_rpmmd(repo, fp as *mut sys::FILE, ptr::null(), flags as c_int);
+            libc::fclose(fp);
+            if r != 0 {
+                return Err(SolveError::Load {
+                    repo: id.into(),
+                    what,
+                    why: cstr(sys::pool_errstr(self.pool)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn solvable(&self, id: sys::Id) -> *mut sys::Solvable {
+        // SAFETY: callers pass ids in 2..nsolvables.
+        unsafe { (*self.pool).solvables.add(id as usize) }
+    }
+
+    fn nsolvables(&self) -> sys::Id {
+        // SAFETY: valid pool.
+        unsafe { (*self.pool).nsolvables }
+    }
+
+    fn id2str(&self, id: sys::Id) -> String {
+        // SAFETY: valid pool and id.
+        cstr(unsafe { sys::pool_id2str(self.pool, id) })
+    }
+
+    /// Solvables (in repos) named `name`.
+    fn by_name(&self, name: &str) -> Vec<sys::Id> {
+        let cname = match c(name) {
+            Ok(n) => n,
+            Err(_) => return vec![],
+        };
+        // SAFETY: valid pool; create=0 only looks up.
+        let nid = unsafe { sys::pool_str2id(self.pool, cname.as_ptr(), 0) };
+        if nid == 0 {
+            return vec![];
+        }
+        (2..self.nsolvables())
+            // SAFETY: ids in range; repo null means a freed slot.
+            .filter(|&i| unsafe {
+                !(*self.solvable(i)).repo.is_null() && (*self.solvable(i)).name == nid
+            })
+            .collect()
+    }
+
+    /// Solvables whose Obsoletes match `target`.
+    fn obsoleters_of(&self, target: sys::Id) -> Vec<sys::Id> {
+        let mut out = Vec::new();
+        let t = self.solvable(target);
+        for i in 2..self.nsolvables() {
+            let s = self.solvable(i);
+            // SAFETY: valid solvable; its obsoletes offset indexes the repo's zero-
+            // terminated idarraydata.
+            unsafe {
+                if (*s).repo.is_null() || (*s).obsoletes == 0 || i == target {
+                    continue;
+                }
+                let mut dp = (*(*s).repo).idarraydata.add((*s).obsoletes as usize);
+                while *dp != 0 {
+                    let d = *dp;
+                    let matches = if (d as u32) & 0x8000_0000 != 0 {
+                        sys::pool_match_nevr_rel(self.pool, t, d) != 0
+                    } else {
+                        (*t).name == d
+                    };
+                    if matches {
+                        out.push(i);
+                        break;
+                    }
+                    dp = dp.add(1);
+                }
+            }
+        }
+        out
+    }
+
+    fn describe(&self, id: sys::Id, repo_ids: &[(usize, String)]) -> SolvedPackage {
+        let s = self.solvable(id);
+        // SAFETY: `s` is a valid solvable of this pool for the whole block.
+        unsafe {
+            let (epoch, version, release) = split_evr(&self.id2str((*s).evr));
+            let mut medianr: u32 = 0;
+            let location = cstr(sys::solvable_get_location(s, &mut medianr));
+            let mut ctype: sys::Id = 0;
+            let sum = sys::solvable_lookup_checksum(
+                s,
+                sys::solv_knownid_SOLVABLE_CHECKSUM as sys::Id,
+                &mut ctype,
+            );
+            let checksum =
+                (!sum.is_null()).then(|| (cstr(sys::solv_chksum_type2str(ctype)), cstr(sum)));
+            let size =
+                sys::solvable_lookup_num(s, sys::solv_knownid_SOLVABLE_DOWNLOADSIZE as sys::Id, 0);
+            let repo = repo_ids
+                .iter()
+                .find(|(ptr, _)| *ptr == (*s).repo as usize)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            SolvedPackage {
+                name: self.id2str((*s).name),
+                epoch,
+                version,
+                release,
+                arch: self.id2str((*s).arch),
+                repo,
+                location,
+                checksum,
+                download_size: size,
+            }
+        }
+    }
+}
+
+/// Resolve `req` against `repos`; the result is sorted by name.
+pub fn resolve(
+    repos: &[RepoMetadata],
+    req: &SolveRequest,
+) -> Result<Vec<SolvedPackage>, SolveError> {
+    for name in &req.install {
+        if req.exclude.iter().any(|e| e == name) {
+            return Err(SolveError::RequestedAndExcluded(name.clone()));
+        }
+    }
+    let pool = Pool::new(&req.arch)?;
+    let mut repo_ids = Vec::new();
+    for r in repos {
+        let id = c(&r.id)?;
+        // SAFETY: valid pool; the repo is owned by the pool.
+        let repo = unsafe { sys::repo_create(pool.pool, id.as_ptr()) };
+        pool.add_xml(repo, &r.id, "primary", &r.primary_xml, 0)?;
+        if let Some(fl) = &r.filelists_xml {
+            pool.add_xml(repo, &r.id, "filelists", fl, sys::REPO_EXTEND_SOLVABLES)?;
+        }
+        // SAFETY: valid repo.
+        unsafe { sys::repo_internalize(repo) };
+        repo_ids.push((repo as usize, r.id.clone()));
+    }
+    // SAFETY: valid pool; required before whatprovides lookups and solving.
+    unsafe {
+        sys::pool_addfileprovides(pool.pool);
+        sys::pool_createwhatprovides(pool.pool);
+    }
+    let mut pool = pool;
+    if !req.exclude.is_empty() || !req.locked.is_empty() || !req.pinned.is_empty() {
+        let mut map = Box::new(sys::Map {
+            map: ptr::null_mut(),
+            size: 0,
+        });
+        // SAFETY: map_init allocates a bitmap for nsolvables bits; we clear the bits of
+        // excluded packages and hand the map to the pool (detached again in Drop).
+        unsafe {
+            sys::map_init(&mut *map, pool.nsolvables());
+            ptr::write_bytes(map.map, 0xff, map.size as usize);
+            let mut hide = |id: sys::Id| *map.map.add((id >> 3) as usize) &= !(1u8 << (id & 7));
+            for name in &req.exclude {
+                pool.by_name(name).into_iter().for_each(&mut hide);
+            }
+            for (name, evr, arch) in &req.locked {
+                for id in pool.by_name(name) {
+                    let d = pool.describe(id, &repo_ids);
+                    if d.evr() != *evr || d.arch != *arch {
+                        hide(id);
+                    }
+                }
+            }
+            for (repo, name) in &req.pinned {
+                for id in pool.by_name(name) {
+                    if pool.describe(id, &repo_ids).repo != *repo {
+                        hide(id);
+                    }
+                }
+            }
+            (*pool.pool).considered = &mut *map;
+        }
+        pool.considered = Some(map);
+    }
+
+    let mut jobs = Queue::new();
+    for spec in &req.install {
+        let mut sel = Queue::new();
+        let cspec = c(spec)?;
+        let flags = sys::SELECTION_NAME
+            | sys::SELECTION_PROVIDES
+            | sys::SELECTION_REL
+            | sys::SELECTION_DOTARCH
+            | if spec.starts_with('/') {
+                sys::SELECTION_FILELIST
+            } else {
+                0
+            };
+        // SAFETY: valid pool and queue.
+        unsafe { sys::selection_make(pool.pool, &mut sel.0, cspec.as_ptr(), flags as c_int) };
+        if sel.as_slice().is_empty() {
+            return Err(SolveError::NotFound(spec.clone()));
+        }
+        // dnf installs the obsoleter of a requested package name instead of it.
+        let named = pool.by_name(spec);
+        let obsoleters: Vec<sys::Id> = named.iter().flat_map(|&n| pool.obsoleters_of(n)).collect();
+        if !obsoleters.is_empty() {
+            let mut cands = Queue::new();
+            for id in named.iter().chain(obsoleters.iter()) {
+                cands.push(*id);
+            }
+            // SAFETY: valid pool and queue.
+            let what = unsafe { sys::pool_queuetowhatprovides(pool.pool, &mut cands.0) };
+            jobs.push2(
+                (sys::SOLVER_SOLVABLE_ONE_OF | sys::SOLVER_INSTALL) as sys::Id,
+                what,
+            );
+            continue;
+        }
+        for pair in sel.as_slice().chunks(2) {
+            jobs.push2(pair[0] | sys::SOLVER_INSTALL as sys::Id, pair[1]);
+        }
+    }
+
+    // SAFETY: valid pool; the solver is freed by its guard before the pool.
+    let solver = Solver(unsafe { sys::solver_create(pool.pool) });
+    // SAFETY: valid solver and job queue.
+    let nproblems = unsafe {
+        if !req.recommends {
+            sys::solver_set_flag(solver.0, sys::SOLVER_FLAG_IGNORE_RECOMMENDED as c_int, 1);
+        }
+        sys::solver_set_flag(solver.0, sys::SOLVER_FLAG_BEST_OBEY_POLICY as c_int, 1);
+        sys::solver_solve(solver.0, &mut jobs.0)
+    };
+    if nproblems > 0 {
+        let mut problems: Vec<String> = Vec::new();
+        for p in 1..=nproblems {
+            // The summary line, then every rule involved (as dnf prints them).
+            // SAFETY: problem ids 1..=count are valid; rule ids come from libsolv.
+            unsafe {
+                problems.push(cstr(sys::solver_problem2str(solver.0, p)));
+                let mut rules = Queue::new();
+                sys::solver_findallproblemrules(solver.0, p, &mut rules.0);
+                for &r in rules.as_slice() {
+                    let (mut from, mut to, mut dep) = (0, 0, 0);
+                    let kind = sys::solver_ruleinfo(solver.0, r, &mut from, &mut to, &mut dep);
+                    let line = cstr(sys::solver_problemruleinfo2str(
+                        solver.0, kind, from, to, dep,
+                    ));
+                    if !line.is_empty() && !problems.contains(&line) {
+                        problems.push(line);
+                    }
+                }
+            }
+        }
+        return Err(SolveError::Problems(problems));
+    }
+    let mut decisions = Queue::new();
+    // SAFETY: valid solver and queue.
+    unsafe { sys::solver_get_decisionqueue(solver.0, &mut decisions.0) };
+    let mut out: Vec<SolvedPackage> = decisions
+        .as_slice()
+        .iter()
+        .filter(|&&d| d > sys::SYSTEMSOLVABLE as sys::Id)
+        .map(|&d| pool.describe(d, &repo_ids))
+        .collect();
+    drop(solver);
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evr_split() {
+        assert_eq!(
+            split_evr("2:1.2^git-3~beta"),
+            (2, "1.2^git".into(), "3~beta".into())
+        );
+        assert_eq!(split_evr("1.0-1"), (0, "1.0".into(), "1".into()));
+    }
+
+    fn primary(pkgs: &[(&str, &str, &[&str])]) -> Vec<u8> {
+        let mut x = String::from(
+            "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" \
+             xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"1\">\n",
+        );
+        for (name, ver, requires) in pkgs {
+            x.push_str(&format!(
+                "<package type=\"rpm\"><name>{name}</name><arch>x86_64</arch>\
+                 <version epoch=\"0\" ver=\"{ver}\" rel=\"1\"/>\
+                 <checksum type=\"sha256\" pkgid=\"YES\">{}</checksum>\
+                 <location href=\"Packages/{name}-{ver}-1.x86_64.rpm\"/><format>\
+                 <rpm:provides><rpm:entry name=\"{name}\" flags=\"EQ\" epoch=\"0\" ver=\"{ver}\" rel=\"1\"/></rpm:provides>\
+                 <rpm:requires>{}</rpm:requires></format></package>\n",
+                "ab".repeat(32),
+                requires.iter().map(|r| format!("<rpm:entry name=\"{r}\"/>")).collect::<String>()
+            ));
+        }
+        x.push_str("</metadata>\n");
+        x.into_bytes()
+    }
+
+    #[test]
+    fn resolves_and_reports_problems() {
+        let repo = RepoMetadata {
+            id: "t".into(),
+            primary_xml: primary(&[
+                ("a", "1", &["b"]),
+                ("b", "2", &[]),
+                ("c", "1", &["missing"]),
+            ]),
+            filelists_xml: None,
+        };
+        let req = SolveRequest {
+            install: vec!["a".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        let got = resolve(std::slice::from_ref(&repo), &req).unwrap();
+        let names: Vec<String> = got.iter().map(SolvedPackage::nevra).collect();
+        assert_eq!(names, ["a-1-1.x86_64", "b-2-1.x86_64"]);
+        assert_eq!(got[0].location, "Packages/a-1-1.x86_64.rpm");
+        assert_eq!(got[0].checksum.as_ref().unwrap().0, "sha256");
+        let bad = SolveRequest {
+            install: vec!["c".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        match resolve(std::slice::from_ref(&repo), &bad) {
+            Err(SolveError::Problems(p)) => assert!(p[0].contains("missing"), "{p:?}"),
+            other => panic!("{other:?}"),
+        }
+        let none = SolveRequest {
+            install: vec!["zzz".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(std::slice::from_ref(&repo), &none),
+            Err(SolveError::NotFound(_))
+        ));
+        let excl = SolveRequest {
+            install: vec!["a".into()],
+            exclude: vec!["b".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&[repo], &excl),
+            Err(SolveError::Problems(_))
+        ));
+    }
+}

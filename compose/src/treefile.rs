@@ -1,0 +1,571 @@
+//! rpm-ostree treefiles: parsing (YAML by extension, JSON otherwise), `include` /
+//! `arch-include` / `conditional-include` with rpm-ostree's merge rules, variable
+//! substitution, and validation into a [`ComposePlan`]. Later stages never see YAML.
+//!
+//! Merge rules (child = the including file, parent = the included one):
+//! scalars: the child wins (first set wins); arrays: parent items first, then the
+//! child's; maps: `dict.update` with the child winning; `packages`: union.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// rpm-ostree's include depth limit.
+const MAX_INCLUDE_DEPTH: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreefileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {why}")]
+    Parse { path: PathBuf, why: String },
+    #[error("{path}: unknown key {key:?}")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{path}: key {key:?} is not implemented by arbor yet{hint}")]
+    NotImplemented {
+        path: PathBuf,
+        key: String,
+        hint: String,
+    },
+    #[error("{path}: include loop detected")]
+    IncludeLoop { path: PathBuf },
+    #[error("{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")]
+    TooDeep { path: PathBuf },
+    #[error("{path}: {why}")]
+    Invalid { path: PathBuf, why: String },
+}
+
+type Result<T> = std::result::Result<T, TreefileError>;
+
+/// Keys of rpm-ostree treefiles that arbor recognises but does not implement: naming
+/// them is an error that says so, never silently ignored.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "postprocess",
+    "postprocess-script",
+    "install-langs",
+    "initramfs-args",
+    "no-initramfs",
+    "ostree-layers",
+    "ostree-override-layers",
+    "lockfile-repos",
+    "repovars",
+    "gpg-key",
+    "gpg_key",
+    "mutate-os-release",
+    "preserve-passwd",
+    "ignore-removed-users",
+    "ignore-removed-groups",
+    "sysusers",
+    "selinux-label-version",
+    "readonly-executables",
+    "opt-usrlocal",
+    "cliwrap",
+    "cliwrap-binaries",
+    "container-cmd",
+    "repo-metadata",
+    "advisories-metadata",
+    "rpmdb-normalize",
+    "ima",
+    "ignore-devices",
+    "modules",
+    "platform-module",
+    "bootstrap_packages",
+    "metadata",
+    "automatic-version-suffix",
+];
+
+/// One file's keys, before merging. Unknown keys are rejected by [`parse_value`].
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Treefile {
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edition: Option<Json>,
+    #[serde(skip_serializing)]
+    pub include: Option<OneOrMany>,
+    #[serde(skip_serializing)]
+    pub arch_include: Option<BTreeMap<String, OneOrMany>>,
+    #[serde(skip_serializing)]
+    pub conditional_include: Option<Vec<ConditionalInclude>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repos: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub releasever: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, Json>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<String>>,
+    /// `packages-$basearch`, collected before strict deserialisation.
+    #[serde(skip)]
+    pub arch_packages: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_packages: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo_packages: Option<Vec<RepoPackages>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommends: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automatic_version_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_commit_metadata: Option<BTreeMap<String, Json>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_files: Option<Vec<(String, String)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remove_files: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remove_from_packages: Option<Vec<Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmp_is_dir: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machineid_compat: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etc_group_members: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_passwd: Option<CheckSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_groups: Option<CheckSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpmdb: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalInclude {
+    #[serde(rename = "if")]
+    pub condition: OneOrMany,
+    pub include: Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RepoPackages {
+    pub repo: String,
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Json>,
+}
+
+/// Read one file as JSON: YAML for `.yaml`/`.yml`, JSON otherwise (as rpm-ostree).
+fn read_value(path: &Path) -> Result<Json> {
+    let text = fs::read_to_string(path).map_err(|source| TreefileError::Io {
+        path: path.into(),
+        source,
+    })?;
+    parse_text(path, &text)
+}
+
+/// Parse treefile text; `path` decides the format and names errors.
+pub fn parse_text(path: &Path, text: &str) -> Result<Json> {
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let v: Json = if yaml {
+        // The one place YAML is read; swap the crate here if serde_yaml must go.
+        serde_yaml::from_str(text).map_err(|e| TreefileError::Parse {
+            path: path.into(),
+            why: e.to_string(),
+        })?
+    } else {
+        serde_json::from_str(text).map_err(|e| TreefileError::Parse {
+            path: path.into(),
+            why: e.to_string(),
+        })?
+    };
+    if v.is_null() {
+        return Ok(Json::Object(Default::default()));
+    }
+    if !v.is_object() {
+        return Err(TreefileError::Parse {
+            path: path.into(),
+            why: "the top level must be a mapping".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// Turn one file's JSON into a [`Treefile`], rejecting unknown and unimplemented keys.
+pub fn parse_value(path: &Path, mut v: Json) -> Result<Treefile> {
+    let obj = v.as_object_mut().expect("parse_text returns objects");
+    let mut arch_packages = BTreeMap::new();
+    let keys: Vec<String> = obj.keys().cloned().collect();
+    for k in keys {
+        if let Some(arch) = k.strip_prefix("packages-") {
+            let list: Vec<String> = serde_json::from_value(obj.remove(&k).expect("key exists"))
+                .map_err(|e| TreefileError::Parse {
+                    path: path.into(),
+                    why: format!("{k}: {e}"),
+                })?;
+            arch_packages.insert(arch.to_string(), list);
+        } else if NOT_IMPLEMENTED.contains(&k.as_str()) {
+            return Err(TreefileError::NotImplemented {
+                path: path.into(),
+                key: k,
+                hint: String::new(),
+            });
+        }
+    }
+    let mut t: Treefile = serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        match msg
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split_once('`'))
+        {
+            Some((key, _)) => TreefileError::UnknownKey {
+                path: path.into(),
+                key: key.to_string(),
+            },
+            None => TreefileError::Parse {
+                path: path.into(),
+                why: msg,
+            },
+        }
+    })?;
+    t.arch_packages = arch_packages;
+    Ok(t)
+}
+
+fn merge_opt<T>(dest: &mut Option<T>, src: Option<T>) {
+    if dest.is_none() {
+        *dest = src;
+    }
+}
+
+fn merge_vec<T>(dest: &mut Option<Vec<T>>, src: Option<Vec<T>>) {
+    if let Some(mut parent) = src {
+        if let Some(child) = dest.take() {
+            parent.extend(child);
+        }
+        *dest = Some(parent);
+    }
+}
+
+fn merge_map<V>(dest: &mut Option<BTreeMap<String, V>>, src: Option<BTreeMap<String, V>>) {
+    if let Some(mut parent) = src {
+        if let Some(child) = dest.take() {
+            parent.extend(child);
+        }
+        *dest = Some(parent);
+    }
+}
+
+impl Treefile {
+    /// Merge the included `parent` into `self` (the including file) by rpm-ostree's rules.
+    pub fn merge_parent(&mut self, parent: Treefile) {
+        merge_opt(&mut self.ref_, parent.ref_);
+        merge_opt(&mut self.edition, parent.edition);
+        merge_vec(&mut self.repos, parent.repos);
+        merge_opt(&mut self.releasever, parent.releasever);
+        merge_map(&mut self.variables, parent.variables);
+        // Set semantics: union, parent first.
+        if let Some(pp) = parent.packages {
+            let child = self.packages.take().unwrap_or_default();
+            let mut all = pp;
+            for p in child {
+                if !all.contains(&p) {
+                    all.push(p);
+                }
+            }
+            self.packages = Some(all);
+        }
+        for (arch, pkgs) in parent.arch_packages {
+            let e = self.arch_packages.entry(arch).or_default();
+            let mut all = pkgs;
+            all.extend(std::mem::take(e));
+            *e = all;
+        }
+        merge_vec(&mut self.exclude_packages, parent.exclude_packages);
+        merge_vec(&mut self.repo_packages, parent.repo_packages);
+        merge_opt(&mut self.recommends, parent.recommends);
+        merge_opt(&mut self.documentation, parent.documentation);
+        merge_opt(
+            &mut self.automatic_version_prefix,
+            parent.automatic_version_prefix,
+        );
+        merge_map(&mut self.add_commit_metadata, parent.add_commit_metadata);
+        merge_vec(&mut self.add_files, parent.add_files);
+        merge_vec(&mut self.remove_files, parent.remove_files);
+        merge_vec(&mut self.remove_from_packages, parent.remove_from_packages);
+        merge_vec(&mut self.units, parent.units);
+        merge_opt(&mut self.default_target, parent.default_target);
+        merge_opt(&mut self.boot_location, parent.boot_location);
+        merge_opt(&mut self.tmp_is_dir, parent.tmp_is_dir);
+        merge_opt(&mut self.machineid_compat, parent.machineid_compat);
+        merge_vec(&mut self.etc_group_members, parent.etc_group_members);
+        merge_opt(&mut self.check_passwd, parent.check_passwd);
+        merge_opt(&mut self.check_groups, parent.check_groups);
+        merge_opt(&mut self.selinux, parent.selinux);
+        merge_opt(&mut self.rpmdb, parent.rpmdb);
+        merge_opt(&mut self.container, parent.container);
+    }
+}
+
+/// Load `path` with all its includes resolved for `basearch`.
+pub fn load(path: &Path, basearch: &str) -> Result<Treefile> {
+    let mut seen = HashSet::new();
+    load_rec(path, basearch, 0, &mut seen, &BTreeMap::new())
+}
+
+fn load_rec(
+    path: &Path,
+    basearch: &str,
+    depth: usize,
+    seen: &mut HashSet<(u64, u64)>,
+    outer_vars: &BTreeMap<String, Json>,
+) -> Result<Treefile> {
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(TreefileError::TooDeep { path: path.into() });
+    }
+    let meta = fs::metadata(path).map_err(|source| TreefileError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return Err(TreefileError::IncludeLoop { path: path.into() });
+    }
+    let mut tf = parse_value(path, read_value(path)?)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let includes = tf.include.take().map(|i| i.items()).unwrap_or_default();
+    let arch_includes = tf
+        .arch_include
+        .take()
+        .and_then(|m| m.get(basearch).map(OneOrMany::items))
+        .unwrap_or_default();
+    for inc in includes.iter().chain(arch_includes.iter()) {
+        let parent = load_rec(&dir.join(inc), basearch, depth + 1, seen, outer_vars)?;
+        tf.merge_parent(parent);
+    }
+    if let Some(conds) = tf.conditional_include.take() {
+        for ci in conds {
+            let mut vars = outer_vars.clone();
+            vars.extend(tf.variables.clone().unwrap_or_default());
+            vars.insert("basearch".into(), Json::String(basearch.into()));
+            if let Some(r) = &tf.releasever {
+                vars.insert("releasever".into(), r.clone());
+            }
+            let all = ci
+                .condition
+                .items()
+                .iter()
+                .map(|c| {
+                    eval_condition(c, &vars).map_err(|why| TreefileError::Invalid {
+                        path: path.into(),
+                        why,
+                    })
+                })
+                .collect::<Result<Vec<bool>>>()?;
+            if !all.iter().all(|b| *b) {
+                continue;
+            }
+            match &ci.include {
+                Json::String(f) => {
+                    let parent = load_rec(&dir.join(f), basearch, depth + 1, seen, &vars)?;
+                    tf.merge_parent(parent);
+                }
+                Json::Array(files) => {
+                    for f in files {
+                        let f = f.as_str().ok_or_else(|| TreefileError::Invalid {
+                            path: path.into(),
+                            why: "conditional-include: include list items must be file names"
+                                .into(),
+                        })?;
+                        let parent = load_rec(&dir.join(f), basearch, depth + 1, seen, &vars)?;
+                        tf.merge_parent(parent);
+                    }
+                }
+                inline @ Json::Object(_) => {
+                    let parent = parse_value(path, inline.clone())?;
+                    if parent.include.is_some() || parent.add_files.is_some() {
+                        return Err(TreefileError::Invalid {
+                            path: path.into(),
+                            why:
+                                "an inline conditional-include may not use keys that refer to files"
+                                    .into(),
+                        });
+                    }
+                    tf.merge_parent(parent);
+                }
+                _ => {
+                    return Err(TreefileError::Invalid {
+                        path: path.into(),
+                        why: "conditional-include: include must be a file, a list or a mapping"
+                            .into(),
+                    })
+                }
+            }
+        }
+    }
+    Ok(tf)
+}
+
+/// `"<var> <op> <value>"` with `== != < <= > >=`.
+fn eval_condition(cond: &str, vars: &BTreeMap<String, Json>) -> std::result::Result<bool, String> {
+    let parts: Vec<&str> = cond.split_whitespace().collect();
+    let [var, op, value] = parts[..] else {
+        return Err(format!(
+            "conditional-include: cannot parse condition {cond:?}"
+        ));
+    };
+    let actual = vars
+        .get(var)
+        .ok_or_else(|| format!("conditional-include: unknown variable {var:?}"))?;
+    let ord = match (actual, value.parse::<f64>()) {
+        (Json::Number(n), Ok(v)) => n.as_f64().unwrap_or(f64::NAN).partial_cmp(&v),
+        (Json::Bool(b), _) => Some(b.to_string().as_str().cmp(value)),
+        (Json::String(s), _) => Some(s.as_str().cmp(value.trim_matches('"'))),
+        (other, _) => Some(other.to_string().as_str().cmp(value)),
+    }
+    .ok_or_else(|| format!("conditional-include: cannot compare {var} with {value:?}"))?;
+    use std::cmp::Ordering::*;
+    Ok(match op {
+        "==" => ord == Equal,
+        "!=" => ord != Equal,
+        "<" => ord == Less,
+        "<=" => ord != Greater,
+        ">" => ord == Greater,
+        ">=" => ord != Less,
+        _ => return Err(format!("conditional-include: unknown operator {op:?}")),
+    })
+}
+
+/// Replace `${name}` with variables; an unknown name is an error.
+pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated ${{ in {s:?}"))?;
+        let name = &after[..end];
+        out.push_str(
+            vars.get(name)
+                .ok_or_else(|| format!("unknown variable ${{{name}}} in {s:?}"))?,
+        );
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn include_merge_rules() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "base.yaml", "ref: base\nrecommends: true\nrepos: [a]\npackages: [x, y]\nunits: [u1]\nadd-commit-metadata: {k: base, only-base: 1}\n");
+        write(
+            d.path(),
+            "extra.json",
+            r#"{"packages": ["z"], "units": ["u2"], "documentation": false}"#,
+        );
+        let top = write(
+            d.path(),
+            "top.yaml",
+            "include: [base.yaml, extra.json]\nref: top\npackages: [y, w]\npackages-x86_64: [ax]\nunits: [u3]\nadd-commit-metadata: {k: top}\narch-include: {aarch64: nope.yaml}\n",
+        );
+        let t = load(&top, "x86_64").unwrap();
+        assert_eq!(t.ref_.as_deref(), Some("top"));
+        assert_eq!(t.recommends, Some(true));
+        assert_eq!(t.documentation, Some(false));
+        // A later sibling's array items come before an earlier sibling's.
+        assert_eq!(t.units.unwrap(), ["u2", "u1", "u3"]);
+        assert_eq!(t.packages.unwrap(), ["z", "x", "y", "w"]);
+        assert_eq!(t.arch_packages["x86_64"], ["ax"]);
+        let md = t.add_commit_metadata.unwrap();
+        assert_eq!(md["k"], "top");
+        assert_eq!(md["only-base"], 1);
+    }
+
+    #[test]
+    fn errors_name_key_and_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "t.yaml", "ref: x\nbogus-key: 1\n");
+        let e = load(&p, "x86_64").unwrap_err().to_string();
+        assert!(e.contains("t.yaml") && e.contains("bogus-key"), "{e}");
+        let p = write(d.path(), "u.yaml", "postprocess: ['#!/bin/sh']\n");
+        let e = load(&p, "x86_64").unwrap_err().to_string();
+        assert!(
+            e.contains("not implemented") && e.contains("postprocess"),
+            "{e}"
+        );
+        write(d.path(), "a.yaml", "include: b.yaml\n");
+        let b = write(d.path(), "b.yaml", "include: a.yaml\n");
+        assert!(matches!(
+            load(&b, "x86_64"),
+            Err(TreefileError::IncludeLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn conditional_include_and_substitution() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "t.yaml",
+            "variables: {stream: stable, n: 3}\nconditional-include:\n  - if: stream == stable\n    include: {packages: [s]}\n  - if: [n >= 4]\n    include: {packages: [big]}\n  - if: basearch == x86_64\n    include: {packages: [x]}\n",
+        );
+        let t = load(&p, "x86_64").unwrap();
+        assert_eq!(t.packages.unwrap(), ["x", "s"]);
+        let vars = BTreeMap::from([("basearch".to_string(), "x86_64".to_string())]);
+        assert_eq!(
+            substitute("os/${basearch}/stable", &vars).unwrap(),
+            "os/x86_64/stable"
+        );
+        assert!(substitute("${nope}", &vars).is_err());
+    }
+}
