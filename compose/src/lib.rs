@@ -12,3 +12,5 @@ pub mod plan;
 pub mod treefile;
 pub mod rpmmd;
 pub mod resolve;
+pub mod assemble;
+pub mod compose;

@@ -3,6 +3,7 @@
 mod cat;
 mod checkout;
 mod commit;
+mod compose;
 mod delta;
 mod fsck;
 mod init;
@@ -65,6 +66,8 @@ pub enum Command {
     /// Static deltas: generate, list, show, verify, apply.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// Compose a treefile into a commit (resolve, fetch, import, assemble, commit).
+    Compose(compose::ComposeCmdOpts),
     /// Resolve a treefile's packages (like dnf would) and print them, or a lockfile.
     Resolve(resolve::ResolveOpts),
     /// Publish a repository to object storage (file://, s3://), crash-safe.
@@ -103,6 +106,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Fsck(o) => o.run(),
         Command::Summary(o) => o.run(),
         Command::Delta(c) => c.run(),
+        Command::Compose(o) => o.run(),
         Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),
         Command::Mirror(o) => o.run(),

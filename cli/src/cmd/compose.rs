@@ -1,0 +1,144 @@
+//! `arbor compose`: treefile → OSTree commit, like `rpm-ostree compose tree`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use arbor_compose::compose::{self, compose_json, ComposeOpts};
+use arbor_compose::plan::ComposePlan;
+use arbor_compose::resolve::{self, lockfile_json};
+use clap::Args;
+
+use super::RepoArg;
+use crate::progress::Bar;
+
+#[derive(Args)]
+pub struct ComposeCmdOpts {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Package cache: downloaded RPMs and per-RPM imports, reused across composes
+    /// (default: <repo>/extensions/arbor/cache).
+    #[arg(long, value_name = "DIR")]
+    cachedir: Option<PathBuf>,
+    /// Commit even if the inputs (treefile, package set) are unchanged.
+    #[arg(long)]
+    force_nocache: bool,
+    /// Resolve and report the transaction, but fetch, import and commit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the flattened treefile (includes merged) as JSON and exit.
+    #[arg(long)]
+    print_only: bool,
+    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
+    #[arg(long, value_name = "FILE")]
+    lockfile: Option<PathBuf>,
+    /// Write the resolved package set as a lockfile (rpm-ostree JSON schema).
+    #[arg(long, value_name = "FILE")]
+    write_lockfile_to: Option<PathBuf>,
+    /// Write the new commit checksum to this file.
+    #[arg(long, value_name = "FILE")]
+    write_commitid_to: Option<PathBuf>,
+    /// Write a JSON summary (rpm-ostree's compose JSON keys, plus arbor's) to this file.
+    #[arg(long, value_name = "FILE")]
+    write_composejson_to: Option<PathBuf>,
+    /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
+    #[arg(long, value_name = "SECS|DATE")]
+    timestamp: Option<String>,
+    /// Print the compose JSON on stdout instead of the bare commit checksum.
+    #[arg(long)]
+    json: bool,
+    /// The treefile (YAML for .yaml/.yml, JSON otherwise).
+    treefile: PathBuf,
+}
+
+impl ComposeCmdOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        let plan = ComposePlan::load(&self.treefile)?;
+        if self.print_only {
+            println!("{}", serde_json::to_string_pretty(&plan.flattened)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let repo = self.repo.open()?;
+        let lockfile = self
+            .lockfile
+            .as_deref()
+            .map(resolve::parse_lockfile)
+            .transpose()?;
+        let timestamp = match &self.timestamp {
+            Some(t) => Some(
+                crate::time::parse_timestamp(t)
+                    .with_context(|| format!("could not parse --timestamp {t:?}"))?,
+            ),
+            None => None,
+        };
+        let opts = ComposeOpts {
+            cachedir: self.cachedir.clone(),
+            force_nocache: self.force_nocache,
+            dry_run: self.dry_run,
+            lockfile,
+            timestamp,
+        };
+        let out = compose::compose(&repo, &plan, &opts, &Bar::new())
+            .with_context(|| format!("composing {}", self.treefile.display()))?;
+        if let Some(f) = &self.write_lockfile_to {
+            std::fs::write(
+                f,
+                serde_json::to_string_pretty(&lockfile_json(&out.resolution))? + "\n",
+            )
+            .with_context(|| format!("writing {}", f.display()))?;
+        }
+        eprintln!(
+            "{} packages resolved for {}",
+            out.resolution.packages.len(),
+            plan.ref_
+        );
+        if self.dry_run {
+            for p in &out.resolution.packages {
+                println!("{}", p.nevra());
+            }
+            if out.unchanged {
+                eprintln!("No apparent changes since previous commit");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let Some(commit) = out.commit else {
+            eprintln!("No apparent changes since previous commit; use --force-nocache to override");
+            return Ok(ExitCode::SUCCESS);
+        };
+        if !out.skipped_scriptlets.is_empty() {
+            eprintln!(
+                "scriptlets not run (arbor does not run scriptlets yet), {} packages:",
+                out.skipped_scriptlets.len()
+            );
+            for (nevra, s) in &out.skipped_scriptlets {
+                eprintln!("  {nevra}: {}", s.join(" "));
+            }
+        }
+        eprintln!(
+            "imported {} packages ({} from cache); {} files, {} new objects, {} bytes written",
+            out.imported + out.cache_hits,
+            out.cache_hits,
+            out.content_total,
+            out.content_written,
+            out.content_bytes_written
+        );
+        if let Some(v) = &out.version {
+            eprintln!("version {v}");
+        }
+        let cj = compose_json(&plan, &out);
+        if let Some(f) = &self.write_commitid_to {
+            std::fs::write(f, commit.to_hex())
+                .with_context(|| format!("writing {}", f.display()))?;
+        }
+        if let Some(f) = &self.write_composejson_to {
+            std::fs::write(f, serde_json::to_string_pretty(&cj)? + "\n")
+                .with_context(|| format!("writing {}", f.display()))?;
+        }
+        if self.json {
+            super::print_json(&cj);
+        } else {
+            println!("{commit}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

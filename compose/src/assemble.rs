@@ -1,0 +1,430 @@
+//! From the union of package trees to the tree that gets committed: the rpm-ostree
+//! root skeleton, the rpmdb (written by the real `rpm --justdb`), passwd/group split,
+//! units, default target, machine-id, remove-files, add-files, treefile.json, and the
+//! kernel.
+//!
+//! ```text
+//! /usr /etc→usr/etc  dev proc run sys var sysroot boot  tmp (dir or →sysroot/tmp)
+//! home→var/home root→var/roothome srv→var/srv mnt→var/mnt opt→var/opt
+//! media→run/media ostree→sysroot/ostree usr/local→../var/usrlocal
+//! ```
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use arbor_repo::objects::{FileHeader, S_IFDIR, S_IFLNK, S_IFREG};
+use arbor_repo::store::{CommitDirOpts, CommitStats};
+use arbor_repo::tree::{default_dirmeta, MutableTree, TreeEntry};
+use arbor_repo::{Checksum, DirMeta, Repo, RepoError};
+
+use crate::plan::{BootLocation, ComposePlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("{0}")]
+    Tree(String),
+    #[error("rpm --justdb failed writing the rpmdb: {0}")]
+    Rpmdb(String),
+    #[error("{what}: {why}")]
+    Treefile { what: String, why: String },
+}
+
+type Result<T> = std::result::Result<T, AssembleError>;
+
+/// Top-level directories a package may ship that the ostree layout replaces.
+const REPLACED_TOPLEVEL: &[&str] = &[
+    "home", "root", "srv", "opt", "mnt", "media", "tmp", "dev", "proc", "sys", "run", "var",
+    "boot", "sysroot", "ostree",
+];
+
+/// The assembled tree and what was found in it.
+#[derive(Debug)]
+pub struct Assembled {
+    pub tree: MutableTree,
+    /// Kernel release when exactly one `usr/lib/modules/*/vmlinuz` exists.
+    pub kernel: Option<String>,
+}
+
+fn tree_err(e: impl ToString) -> AssembleError {
+    AssembleError::Tree(e.to_string())
+}
+
+/// Store a symlink object and return its checksum.
+fn symlink(repo: &Repo, target: &str) -> Result<Checksum> {
+    let h = FileHeader {
+        uid: 0,
+        gid: 0,
+        mode: S_IFLNK | 0o777,
+        symlink_target: target.into(),
+        xattrs: Default::default(),
+    };
+    let c = h.checksum(&[]);
+    repo.write_file_object(&c, &h, &[])?;
+    Ok(c)
+}
+
+/// Store a regular root-owned file and return its checksum.
+fn regular(repo: &Repo, content: &[u8], mode: u32) -> Result<Checksum> {
+    let h = FileHeader {
+        uid: 0,
+        gid: 0,
+        mode: S_IFREG | mode,
+        symlink_target: String::new(),
+        xattrs: Default::default(),
+    };
+    let c = h.checksum(content);
+    repo.write_file_object(&c, &h, content)?;
+    Ok(c)
+}
+
+fn dirmeta(mode: u32) -> DirMeta {
+    DirMeta {
+        uid: 0,
+        gid: 0,
+        mode: S_IFDIR | mode,
+        xattrs: Default::default(),
+    }
+}
+
+fn put(t: &mut MutableTree, path: &str, c: Checksum) -> Result<()> {
+    t.insert_file(path, c, &default_dirmeta())
+        .map(drop)
+        .map_err(tree_err)
+}
+
+/// Translate an absolute path as the importer does (`/etc` → `/usr/etc`, compat dirs).
+fn translate(path: &str) -> String {
+    let p = path.trim_start_matches('/');
+    for (from, to) in [
+        ("etc/", "usr/etc/"),
+        ("bin/", "usr/bin/"),
+        ("sbin/", "usr/sbin/"),
+        ("lib/", "usr/lib/"),
+        ("lib64/", "usr/lib64/"),
+    ] {
+        if let Some(rest) = p.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    p.to_string()
+}
+
+/// Content of a file in the tree (None when absent or not a regular file).
+fn read_file(repo: &Repo, t: &MutableTree, path: &str) -> Result<Option<Vec<u8>>> {
+    match t.lookup(path) {
+        Some(TreeEntry::File(c)) => {
+            let (h, content) = repo.read_file(c)?;
+            Ok((!h.is_symlink()).then_some(content))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Assemble `union` (the merged package trees) into the final tree.
+pub fn assemble(
+    repo: &Repo,
+    union: MutableTree,
+    plan: &ComposePlan,
+    rpms: &[PathBuf],
+) -> Result<Assembled> {
+    let mut t = union;
+    for name in REPLACED_TOPLEVEL {
+        if let Some(TreeEntry::Dir(d)) = t.lookup(name) {
+            if d.count() > 0 {
+                tracing::warn!("dropping /{name} ({} entries shipped by packages): the ostree layout replaces it", d.count());
+            }
+            t.remove(name);
+        }
+    }
+    if matches!(t.lookup("usr/local"), Some(TreeEntry::Dir(_))) {
+        t.remove("usr/local");
+    }
+    skeleton(repo, &mut t, plan)?;
+    rpmdb(repo, &mut t, rpms)?;
+    split_passwd(repo, &mut t, plan)?;
+    units(repo, &mut t, plan)?;
+    machine_id(repo, &mut t, plan)?;
+    for f in &plan.remove_files {
+        let p = translate(f);
+        if !t.remove(&p) {
+            tracing::warn!("remove-files: {f} is not in the tree");
+        }
+    }
+    add_files(repo, &mut t, plan)?;
+    let json = serde_json::to_vec_pretty(&plan.flattened).map_err(tree_err)?;
+    put(
+        &mut t,
+        "usr/share/rpm-ostree/treefile.json",
+        regular(repo, &json, 0o644)?,
+    )?;
+    let kernel = if plan.container {
+        None
+    } else {
+        kernel(&mut t, plan)?
+    };
+    Ok(Assembled { tree: t, kernel })
+}
+
+fn skeleton(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
+    for d in ["dev", "proc", "run", "sys", "var", "sysroot", "boot"] {
+        t.ensure_dir(d, &dirmeta(0o755)).map_err(tree_err)?;
+    }
+    if plan.tmp_is_dir {
+        t.ensure_dir("tmp", &dirmeta(0o1777)).map_err(tree_err)?;
+    } else {
+        put(t, "tmp", symlink(repo, "sysroot/tmp")?)?;
+    }
+    for (link, target) in [
+        ("home", "var/home"),
+        ("root", "var/roothome"),
+        ("srv", "var/srv"),
+        ("mnt", "var/mnt"),
+        ("opt", "var/opt"),
+        ("media", "run/media"),
+        ("ostree", "sysroot/ostree"),
+        ("usr/local", "../var/usrlocal"),
+    ] {
+        put(t, link, symlink(repo, target)?)?;
+    }
+    Ok(())
+}
+
+/// Write the rpmdb with the real rpm tool into `usr/share/rpm` (sqlite), plus the
+/// `usr/lib/sysimage/rpm` link and a macro pointing rpm at it.
+fn rpmdb(repo: &Repo, t: &mut MutableTree, rpms: &[PathBuf]) -> Result<()> {
+    let tmp = repo
+        .path()
+        .join("tmp")
+        .join(format!("arbor-rpmdb-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)
+        .map_err(|e| AssembleError::Rpmdb(format!("{}: {e}", tmp.display())))?;
+    let result = (|| {
+        let out = Command::new("rpm")
+            .arg("--root")
+            .arg(&tmp)
+            .args([
+                "--dbpath",
+                "/usr/share/rpm",
+                "--justdb",
+                "-i",
+                "--nodeps",
+                "--noscripts",
+                "--notriggers",
+            ])
+            .args([
+                "--nosignature",
+                "--nodigest",
+                "--ignorearch",
+                "--ignoreos",
+                "--replacepkgs",
+            ])
+            .args(rpms)
+            .output()
+            .map_err(|e| AssembleError::Rpmdb(format!("cannot run rpm: {e}")))?;
+        if !out.status.success() {
+            return Err(AssembleError::Rpmdb(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        let db = tmp.join("usr/share/rpm");
+        let stats = CommitStats::default();
+        let opts = CommitDirOpts {
+            owner_uid: Some(0),
+            owner_gid: Some(0),
+            no_xattrs: true,
+            ..Default::default()
+        };
+        let (dt, dm) =
+            repo.write_directory(&db, &opts, &arbor_repo::progress::NoProgress, &stats)?;
+        let mut dbtree = repo.load_mtree(&dt, &dm)?;
+        dbtree.meta = dirmeta(0o755);
+        t.take_dir("usr/share/rpm");
+        let share = t
+            .ensure_dir("usr/share", &default_dirmeta())
+            .map_err(tree_err)?;
+        share.dirs.insert("rpm".into(), dbtree);
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&tmp);
+    result?;
+    t.remove("usr/lib/sysimage/rpm");
+    put(t, "usr/lib/sysimage/rpm", symlink(repo, "../../share/rpm")?)?;
+    put(
+        t,
+        "usr/lib/rpm/macros.d/macros.rpm-ostree",
+        regular(repo, b"%_dbpath /usr/share/rpm\n", 0o644)?,
+    )?;
+    let tmpfiles = b"L /var/lib/rpm - - - - ../../usr/share/rpm\n";
+    put(
+        t,
+        "usr/lib/tmpfiles.d/rpm-ostree-0-integration.conf",
+        regular(repo, tmpfiles, 0o644)?,
+    )?;
+    Ok(())
+}
+
+/// rpm-ostree's split: `/usr/etc/passwd` keeps root, everything else moves to
+/// `/usr/lib/passwd`; groups likewise, except `etc-group-members`. `nsswitch.conf`
+/// gets `altfiles` so the moved entries still resolve.
+fn split_passwd(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
+    for (name, keep_extra) in [
+        ("passwd", &[][..]),
+        ("group", plan.etc_group_members.as_slice()),
+    ] {
+        let Some(content) = read_file(repo, t, &format!("usr/etc/{name}"))? else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&content);
+        let (mut etc, mut lib) = (String::new(), String::new());
+        for line in text.lines() {
+            let entry = line.split(':').next().unwrap_or("");
+            if entry == "root" || keep_extra.iter().any(|k| k == entry) {
+                etc.push_str(line);
+                etc.push('\n');
+            } else if !line.trim().is_empty() {
+                lib.push_str(line);
+                lib.push('\n');
+            }
+        }
+        put(
+            t,
+            &format!("usr/etc/{name}"),
+            regular(repo, etc.as_bytes(), 0o644)?,
+        )?;
+        put(
+            t,
+            &format!("usr/lib/{name}"),
+            regular(repo, lib.as_bytes(), 0o644)?,
+        )?;
+    }
+    if let Some(ns) = read_file(repo, t, "usr/etc/nsswitch.conf")? {
+        let text = String::from_utf8_lossy(&ns);
+        let fixed: String = text
+            .lines()
+            .map(|l| {
+                let key = l.split(':').next().unwrap_or("").trim();
+                if matches!(key, "passwd" | "group" | "shadow") && !l.contains("altfiles") {
+                    l.replacen("files", "files altfiles", 1) + "\n"
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        put(
+            t,
+            "usr/etc/nsswitch.conf",
+            regular(repo, fixed.as_bytes(), 0o644)?,
+        )?;
+    }
+    Ok(())
+}
+
+fn units(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
+    for unit in &plan.units {
+        let src = format!("usr/lib/systemd/system/{unit}");
+        if t.lookup(&src).is_none() {
+            return Err(AssembleError::Treefile {
+                what: format!("units: {unit}"),
+                why: format!("/{src} is not in the tree"),
+            });
+        }
+        let link = format!("usr/etc/systemd/system/multi-user.target.wants/{unit}");
+        put(t, &link, symlink(repo, &format!("/{src}"))?)?;
+    }
+    if let Some(target) = &plan.default_target {
+        if t.lookup(&format!("usr/lib/systemd/system/{target}"))
+            .is_none()
+        {
+            return Err(AssembleError::Treefile {
+                what: format!("default-target: {target}"),
+                why: "no such unit in usr/lib/systemd/system".into(),
+            });
+        }
+        t.remove("usr/lib/systemd/system/default.target");
+        put(
+            t,
+            "usr/lib/systemd/system/default.target",
+            symlink(repo, target)?,
+        )?;
+    }
+    Ok(())
+}
+
+fn machine_id(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
+    t.remove("usr/etc/machine-id");
+    if plan.machineid_compat {
+        put(t, "usr/etc/machine-id", regular(repo, b"", 0o444)?)?;
+    }
+    Ok(())
+}
+
+fn add_files(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
+    for (src, dest) in &plan.add_files {
+        let bad = |why: String| AssembleError::Treefile {
+            what: format!("add-files: {}", src.display()),
+            why,
+        };
+        let meta = fs::metadata(src).map_err(|e| bad(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        let content = fs::read(src).map_err(|e| bad(e.to_string()))?;
+        put(
+            t,
+            &translate(dest),
+            regular(repo, &content, meta.mode() & 0o7777)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// Find the kernel (`usr/lib/modules/$kver/vmlinuz`); with `boot-location: new` also
+/// place it (and an initramfs) in `usr/lib/ostree-boot`.
+fn kernel(t: &mut MutableTree, plan: &ComposePlan) -> Result<Option<String>> {
+    let mut found = Vec::new();
+    if let Some(TreeEntry::Dir(modules)) = t.lookup("usr/lib/modules") {
+        for (kver, d) in &modules.dirs {
+            if let Some(v) = d.files.get("vmlinuz") {
+                found.push((kver.clone(), *v, d.files.get("initramfs.img").copied()));
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => {
+            let (kver, vmlinuz, initramfs) = found.remove(0);
+            if plan.boot_location == BootLocation::New {
+                put(t, &format!("usr/lib/ostree-boot/vmlinuz-{kver}"), vmlinuz)?;
+                if let Some(i) = initramfs {
+                    put(t, &format!("usr/lib/ostree-boot/initramfs-{kver}.img"), i)?;
+                }
+            }
+            Ok(Some(kver))
+        }
+        _ => Err(AssembleError::Tree(format!(
+            "more than one kernel in usr/lib/modules: {}",
+            found
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::translate;
+
+    #[test]
+    fn translations() {
+        assert_eq!(translate("/etc/motd"), "usr/etc/motd");
+        assert_eq!(translate("/usr/bin/x"), "usr/bin/x");
+        assert_eq!(translate("/bin/sh"), "usr/bin/sh");
+    }
+}

@@ -1,0 +1,430 @@
+//! The compose pipeline: plan → resolve → change detection → fetch → import (cached per
+//! RPM) → union → assemble → commit with rpm-ostree's metadata.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arbor_repo::checksum::Hasher;
+use arbor_repo::gvariant::{Type, Value, VarDict};
+use arbor_repo::objects::Commit;
+use arbor_repo::progress::Progress;
+use arbor_repo::store::CommitStats;
+use arbor_repo::tree::TreeEntry;
+use arbor_repo::{Checksum, Repo, RepoError};
+use serde_json::Value as Json;
+
+use crate::assemble::{self, AssembleError};
+use crate::import::{self, ImportError, ImportOpts, Users};
+use crate::plan::ComposePlan;
+use crate::resolve::{self, Lockfile, Resolution, ResolveError};
+use crate::rpmmd::{self, FetchError, FetchedRpm, Http};
+use crate::union::{self, UnionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Union(#[from] UnionError),
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ComposeOpts {
+    /// Package cache (downloads and per-RPM imports); default `<repo>/extensions/arbor/cache`.
+    pub cachedir: Option<PathBuf>,
+    /// Commit even when the inputs are unchanged.
+    pub force_nocache: bool,
+    /// Stop after resolving and change detection.
+    pub dry_run: bool,
+    pub lockfile: Option<Lockfile>,
+    /// Commit timestamp (default: now).
+    pub timestamp: Option<u64>,
+}
+
+/// What a compose did.
+#[derive(Debug, Clone)]
+pub struct ComposeOutcome {
+    pub resolution: Resolution,
+    pub inputhash: String,
+    /// The new commit; `None` for a dry run or when nothing changed.
+    pub commit: Option<Checksum>,
+    pub parent: Option<Checksum>,
+    pub version: Option<String>,
+    /// True when the inputs equal the previous commit's.
+    pub unchanged: bool,
+    pub cache_hits: usize,
+    pub imported: usize,
+    /// NEVRA → scriptlets present but not run.
+    pub skipped_scriptlets: BTreeMap<String, Vec<String>>,
+    pub kernel: Option<String>,
+    pub timestamp: u64,
+    pub content_total: u64,
+    pub content_written: u64,
+    pub content_bytes_written: u64,
+    pub metadata_total: u64,
+    pub metadata_written: u64,
+    /// Seconds per phase.
+    pub timings: BTreeMap<String, f64>,
+}
+
+/// rpm-ostree's input hash: the flattened treefile (compact JSON), every package's
+/// NEVRA and repodata checksum, add-files contents, and the importer version.
+pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, ComposeError> {
+    let mut h = Hasher::new();
+    h.update(
+        serde_json::to_string(&plan.flattened)
+            .map_err(|e| ComposeError::Other(e.to_string()))?
+            .as_bytes(),
+    );
+    h.update(format!("\nimporter {}\n", import::IMPORTER_VERSION).as_bytes());
+    for p in &res.packages {
+        let sum = p
+            .checksum
+            .as_ref()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .unwrap_or_default();
+        h.update(format!("{} {sum}\n", p.nevra()).as_bytes());
+    }
+    for (src, dest) in &plan.add_files {
+        let data = std::fs::read(src)
+            .map_err(|e| ComposeError::Other(format!("add-files: {}: {e}", src.display())))?;
+        h.update(dest.as_bytes());
+        h.update(&data);
+    }
+    Ok(h.finish().to_hex())
+}
+
+/// rpm-ostree's automatic versioning: `prefix`, then `prefix.1`, `prefix.2`, … while
+/// the previous version carries the same prefix.
+pub fn next_version(prefix: &str, previous: Option<&str>) -> String {
+    let Some(prev) = previous else {
+        return prefix.to_string();
+    };
+    if prev == prefix {
+        return format!("{prefix}.1");
+    }
+    match prev
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(n) => format!("{prefix}.{}", n + 1),
+        None => prefix.to_string(),
+    }
+}
+
+/// JSON (`add-commit-metadata`) to GVariant.
+fn json_to_variant(v: &Json) -> Value {
+    match v {
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Value::Uint64(u),
+            (_, Some(i)) => Value::Int64(i),
+            _ => Value::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        Json::String(s) => Value::str(s.clone()),
+        Json::Array(items) if items.iter().all(Json::is_string) => {
+            Value::Array(Type::String, items.iter().map(json_to_variant).collect())
+        }
+        Json::Array(items) => Value::Array(
+            Type::Variant,
+            items
+                .iter()
+                .map(|i| Value::Variant(Box::new(json_to_variant(i))))
+                .collect(),
+        ),
+        Json::Object(m) => VarDict(
+            m.iter()
+                .map(|(k, v)| (k.clone(), json_to_variant(v)))
+                .collect(),
+        )
+        .to_value(),
+        Json::Null => Value::Maybe(Type::String, None),
+    }
+}
+
+/// The passwd/group used to map RPM owner names to ids: from the package that ships
+/// `/etc/passwd` (imported first with root-only ownership), or root-only.
+fn users(repo: &Repo, rpms: &[FetchedRpm]) -> Result<Users, ComposeError> {
+    for r in rpms {
+        let Ok(meta) = rpm::PackageMetadata::open(&r.path) else {
+            continue;
+        };
+        let Ok(paths) = meta.get_file_paths() else {
+            continue;
+        };
+        if !paths.iter().any(|p| p == Path::new("/etc/passwd")) {
+            continue;
+        }
+        let (pkg, _) = import::import_rpm(
+            repo,
+            &r.path,
+            &ImportOpts::default(),
+            &Users::root_only(),
+            None,
+        )?;
+        let read = |name: &str| -> Result<String, ComposeError> {
+            match pkg.tree.lookup(&format!("usr/etc/{name}")) {
+                Some(TreeEntry::File(c)) => {
+                    Ok(String::from_utf8_lossy(&repo.read_file(c)?.1).into_owned())
+                }
+                _ => Ok(String::new()),
+            }
+        };
+        let (passwd, group) = (read("passwd")?, read("group")?);
+        return Users::parse(&passwd, &group).map_err(|e| {
+            ComposeError::Other(format!("{}: /etc/passwd or /etc/group: {e}", r.nevra))
+        });
+    }
+    tracing::warn!("no package ships /etc/passwd: every file is owned by root");
+    Ok(Users::root_only())
+}
+
+fn lap(timings: &mut BTreeMap<String, f64>, name: &str, t0: &mut Instant) {
+    timings.insert(name.to_string(), t0.elapsed().as_secs_f64());
+    *t0 = Instant::now();
+}
+
+/// Run the compose. With unchanged inputs (and no `force_nocache`) nothing is written.
+pub fn compose(
+    repo: &Repo,
+    plan: &ComposePlan,
+    opts: &ComposeOpts,
+    progress: &dyn Progress,
+) -> Result<ComposeOutcome, ComposeError> {
+    let mut timings = BTreeMap::new();
+    let mut t0 = Instant::now();
+    let http = Http::default();
+    let resolution = resolve::resolve(plan, &http, opts.lockfile.as_ref())?;
+    lap(&mut timings, "resolve", &mut t0);
+    let inputhash = input_hash(plan, &resolution)?;
+    let parent = repo.read_ref(&plan.ref_)?;
+    let parent_commit = parent.map(|p| repo.read_commit(&p)).transpose()?;
+    let previous_hash = parent_commit
+        .as_ref()
+        .and_then(|c| c.metadata.get("rpmostree.inputhash"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let unchanged = previous_hash.as_deref() == Some(inputhash.as_str());
+    let timestamp = opts.timestamp.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let mut outcome = ComposeOutcome {
+        resolution,
+        inputhash: inputhash.clone(),
+        commit: None,
+        parent,
+        version: None,
+        unchanged,
+        cache_hits: 0,
+        imported: 0,
+        skipped_scriptlets: BTreeMap::new(),
+        kernel: None,
+        timestamp,
+        content_total: 0,
+        content_written: 0,
+        content_bytes_written: 0,
+        metadata_total: 0,
+        metadata_written: 0,
+        timings: BTreeMap::new(),
+    };
+    if (unchanged && !opts.force_nocache) || opts.dry_run {
+        outcome.timings = timings;
+        return Ok(outcome);
+    }
+    let cachedir = opts
+        .cachedir
+        .clone()
+        .unwrap_or_else(|| repo.path().join("extensions/arbor/cache"));
+    let rpms = rpmmd::fetch_rpms(
+        &http,
+        &outcome.resolution.repos,
+        &outcome.resolution.packages,
+        &cachedir,
+        progress,
+    )?;
+    lap(&mut timings, "fetch", &mut t0);
+
+    let users = users(repo, &rpms)?;
+    let mut jobs = Vec::with_capacity(rpms.len());
+    for (r, p) in rpms.iter().zip(&outcome.resolution.packages) {
+        let mut remove_from = Vec::new();
+        for (pkg, regexes) in &plan.remove_from_packages {
+            if *pkg == p.name {
+                for re in regexes {
+                    remove_from.push(
+                        regex::Regex::new(re).map_err(|e| {
+                            ComposeError::Other(format!("remove-from-packages: {e}"))
+                        })?,
+                    );
+                }
+            }
+        }
+        jobs.push((
+            r.path.clone(),
+            ImportOpts {
+                documentation: plan.documentation,
+                remove_from,
+            },
+        ));
+    }
+    progress.start("import", Some(jobs.len() as u64));
+    let imported = import::import_rpms(repo, &jobs, &users, Some(&cachedir));
+    progress.finish();
+    let imported = imported?;
+    lap(&mut timings, "import", &mut t0);
+    for (pkg, hit) in &imported {
+        if *hit {
+            outcome.cache_hits += 1;
+        } else {
+            outcome.imported += 1;
+        }
+        if !pkg.scriptlets.is_empty() {
+            outcome
+                .skipped_scriptlets
+                .insert(pkg.nevra.clone(), pkg.scriptlets.clone());
+        }
+    }
+    let packages: Vec<_> = imported.into_iter().map(|(p, _)| p).collect();
+    let tree = union::union(&packages)?;
+    let rpm_paths: Vec<PathBuf> = rpms.iter().map(|r| r.path.clone()).collect();
+    let assembled = assemble::assemble(repo, tree, plan, &rpm_paths)?;
+    lap(&mut timings, "assemble", &mut t0);
+
+    let stats = CommitStats::default();
+    let (root_tree, root_meta) = repo.write_mtree(&assembled.tree, &stats)?;
+    let mut md = VarDict::new();
+    for (k, v) in &plan.add_commit_metadata {
+        md.insert(k.clone(), json_to_variant(v));
+    }
+    let version = plan
+        .automatic_version_prefix
+        .as_deref()
+        .map(|prefix| next_version(prefix, parent_commit.as_ref().and_then(|c| c.version())));
+    if let Some(v) = &version {
+        md.set("version", Value::str(v.clone()));
+    }
+    md.set("rpmostree.inputhash", Value::str(inputhash));
+    let pkglist = outcome
+        .resolution
+        .packages
+        .iter()
+        .map(|p| {
+            Value::Tuple(vec![
+                Value::str(p.name.clone()),
+                Value::str(p.epoch.to_string()),
+                Value::str(p.version.clone()),
+                Value::str(p.release.clone()),
+                Value::str(p.arch.clone()),
+            ])
+        })
+        .collect();
+    md.set(
+        "rpmostree.rpmdb.pkglist",
+        Value::Array(Type::parse("(sssss)").expect("static type"), pkglist),
+    );
+    let repos = outcome
+        .resolution
+        .repos
+        .iter()
+        .map(|r| {
+            let ts = r
+                .repomd
+                .revision
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            VarDict(vec![
+                ("id".into(), Value::str(r.config.id.clone())),
+                ("timestamp".into(), Value::Uint64(ts)),
+            ])
+            .to_value()
+        })
+        .collect();
+    md.set(
+        "rpmostree.rpmmd-repos",
+        Value::Array(Type::parse("a{sv}").expect("static type"), repos),
+    );
+    if let Some(kver) = &assembled.kernel {
+        md.set("ostree.bootable", Value::Bool(true));
+        md.set("ostree.linux", Value::str(kver.clone()));
+    }
+    md.set(
+        "ostree.ref-binding",
+        Value::Array(Type::String, vec![Value::str(plan.ref_.clone())]),
+    );
+    let commit = Commit {
+        metadata: md,
+        parent,
+        subject: String::new(),
+        body: String::new(),
+        timestamp,
+        root_tree,
+        root_meta,
+    };
+    let checksum = repo.write_commit(&commit)?;
+    repo.write_ref(&plan.ref_, &checksum)?;
+    lap(&mut timings, "commit", &mut t0);
+    let g = CommitStats::get;
+    outcome.content_total = g(&stats.content_total);
+    outcome.content_written = g(&stats.content_written);
+    outcome.content_bytes_written = g(&stats.content_bytes_written);
+    outcome.metadata_total = g(&stats.metadata_total);
+    outcome.metadata_written = g(&stats.metadata_written);
+    outcome.commit = Some(checksum);
+    outcome.version = version;
+    outcome.kernel = assembled.kernel;
+    outcome.timings = timings;
+    Ok(outcome)
+}
+
+/// rpm-ostree's `--write-composejson-to` object (plus arbor's own keys).
+pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
+    serde_json::json!({
+        "ref": plan.ref_,
+        "ostree-commit": o.commit.map(|c| c.to_hex()),
+        "ostree-version": o.version,
+        "ostree-timestamp": o.timestamp,
+        "rpm-ostree-inputhash": o.inputhash,
+        "ostree-n-metadata-total": o.metadata_total,
+        "ostree-n-metadata-written": o.metadata_written,
+        "ostree-n-content-total": o.content_total,
+        "ostree-n-content-written": o.content_written,
+        "ostree-n-cache-hits": o.cache_hits,
+        "ostree-content-bytes-written": o.content_bytes_written,
+        "arbor-packages": o.resolution.packages.len(),
+        "arbor-packages-imported": o.imported,
+        "arbor-import-cache-hits": o.cache_hits,
+        "arbor-unchanged": o.unchanged,
+        "arbor-kernel": o.kernel,
+        "arbor-skipped-scriptlets": o.skipped_scriptlets,
+        "arbor-timings": o.timings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(next_version("22", None), "22");
+        assert_eq!(next_version("22", Some("22")), "22.1");
+        assert_eq!(next_version("22", Some("22.1")), "22.2");
+        assert_eq!(next_version("23", Some("22.7")), "23");
+    }
+}
