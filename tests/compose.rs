@@ -508,3 +508,34 @@ fn compose_bad_inputs_commit_nothing() {
         "no bad input produced a commit"
     );
 }
+
+/// The README's first command, exactly as written there.
+#[test]
+fn readme_demo_command_works() {
+    let root = util::workspace_root();
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains("\nci/demo.sh "),
+        "README shows the demo command"
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ci/demo.sh")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ci/demo.sh failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("hello from an arbor-built tree"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the real ostree client pulled and verified it"),
+        "{stdout}"
+    );
+}

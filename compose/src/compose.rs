@@ -380,7 +380,7 @@ pub fn compose(
     repo.write_ref(&plan.ref_, &checksum)?;
     lap(&mut timings, "commit", &mut t0);
     let g = CommitStats::get;
-    outcome.content_total = g(&stats.content_total);
+    outcome.content_total = assembled.tree.files_recursive().len() as u64;
     outcome.content_written = g(&stats.content_written);
     outcome.content_bytes_written = g(&stats.content_bytes_written);
     outcome.metadata_total = g(&stats.metadata_total);

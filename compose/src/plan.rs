@@ -121,6 +121,9 @@ impl ComposePlan {
             .ok_or_else(|| invalid(path, "no `ref` set"))?)?;
         arbor_repo::store::validate_ref_name(&ref_)
             .map_err(|e| invalid(path, format!("ref: {e}")))?;
+        if let Some(obj) = flattened.as_object_mut() {
+            obj.insert("ref".into(), Json::String(ref_.clone()));
+        }
 
         if tf.selinux.unwrap_or(true) {
             return Err(TreefileError::NotImplemented {

@@ -115,12 +115,12 @@ impl ComposeCmdOpts {
             }
         }
         eprintln!(
-            "imported {} packages ({} from cache); {} files, {} new objects, {} bytes written",
+            "imported {} packages ({} from cache); {} files and symlinks in the tree; {} of {} tree objects new",
             out.imported + out.cache_hits,
             out.cache_hits,
             out.content_total,
-            out.content_written,
-            out.content_bytes_written
+            out.metadata_written,
+            out.metadata_total
         );
         if let Some(v) = &out.version {
             eprintln!("version {v}");
