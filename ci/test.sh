@@ -10,6 +10,10 @@ bash ci/install-deps.sh
 ARBOR_OSTREE_NEWER_ROOT=${ARBOR_OSTREE_NEWER_ROOT:-/var/tmp/ostree-newer}
 export ARBOR_OSTREE_NEWER_ROOT
 bash ../shared/tools/ostree-newer.sh "$ARBOR_OSTREE_NEWER_ROOT" --version | head -2
+# The RPM corpus the compose tests use (cached in ~/.cache/corpus; ~2 min cold).
+ARBOR_CORPUS=${ARBOR_CORPUS:-/var/tmp/corpus}
+export ARBOR_CORPUS
+[ -f "$ARBOR_CORPUS/v2.yaml" ] || bash ../shared/corpus/make-corpus.sh "$ARBOR_CORPUS" | tail -3
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace
