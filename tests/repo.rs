@@ -166,12 +166,9 @@ fn second_commit_has_parent_and_matches_ostree() {
     .trim()
     .to_string();
     assert_eq!(again, ac2);
-    assert_eq!(
-        arbor(&["show", "--repo", &a, "--json", "test/main"])
-            .ok()
-            .contains(&ac2),
-        true
-    );
+    assert!(arbor(&["show", "--repo", &a, "--json", "test/main"])
+        .ok()
+        .contains(&ac2));
     drop(tmp);
 }
 
@@ -283,7 +280,7 @@ fn newer_ostree_client_accepts_arbor_repo() {
     let outside = util::newer_root().join(format!("var/tmp/{name}"));
     let _ = fs::remove_dir_all(&outside);
     let crepo = format!("--repo={inside}");
-    let result = (|| {
+    let pull = || {
         util::ostree_newer(&[&crepo, "init", "--mode=bare-user"]).ok();
         util::ostree_newer(&[
             &crepo,
@@ -300,7 +297,8 @@ fn newer_ostree_client_accepts_arbor_repo() {
             .ok()
             .trim()
             .to_string()
-    })();
+    };
+    let result = pull();
     let _ = fs::remove_dir_all(&outside);
     assert_eq!(result, ac);
 }
@@ -511,7 +509,7 @@ fn bad_inputs_give_clear_errors() {
     fs::create_dir(&weird).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &weird.join("fifo"),
+        weird.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,

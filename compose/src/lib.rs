@@ -5,12 +5,12 @@
 //!          ─▶ union of package trees ─▶ assemble + postprocess ─▶ commit
 //! ```
 
-pub mod import;
-pub mod union;
-pub mod solve;
-pub mod plan;
-pub mod treefile;
-pub mod rpmmd;
-pub mod resolve;
 pub mod assemble;
 pub mod compose;
+pub mod import;
+pub mod plan;
+pub mod resolve;
+pub mod rpmmd;
+pub mod solve;
+pub mod treefile;
+pub mod union;

@@ -1,15 +1,66 @@
-//! `arbor mirror` (placeholder until the publish work lands).
+//! `arbor mirror`: copy refs, their commits, objects and deltas from one store to
+//! another and regenerate the destination's summary.
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use arbor_publish::{Location, TransferOpts};
 use clap::Args;
 
+use super::publish::{report_json, report_line, S3Args};
+use crate::progress::Bar;
+
 #[derive(Args)]
-pub struct MirrorOpts {}
+pub struct MirrorOpts {
+    /// Source: file:///path (or a plain path), s3://bucket/prefix, or http(s)://… (read-only;
+    /// needs a summary file there).
+    #[arg(long, value_name = "URL")]
+    from: String,
+    /// Destination: file:///path (or a plain path), s3://bucket/prefix, or memory://.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Ref to mirror (repeatable; default: every ref the source advertises).
+    #[arg(long = "ref", value_name = "REF")]
+    refs: Vec<String>,
+    /// Parents of each head to copy too (default: all the source has; 0: heads only).
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Requests in flight at once (per store).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    jobs: usize,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+}
 
 impl MirrorOpts {
     pub fn run(self) -> Result<ExitCode> {
-        bail!("arbor mirror is not implemented yet")
+        for r in &self.refs {
+            arbor_repo::store::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
+        }
+        let settings = self.s3.settings();
+        let src = Location::parse_source(&self.from, &settings)
+            .with_context(|| format!("--from {}", self.from))?;
+        let dest = Location::parse_destination(&self.to, &settings)
+            .with_context(|| format!("--to {}", self.to))?;
+        let opts = TransferOpts {
+            jobs: self.jobs.max(1),
+            depth: self.depth,
+        };
+        let report = arbor_publish::mirror(&src, &dest, &self.refs, &opts, &Bar::new())
+            .with_context(|| {
+                format!(
+                    "mirroring {} to {} (clients still see the previous state)",
+                    src.url, dest.url
+                )
+            })?;
+        if self.json {
+            super::print_json(&report_json(&report, &dest.url));
+        } else {
+            println!("{}", report_line("mirrored", &report, &dest.url));
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

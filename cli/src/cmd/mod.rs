@@ -6,6 +6,7 @@ mod commit;
 mod compose;
 mod delta;
 mod fsck;
+mod import_rpms;
 mod init;
 mod log;
 mod ls;
@@ -68,6 +69,9 @@ pub enum Command {
     Delta(delta::DeltaCommand),
     /// Compose a treefile into a commit (resolve, fetch, import, assemble, commit).
     Compose(compose::ComposeCmdOpts),
+    /// Import RPMs and commit their union, without assembly (a debugging aid).
+    #[command(name = "import-rpms", hide = true)]
+    ImportRpms(import_rpms::ImportRpmsOpts),
     /// Resolve a treefile's packages (like dnf would) and print them, or a lockfile.
     Resolve(resolve::ResolveOpts),
     /// Publish a repository to object storage (file://, s3://), crash-safe.
@@ -107,6 +111,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Summary(o) => o.run(),
         Command::Delta(c) => c.run(),
         Command::Compose(o) => o.run(),
+        Command::ImportRpms(o) => o.run(),
         Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),
         Command::Mirror(o) => o.run(),

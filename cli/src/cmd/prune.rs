@@ -1,15 +1,114 @@
-//! `arbor prune` (placeholder until the publish work lands).
+//! `arbor prune`: apply a per-ref retention policy to a published repository and delete
+//! the commits, objects and deltas nothing kept reaches.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use arbor_publish::{Location, PruneOpts as LibOpts, Retention};
 use clap::Args;
+use serde_json::json;
+
+use super::publish::{requests_json, S3Args};
+use crate::progress::Bar;
 
 #[derive(Args)]
-pub struct PruneOpts {}
+#[command(group(clap::ArgGroup::new("policy").required(true).args(["keep", "keep_younger_than"])))]
+pub struct PruneOpts {
+    /// The published repository: file:///path (or a plain path), s3://bucket/prefix.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Keep the newest N commits of each ref (N ≥ 1).
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
+    /// Keep the commits of each ref younger than DAYS (by commit timestamp); the head is
+    /// always kept.
+    #[arg(long, value_name = "DAYS")]
+    keep_younger_than: Option<f64>,
+    /// Apply the policy to this ref only (repeatable; default: every ref). Other refs keep
+    /// their whole history.
+    #[arg(long = "ref", value_name = "REF")]
+    refs: Vec<String>,
+    /// Print what would be removed, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Never delete anything stored less than this many seconds ago, and treat commits
+    /// that young as kept, so a publish in flight is never harmed.
+    #[arg(long, value_name = "SECONDS", default_value_t = arbor_publish::DEFAULT_GRACE.as_secs())]
+    grace: u64,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    jobs: usize,
+    /// Print a JSON report on stdout instead of one line per removed object.
+    #[arg(long)]
+    json: bool,
+}
 
 impl PruneOpts {
     pub fn run(self) -> Result<ExitCode> {
-        bail!("arbor prune is not implemented yet")
+        let retention = match (self.keep, self.keep_younger_than) {
+            (Some(0), _) => {
+                bail!("--keep must be at least 1 (the head of each ref is always kept)")
+            }
+            (Some(n), _) => Retention::Keep(n),
+            (None, Some(d)) if d.is_finite() && d >= 0.0 => {
+                Retention::YoungerThan(Duration::from_secs_f64(d * 86400.0))
+            }
+            (None, Some(d)) => bail!("--keep-younger-than {d}: expected a number of days ≥ 0"),
+            (None, None) => bail!("give --keep N or --keep-younger-than DAYS"),
+        };
+        for r in &self.refs {
+            arbor_repo::store::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
+        }
+        let dest = Location::parse_destination(&self.to, &self.s3.settings())
+            .with_context(|| format!("--to {}", self.to))?;
+        let opts = LibOpts {
+            retention,
+            refs: self.refs.clone(),
+            dry_run: self.dry_run,
+            grace: Duration::from_secs(self.grace),
+            jobs: self.jobs.max(1),
+        };
+        let report = arbor_publish::prune(&dest, &opts, &Bar::new())
+            .with_context(|| format!("pruning {}", dest.url))?;
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        if self.json {
+            super::print_json(&json!({
+                "to": dest.url,
+                "dry_run": self.dry_run,
+                "kept_commits": report.kept_commits.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
+                "removed_commits": report.removed_commits.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
+                "removed_deltas": report.removed_deltas,
+                "removed": report.removed.iter().map(|r| json!({"key": r.key, "bytes": r.bytes})).collect::<Vec<_>>(),
+                "objects_removed": report.removed.len(),
+                "bytes_removed": report.bytes_removed,
+                "kept_young": report.kept_young,
+                "summary_written": report.summary_written,
+                "requests": requests_json(&report.requests),
+                "seconds": report.seconds,
+            }));
+        } else {
+            for r in &report.removed {
+                println!("{verb} {} ({} bytes)", r.key, r.bytes);
+            }
+            println!(
+                "{verb} {} object(s), {} bytes: {} commit(s), {} delta(s); kept {} commit(s); \
+                 {} unreferenced object(s) younger than {}s left alone",
+                report.removed.len(),
+                report.bytes_removed,
+                report.removed_commits.len(),
+                report.removed_deltas.len(),
+                report.kept_commits.len(),
+                report.kept_young,
+                self.grace
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

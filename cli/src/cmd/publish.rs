@@ -1,15 +1,142 @@
-//! `arbor publish` (placeholder until the publish work lands).
+//! `arbor publish`: upload a repository's refs, objects and deltas to object storage,
+//! crash-safe (see arbor-publish), and report what was sent.
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use arbor_publish::{Location, RequestCounts, S3Settings, TransferOpts, TransferReport};
 use clap::Args;
+use serde_json::{json, Value};
+
+use super::RepoArg;
+use crate::progress::Bar;
+
+/// S3 connection flags shared by publish, mirror and prune.
+#[derive(Args, Clone)]
+pub struct S3Args {
+    /// S3 endpoint URL, e.g. http://127.0.0.1:3900 (default: AWS_ENDPOINT_URL, else AWS).
+    /// Requests are path-style; plain http is allowed for 127.0.0.1/localhost, or
+    /// anywhere with AWS_ALLOW_HTTP=true. Region and keys come from AWS_REGION,
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+}
+
+impl S3Args {
+    pub fn settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: self.s3_endpoint.clone(),
+            ..Default::default()
+        }
+    }
+}
 
 #[derive(Args)]
-pub struct PublishOpts {}
+pub struct PublishOpts {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Destination: file:///path (or a plain path), s3://bucket/prefix, or memory://.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Ref to publish (repeatable; default: every branch of the repository).
+    #[arg(long = "ref", value_name = "REF")]
+    refs: Vec<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    jobs: usize,
+    /// Print a JSON report (uploads, bytes, requests, what is advertised) on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn requests_json(r: &RequestCounts) -> Value {
+    json!({
+        "total": r.total(),
+        "get": r.get,
+        "head": r.head,
+        "put": r.put,
+        "delete": r.delete,
+        "list": r.list,
+        "bytes_uploaded": r.bytes_uploaded,
+        "bytes_downloaded": r.bytes_downloaded,
+    })
+}
+
+/// The JSON report of a publish or mirror.
+pub fn report_json(r: &TransferReport, to: &str) -> Value {
+    let refs: serde_json::Map<String, Value> = r
+        .refs
+        .iter()
+        .map(|(n, c)| (n.clone(), json!(c.to_hex())))
+        .collect();
+    let advertised: serde_json::Map<String, Value> = r
+        .advertised_refs
+        .iter()
+        .map(|(n, c)| (n.clone(), json!(c.to_hex())))
+        .collect();
+    json!({
+        "to": to,
+        "refs": refs,
+        "refs_updated": r.refs_updated,
+        "commits_uploaded": r.commits_uploaded,
+        "objects_uploaded": r.objects_uploaded,
+        "objects_skipped": r.objects_skipped,
+        "deltas_uploaded": r.deltas_uploaded,
+        "delta_files_uploaded": r.delta_files_uploaded,
+        "bytes_uploaded": r.requests.bytes_uploaded,
+        "config_written": r.config_written,
+        "summary_written": r.summary_written,
+        "advertised_refs": advertised,
+        "advertised_deltas": r.advertised_deltas,
+        "requests": requests_json(&r.requests),
+        "source_requests": requests_json(&r.source_requests),
+        "seconds": r.seconds,
+    })
+}
+
+/// One human line about a publish or mirror.
+pub fn report_line(verb: &str, r: &TransferReport, to: &str) -> String {
+    format!(
+        "{verb} {} ref(s) to {to}: {} object(s) and {} delta(s) uploaded ({} bytes), {} already there, \
+         {} request(s), summary {} in {:.2}s",
+        r.refs.len(),
+        r.objects_uploaded,
+        r.deltas_uploaded,
+        r.requests.bytes_uploaded,
+        r.objects_skipped,
+        r.requests.total(),
+        if r.summary_written { "updated" } else { "unchanged" },
+        r.seconds
+    )
+}
 
 impl PublishOpts {
     pub fn run(self) -> Result<ExitCode> {
-        bail!("arbor publish is not implemented yet")
+        let repo = self.repo.open()?;
+        for r in &self.refs {
+            arbor_repo::store::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
+        }
+        let dest = Location::parse_destination(&self.to, &self.s3.settings())
+            .with_context(|| format!("--to {}", self.to))?;
+        let opts = TransferOpts {
+            jobs: self.jobs.max(1),
+            depth: None,
+        };
+        let report = arbor_publish::publish(&repo, &dest, &self.refs, &opts, &Bar::new())
+            .with_context(|| {
+                format!(
+                    "publishing {} to {} (clients still see the previous state)",
+                    self.repo.repo.display(),
+                    dest.url
+                )
+            })?;
+        if self.json {
+            super::print_json(&report_json(&report, &dest.url));
+        } else {
+            println!("{}", report_line("published", &report, &dest.url));
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -1,0 +1,428 @@
+//! One pass over an RPM payload: every cpio entry becomes a FILE object and a node in
+//! the package's [`MutableTree`], or a tmpfiles.d line, or nothing — no rootfs on disk.
+//!
+//! Metadata (mode, owner names, flags, capabilities, symlink targets) comes from the
+//! header, never from the cpio entry headers. Hardlink sets ship their content only
+//! with the last member in header order; earlier members wait in `pending` until it
+//! arrives.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use arbor_repo::checksum::Checksum;
+use arbor_repo::objects::{DirMeta, S_IFDIR, S_IFLNK, S_IFREG};
+use arbor_repo::tree::{default_dirmeta, MutableTree};
+use arbor_repo::{FileHeader, Repo, RepoError, Xattrs};
+use rpm::{FileEntry, FileFlags, FileType};
+
+use super::content::{Content, ReadError};
+use super::cpio::{Archive, Header};
+use super::error::ImportError;
+use super::header::FileIndex;
+use super::paths::{self, Placement};
+use super::users::Users;
+use super::{caps, ImportOpts};
+
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+
+/// Who and what is being imported.
+pub struct Ctx<'a> {
+    pub repo: &'a Repo,
+    pub rpm: &'a Path,
+    pub nevra: &'a str,
+    pub name: &'a str,
+    pub opts: &'a ImportOpts,
+    pub users: &'a Users,
+}
+
+/// The result of one payload pass.
+pub struct Output {
+    pub tree: MutableTree,
+    /// Tree paths of the directories the header lists (their metadata is the RPM's).
+    pub owned_dirs: BTreeSet<String>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+struct State<'a> {
+    ctx: &'a Ctx<'a>,
+    tree: MutableTree,
+    owned_dirs: BTreeSet<String>,
+    tmpfiles: Vec<String>,
+    compat_links: BTreeSet<String>,
+    removed: Vec<String>,
+    sizes: HashMap<String, u64>,
+    pending: HashMap<(u32, u32), Vec<usize>>,
+    warned: HashSet<String>,
+}
+
+/// Stream the cpio `archive` into objects; `entries` and `index` come from the same
+/// package's header.
+pub fn import(
+    ctx: &Ctx<'_>,
+    archive: &mut Archive<'_>,
+    entries: &[FileEntry<'_>],
+    index: &FileIndex,
+) -> Result<Output, ImportError> {
+    let mut st = State {
+        ctx,
+        tree: MutableTree::default(),
+        owned_dirs: BTreeSet::new(),
+        tmpfiles: Vec::new(),
+        compat_links: BTreeSet::new(),
+        removed: Vec::new(),
+        sizes: HashMap::new(),
+        pending: HashMap::new(),
+        warned: HashSet::new(),
+    };
+    let mut seen = vec![false; entries.len()];
+    while let Some(h) = archive.next_header().map_err(|e| st.corrupt(e))? {
+        let idx = match &h {
+            Header::Named { name, .. } => {
+                let key = name
+                    .strip_prefix("./")
+                    .unwrap_or(name)
+                    .trim_start_matches('/');
+                index.by_path.get(key).copied().ok_or_else(|| {
+                    st.corrupt(format!("payload entry {name:?} is not in the header"))
+                })?
+            }
+            Header::Indexed { index } => {
+                let i = *index as usize;
+                if i >= entries.len() {
+                    return Err(st.corrupt(format!("payload entry #{i} is not in the header")));
+                }
+                i
+            }
+        };
+        if std::mem::replace(&mut seen[idx], true) {
+            let p = entries[idx].path();
+            return Err(st.corrupt(format!("{} appears twice in the payload", p.display())));
+        }
+        let e = &entries[idx];
+        let link = index.links.get(&idx);
+        if let Header::Indexed { .. } = h {
+            // Stripped entries carry no size: rpm writes the header size for regular
+            // files (0 for hardlinks but the last) and symlinks, nothing for the rest.
+            let size = match e.file_type() {
+                FileType::Regular if link.is_some_and(|l| !l.carrier) => 0,
+                FileType::Regular | FileType::SymbolicLink => e.size() as u64,
+                _ => 0,
+            };
+            archive.begin_data(size);
+        }
+        match link {
+            Some(l) if !e.flags().contains(FileFlags::GHOST) => {
+                st.hardlink(l.id, idx, entries, archive, l.carrier)?
+            }
+            _ => st.entry(e, archive)?,
+        }
+    }
+    if let Some(members) = st.pending.values().next() {
+        let paths: Vec<String> = members
+            .iter()
+            .map(|m| entries[*m].path().display().to_string())
+            .collect();
+        return Err(st.corrupt(format!(
+            "hardlink set {} has no member carrying the content",
+            paths.join(", ")
+        )));
+    }
+    let missing: Vec<usize> = (0..entries.len())
+        .filter(|i| !seen[*i] && !entries[*i].flags().contains(FileFlags::GHOST))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(st.corrupt(format!(
+            "the payload lacks {} file(s) listed in the header, e.g. {}",
+            missing.len(),
+            entries[*first].path().display()
+        )));
+    }
+    st.finish()
+}
+
+impl State<'_> {
+    fn corrupt(&self, why: String) -> ImportError {
+        ImportError::Corrupt {
+            path: self.ctx.rpm.to_path_buf(),
+            nevra: self.ctx.nevra.to_string(),
+            why,
+        }
+    }
+
+    fn refuse(&self, file: &str, why: impl Into<String>) -> ImportError {
+        ImportError::Entry {
+            path: self.ctx.rpm.to_path_buf(),
+            nevra: self.ctx.nevra.to_string(),
+            file: file.to_string(),
+            why: why.into(),
+        }
+    }
+
+    fn repo_err(&self, err: RepoError) -> ImportError {
+        ImportError::Repo {
+            path: self.ctx.rpm.to_path_buf(),
+            nevra: self.ctx.nevra.to_string(),
+            err: Box::new(err),
+        }
+    }
+
+    fn read_content(
+        &self,
+        e: &FileEntry<'_>,
+        r: &mut dyn std::io::Read,
+    ) -> Result<Content, ImportError> {
+        Content::read(self.ctx.repo, r, e.size() as u64).map_err(|err| match err {
+            ReadError::Payload(why) => self.corrupt(format!("{}: {why}", e.path().display())),
+            ReadError::Spool(path, err) => ImportError::Io { path, err },
+        })
+    }
+
+    /// Where `e` goes, after docs filtering and `remove-from-packages`.
+    fn placement(&mut self, e: &FileEntry<'_>) -> Result<Placement, ImportError> {
+        let raw = e.path().to_string_lossy().into_owned();
+        let rel = paths::normalize(&raw).map_err(|why| self.refuse(&raw, why))?;
+        let placement = paths::place(&rel);
+        if !self.ctx.opts.documentation && e.flags().contains(FileFlags::DOC) {
+            return Ok(Placement::Drop);
+        }
+        if self.ctx.opts.remove_from.iter().any(|re| re.is_match(&raw)) {
+            if let Placement::Tree(p) = placement {
+                self.removed.push(p);
+            }
+            return Ok(Placement::Drop);
+        }
+        if matches!(placement, Placement::Tree(_)) {
+            if let Some(link) = paths::compat_link(&rel) {
+                self.compat_links.insert(link);
+            }
+        }
+        Ok(placement)
+    }
+
+    /// uid, gid and permission bits. Unknown names become root, and like rpm the
+    /// setuid/setgid bit goes with them (it would otherwise grant root).
+    fn owner(&mut self, e: &FileEntry<'_>) -> (u32, u32, u32) {
+        let mut perms = u32::from(e.permissions()) & 0o7777;
+        let uid = self.ctx.users.uid(e.user()).unwrap_or_else(|| {
+            self.warn_unknown("user", e.user());
+            perms &= !S_ISUID;
+            0
+        });
+        let gid = self.ctx.users.gid(e.group()).unwrap_or_else(|| {
+            self.warn_unknown("group", e.group());
+            perms &= !S_ISGID;
+            0
+        });
+        (uid, gid, perms)
+    }
+
+    fn warn_unknown(&mut self, kind: &str, name: &str) {
+        if self.warned.insert(format!("{kind}:{name}")) {
+            tracing::warn!(
+                "{}: {kind} {name} does not exist - using root",
+                self.ctx.nevra
+            );
+        }
+    }
+
+    fn xattrs(&self, e: &FileEntry<'_>) -> Result<Xattrs, ImportError> {
+        match e.caps() {
+            Some(text) if !text.is_empty() => {
+                let value = caps::text_to_xattr(text)
+                    .map_err(|why| self.refuse(&e.path().to_string_lossy(), why))?;
+                Ok(Xattrs::new(vec![(caps::XATTR_NAME.to_vec(), value)]))
+            }
+            _ => Ok(Xattrs::default()),
+        }
+    }
+
+    /// Any entry that is not part of a hardlink set.
+    fn entry(&mut self, e: &FileEntry<'_>, r: &mut dyn std::io::Read) -> Result<(), ImportError> {
+        if e.flags().contains(FileFlags::GHOST) {
+            return Ok(());
+        }
+        let raw = e.path().to_string_lossy().into_owned();
+        let placement = match e.file_type() {
+            FileType::Dir | FileType::SymbolicLink | FileType::Regular => self.placement(e)?,
+            other => {
+                return Err(self.refuse(
+                    &raw,
+                    format!("{other:?} entries (device nodes, FIFOs, sockets) cannot be stored in an OSTree commit"),
+                ))
+            }
+        };
+        match (e.file_type(), placement) {
+            (_, Placement::Drop) => {}
+            (FileType::Dir, Placement::Tmpfiles(abs)) => {
+                let line = paths::dir_line(&abs, e.mode().raw_mode().into(), e.user(), e.group());
+                self.tmpfiles.push(line);
+            }
+            (FileType::SymbolicLink, Placement::Tmpfiles(abs)) => {
+                let target = self.link_target(e)?;
+                self.tmpfiles.push(paths::symlink_line(&abs, &target));
+            }
+            // Regular files under /var and /run: rpm-ostree drops them too.
+            (_, Placement::Tmpfiles(_)) => {}
+            (FileType::Dir, Placement::Tree(p)) => {
+                let (uid, gid, perms) = self.owner(e);
+                let meta = DirMeta {
+                    uid,
+                    gid,
+                    mode: S_IFDIR | perms,
+                    xattrs: self.xattrs(e)?,
+                };
+                match self.tree.ensure_dir(&p, &default_dirmeta()) {
+                    Ok(dir) => dir.meta = meta,
+                    Err(err) => return Err(self.refuse(&raw, err.to_string())),
+                }
+                self.owned_dirs.insert(p);
+            }
+            (FileType::SymbolicLink, Placement::Tree(p)) => {
+                let (uid, gid, _) = self.owner(e);
+                let header = FileHeader {
+                    uid,
+                    gid,
+                    // Symlink permissions mean nothing on Linux; lstat always says 0777.
+                    mode: S_IFLNK | 0o777,
+                    symlink_target: self.link_target(e)?,
+                    xattrs: Xattrs::default(),
+                };
+                let c = header.checksum(b"");
+                self.ctx
+                    .repo
+                    .write_file_object(&c, &header, b"")
+                    .map_err(|err| self.repo_err(err))?;
+                self.insert(&raw, p, c, 0)?;
+            }
+            (_, Placement::Tree(p)) => {
+                let content = self.read_content(e, r)?;
+                let c = self.write_regular(e, &content, &mut HashMap::new())?;
+                self.insert(&raw, p, c, content.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A member of a hardlink set: wait for the member that carries the content, then
+    /// give every member (that is placed in the tree) an object with that content.
+    fn hardlink(
+        &mut self,
+        id: (u32, u32),
+        idx: usize,
+        entries: &[FileEntry<'_>],
+        r: &mut dyn std::io::Read,
+        carrier: bool,
+    ) -> Result<(), ImportError> {
+        let mut members = self.pending.remove(&id).unwrap_or_default();
+        members.push(idx);
+        if !carrier {
+            self.pending.insert(id, members);
+            return Ok(());
+        }
+        let mut placed = Vec::new();
+        for &m in &members {
+            if let Placement::Tree(p) = self.placement(&entries[m])? {
+                placed.push((m, p));
+            }
+        }
+        if placed.is_empty() {
+            return Ok(());
+        }
+        let content = self.read_content(&entries[idx], r)?;
+        let mut by_header = HashMap::new();
+        for (m, p) in placed {
+            let e = &entries[m];
+            let c = self.write_regular(e, &content, &mut by_header)?;
+            self.insert(&e.path().to_string_lossy(), p, c, content.len())?;
+        }
+        Ok(())
+    }
+
+    fn link_target(&self, e: &FileEntry<'_>) -> Result<String, ImportError> {
+        match e.linkto() {
+            Some(t) if !t.is_empty() => Ok(t.to_string()),
+            _ => Err(self.refuse(&e.path().to_string_lossy(), "symlink without a target")),
+        }
+    }
+
+    fn write_regular(
+        &mut self,
+        e: &FileEntry<'_>,
+        content: &Content,
+        done: &mut HashMap<FileHeader, Checksum>,
+    ) -> Result<Checksum, ImportError> {
+        let (uid, gid, perms) = self.owner(e);
+        let header = FileHeader {
+            uid,
+            gid,
+            mode: S_IFREG | perms,
+            symlink_target: String::new(),
+            xattrs: self.xattrs(e)?,
+        };
+        if let Some(c) = done.get(&header) {
+            return Ok(*c);
+        }
+        let (c, _) = content
+            .write(self.ctx.repo, &header)
+            .map_err(|err| self.repo_err(err))?;
+        done.insert(header, c);
+        Ok(c)
+    }
+
+    fn insert(&mut self, raw: &str, p: String, c: Checksum, size: u64) -> Result<(), ImportError> {
+        match self.tree.insert_file(&p, c, &default_dirmeta()) {
+            Ok(Some(old)) if old != c => {
+                Err(self.refuse(raw, format!("two entries of this package land on {p}")))
+            }
+            Ok(_) => {
+                self.sizes.insert(p, size);
+                Ok(())
+            }
+            Err(err) => Err(self.refuse(raw, err.to_string())),
+        }
+    }
+
+    fn finish(mut self) -> Result<Output, ImportError> {
+        for p in std::mem::take(&mut self.removed) {
+            self.tree.remove(&p);
+            self.owned_dirs
+                .retain(|d| d != &p && !d.starts_with(&format!("{p}/")));
+        }
+        let links = std::mem::take(&mut self.compat_links);
+        self.tmpfiles
+            .extend(links.iter().map(|l| paths::compat_link_line(l)));
+        if !self.tmpfiles.is_empty() {
+            let name = format!("{}.conf", self.ctx.name);
+            let path = format!("{}/{name}", paths::TMPFILES_DIR);
+            let mut text = self.tmpfiles.join("\n");
+            text.push('\n');
+            let header = FileHeader {
+                uid: 0,
+                gid: 0,
+                mode: S_IFREG | 0o644,
+                symlink_target: String::new(),
+                xattrs: Xattrs::default(),
+            };
+            let c = header.checksum(text.as_bytes());
+            self.ctx
+                .repo
+                .write_file_object(&c, &header, text.as_bytes())
+                .map_err(|err| self.repo_err(err))?;
+            self.insert(&path, path.clone(), c, text.len() as u64)?;
+        }
+        let mut files = 0;
+        let mut bytes = 0;
+        for (p, _) in self.tree.files_recursive() {
+            files += 1;
+            bytes += self.sizes.get(&p[1..]).copied().unwrap_or(0);
+        }
+        Ok(Output {
+            tree: self.tree,
+            owned_dirs: self.owned_dirs,
+            files,
+            bytes,
+        })
+    }
+}

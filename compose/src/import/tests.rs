@@ -1,0 +1,428 @@
+//! Unit tests of the importer on RPMs built in memory with the `rpm` crate's builder:
+//! every kind of entry, path translations, hardlinks, capabilities, docs, the cache,
+//! and bad input (escaping paths, device nodes, corrupt and truncated files).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arbor_repo::tree::{MutableTree, TreeEntry};
+use arbor_repo::{FileHeader, Repo};
+use rpm::{BuildConfig, CompressionWithLevel, FileOptions, PackageBuilder};
+
+use super::*;
+
+const BIG: usize = (content::SPOOL_THRESHOLD + 12345) as usize;
+
+fn builder(name: &str, compression: CompressionWithLevel) -> PackageBuilder {
+    let mut b = PackageBuilder::new(name, "1.0", "MIT", "x86_64", "test package");
+    b.using_config(
+        BuildConfig::default()
+            .compression(compression)
+            .source_date(1_700_000_000),
+    );
+    b.release("1");
+    b
+}
+
+fn write_rpm(dir: &Path, b: &mut PackageBuilder) -> PathBuf {
+    let pkg = b.build().unwrap();
+    let path = dir.join(format!("{}.rpm", pkg.metadata.get_name().unwrap()));
+    pkg.write_file(&path).unwrap();
+    path
+}
+
+/// A package with one of everything the importer handles.
+fn everything(dir: &Path, compression: CompressionWithLevel) -> PathBuf {
+    let big: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    let mut b = builder("everything", compression);
+    b.epoch(3)
+        .with_file_contents(
+            "#!/bin/sh\n",
+            FileOptions::new("/usr/bin/tool").permissions(0o755),
+        )
+        .unwrap()
+        .with_file_contents(
+            "x",
+            FileOptions::new("/usr/bin/suid")
+                .permissions(0o4755)
+                .user("nobody-here"),
+        )
+        .unwrap()
+        .with_file_contents(
+            "y",
+            FileOptions::new("/usr/bin/sgid")
+                .permissions(0o2755)
+                .group("shadow"),
+        )
+        .unwrap()
+        .with_file_contents(
+            "cap",
+            FileOptions::new("/usr/bin/ping")
+                .permissions(0o755)
+                .caps("cap_net_raw=ep")
+                .unwrap(),
+        )
+        .unwrap()
+        .with_symlink(FileOptions::symlink("/usr/bin/tool-link", "tool"))
+        .unwrap()
+        .with_dir_entry(FileOptions::dir("/usr/libexec/private").permissions(0o700))
+        .unwrap()
+        .with_file_contents("h", FileOptions::new("/usr/libexec/private/helper"))
+        .unwrap()
+        .with_file_contents(
+            "linked\n",
+            FileOptions::new("/usr/share/e/a").hardlink("ab"),
+        )
+        .unwrap()
+        .with_file_contents(
+            "linked\n",
+            FileOptions::new("/usr/share/e/b").hardlink("ab"),
+        )
+        .unwrap()
+        .with_file_contents(big, FileOptions::new("/usr/share/e/big"))
+        .unwrap()
+        .with_file_contents("", FileOptions::new("/usr/share/e/empty"))
+        .unwrap()
+        .with_file_contents(
+            "doc\n",
+            FileOptions::new("/usr/share/doc/everything/README").doc(),
+        )
+        .unwrap()
+        .with_file_contents(
+            "MIT\n",
+            FileOptions::new("/usr/share/licenses/everything/COPYING").license(),
+        )
+        .unwrap()
+        .with_file_contents("a=1\n", FileOptions::new("/etc/everything.conf").config())
+        .unwrap()
+        .with_file_contents("kernel", FileOptions::new("/boot/vmlinuz-1"))
+        .unwrap()
+        .with_dir_entry(
+            FileOptions::dir("/var/lib/everything")
+                .permissions(0o2775)
+                .group("shadow"),
+        )
+        .unwrap()
+        .with_file_contents("state", FileOptions::new("/var/lib/everything/state"))
+        .unwrap()
+        .with_symlink(FileOptions::symlink(
+            "/var/run/everything",
+            "../run/everything",
+        ))
+        .unwrap()
+        .with_dir_entry(FileOptions::dir("/run/everything dir"))
+        .unwrap()
+        .with_ghost(FileOptions::ghost("/usr/share/e/ghost"))
+        .unwrap()
+        .with_ghost(FileOptions::ghost_dir("/var/cache/everything"))
+        .unwrap()
+        .post_install_script("echo hi")
+        .pre_trans_script("true");
+    write_rpm(dir, &mut b)
+}
+
+fn users() -> Users {
+    Users::parse("root:x:0:0::/:/bin/sh\n", "root:x:0:\nshadow:x:42:\n").unwrap()
+}
+
+fn file<'a>(t: &'a MutableTree, p: &str) -> &'a arbor_repo::Checksum {
+    match t.lookup(p) {
+        Some(TreeEntry::File(c)) => c,
+        other => panic!("{p}: {other:?}"),
+    }
+}
+
+fn header(repo: &Repo, t: &MutableTree, p: &str) -> (FileHeader, Vec<u8>) {
+    repo.read_file(file(t, p)).unwrap()
+}
+
+fn dir_mode(t: &MutableTree, p: &str) -> (u32, u32, u32) {
+    match t.lookup(p) {
+        Some(TreeEntry::Dir(d)) => (d.meta.mode, d.meta.uid, d.meta.gid),
+        other => panic!("{p}: {other:?}"),
+    }
+}
+
+fn setup() -> (tempfile::TempDir, Repo) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(&tmp.path().join("repo")).unwrap();
+    (tmp, repo)
+}
+
+#[test]
+fn imports_every_kind_of_entry() {
+    for compression in [
+        CompressionWithLevel::Zstd(3),
+        CompressionWithLevel::Gzip(6),
+        CompressionWithLevel::Xz(1),
+        CompressionWithLevel::None,
+    ] {
+        let (tmp, repo) = setup();
+        let rpm = everything(tmp.path(), compression);
+        let (pkg, hit) = import_rpm(&repo, &rpm, &ImportOpts::default(), &users(), None).unwrap();
+        assert!(!hit);
+        assert_eq!(pkg.nevra, "everything-3:1.0-1.x86_64");
+        assert_eq!(pkg.scriptlets, ["%pretrans", "%post"]);
+        let t = &pkg.tree;
+
+        let (h, c) = header(&repo, t, "usr/bin/tool");
+        assert_eq!(
+            (h.mode, h.uid, h.gid, c.as_slice()),
+            (0o100755, 0, 0, &b"#!/bin/sh\n"[..])
+        );
+        // Unknown user: root, and the setuid bit goes (as rpm does).
+        assert_eq!(header(&repo, t, "usr/bin/suid").0.mode, 0o100755);
+        let (h, _) = header(&repo, t, "usr/bin/sgid");
+        assert_eq!((h.mode, h.gid), (0o102755, 42));
+        let (h, _) = header(&repo, t, "usr/bin/ping");
+        assert_eq!(
+            h.xattrs.entries(),
+            [(
+                b"security.capability".to_vec(),
+                caps::text_to_xattr("cap_net_raw=ep").unwrap()
+            )]
+        );
+        let (h, _) = header(&repo, t, "usr/bin/tool-link");
+        assert_eq!((h.mode, h.symlink_target.as_str()), (0o120777, "tool"));
+        assert_eq!(dir_mode(t, "usr/libexec/private"), (0o40700, 0, 0));
+        assert!(pkg.owned_dirs.contains("usr/libexec/private"));
+        assert!(!pkg.owned_dirs.contains("usr/libexec"));
+        assert_eq!(file(t, "usr/share/e/a"), file(t, "usr/share/e/b"));
+        assert_eq!(header(&repo, t, "usr/share/e/a").1, b"linked\n");
+        let (_, big) = header(&repo, t, "usr/share/e/big");
+        assert_eq!(big.len(), BIG);
+        assert!(big.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        assert!(header(&repo, t, "usr/share/e/empty").1.is_empty());
+        assert!(t.lookup("usr/share/e/ghost").is_none());
+        assert!(t.lookup("usr/share/doc/everything/README").is_some());
+        assert!(t.lookup("usr/etc/everything.conf").is_some());
+        assert!(t.lookup("etc").is_none());
+        assert!(t.lookup("usr/lib/ostree-boot/vmlinuz-1").is_some());
+        assert!(
+            t.lookup("var").is_none() && t.lookup("run").is_none() && t.lookup("boot").is_none()
+        );
+        let (h, conf) = header(&repo, t, "usr/lib/rpm-ostree/tmpfiles.d/everything.conf");
+        assert_eq!(h.mode, 0o100644);
+        assert_eq!(
+            String::from_utf8(conf).unwrap(),
+            "d '/run/everything dir' 0755 root root - -\n\
+             d /var/lib/everything 2775 root shadow - -\n\
+             L /run/everything - - - - ../run/everything\n"
+        );
+        assert_eq!(pkg.files, 15);
+        assert_eq!(
+            pkg.bytes,
+            (10 + 1 + 1 + 3 + 1 + 7 + 7 + BIG + 4 + 4 + 4 + 6 + conf_len(&repo, t)) as u64
+        );
+        let leftovers: Vec<_> = fs::read_dir(repo.path().join("tmp")).unwrap().collect();
+        assert!(leftovers.is_empty(), "spool files left: {leftovers:?}");
+    }
+}
+
+fn conf_len(repo: &Repo, t: &MutableTree) -> usize {
+    header(repo, t, "usr/lib/rpm-ostree/tmpfiles.d/everything.conf")
+        .1
+        .len()
+}
+
+#[test]
+fn nodocs_and_remove_from() {
+    let (tmp, repo) = setup();
+    let rpm = everything(tmp.path(), CompressionWithLevel::Zstd(3));
+    let opts = ImportOpts {
+        documentation: false,
+        remove_from: vec![
+            regex::Regex::new("^/etc/every").unwrap(),
+            regex::Regex::new("/private$").unwrap(),
+        ],
+    };
+    let (pkg, _) = import_rpm(&repo, &rpm, &opts, &users(), None).unwrap();
+    let t = &pkg.tree;
+    assert!(t.lookup("usr/share/doc/everything/README").is_none());
+    assert!(t.lookup("usr/share/licenses/everything/COPYING").is_some());
+    assert!(t.lookup("usr/etc/everything.conf").is_none());
+    assert!(
+        t.lookup("usr/libexec/private").is_none(),
+        "a removed directory takes its content"
+    );
+    assert!(!pkg.owned_dirs.contains("usr/libexec/private"));
+    assert!(t.lookup("usr/bin/tool").is_some());
+}
+
+#[test]
+fn cache_hits_and_misses() {
+    let (tmp, repo) = setup();
+    let cache = tmp.path().join("cache");
+    let rpm = everything(tmp.path(), CompressionWithLevel::Zstd(3));
+    let opts = ImportOpts::default();
+    let (first, hit) = import_rpm(&repo, &rpm, &opts, &users(), Some(&cache)).unwrap();
+    assert!(!hit);
+    let (second, hit) = import_rpm(&repo, &rpm, &opts, &users(), Some(&cache)).unwrap();
+    assert!(hit);
+    assert_eq!(first.tree, second.tree);
+    assert_eq!(
+        (
+            first.nevra,
+            first.scriptlets,
+            first.files,
+            first.bytes,
+            first.owned_dirs
+        ),
+        (
+            second.nevra,
+            second.scriptlets,
+            second.files,
+            second.bytes,
+            second.owned_dirs
+        )
+    );
+    // Other options or users: another key.
+    let nodocs = ImportOpts {
+        documentation: false,
+        ..ImportOpts::default()
+    };
+    assert!(
+        !import_rpm(&repo, &rpm, &nodocs, &users(), Some(&cache))
+            .unwrap()
+            .1
+    );
+    assert!(
+        !import_rpm(&repo, &rpm, &opts, &Users::root_only(), Some(&cache))
+            .unwrap()
+            .1
+    );
+    // A file object gone from the repository: a miss, and the import repairs it.
+    let victim = *file(&second.tree, "usr/bin/tool");
+    fs::remove_file(repo.object_path(&victim, arbor_repo::ObjectType::File)).unwrap();
+    assert!(
+        !import_rpm(&repo, &rpm, &opts, &users(), Some(&cache))
+            .unwrap()
+            .1
+    );
+    assert!(
+        import_rpm(&repo, &rpm, &opts, &users(), Some(&cache))
+            .unwrap()
+            .1
+    );
+    // A garbled cache entry: a miss, not an error.
+    for e in fs::read_dir(cache.join("imports")).unwrap() {
+        fs::write(e.unwrap().path(), b"{not json").unwrap();
+    }
+    assert!(
+        !import_rpm(&repo, &rpm, &opts, &users(), Some(&cache))
+            .unwrap()
+            .1
+    );
+}
+
+#[test]
+fn refuses_escaping_paths_and_devices() {
+    let (tmp, repo) = setup();
+    let mut b = builder("escape", CompressionWithLevel::Gzip(1));
+    b.with_file_contents("pwned", FileOptions::new("/usr/../../etc/shadow"))
+        .unwrap();
+    let rpm = write_rpm(tmp.path(), &mut b);
+    let e = import_rpm(&repo, &rpm, &ImportOpts::default(), &users(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("escape.rpm") && e.contains("escape-1.0-1.x86_64") && e.contains("'..'"),
+        "{e}"
+    );
+
+    for (name, opts) in [
+        (
+            "chardev",
+            FileOptions::character_device("/usr/lib/null", 1, 3),
+        ),
+        ("fifo", FileOptions::fifo("/usr/lib/pipe")),
+    ] {
+        let mut b = builder(name, CompressionWithLevel::Gzip(1));
+        b.with_special_file(opts).unwrap();
+        let rpm = write_rpm(tmp.path(), &mut b);
+        let e = import_rpm(&repo, &rpm, &ImportOpts::default(), &users(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{name}.rpm"))
+                && e.contains("/usr/lib/")
+                && e.contains("cannot be stored"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn corrupt_and_truncated_rpms_are_errors() {
+    let (tmp, repo) = setup();
+    let rpm = everything(tmp.path(), CompressionWithLevel::Zstd(3));
+    let good = fs::read(&rpm).unwrap();
+    let bad = tmp.path().join("bad.rpm");
+    let check = |data: &[u8], what: &str| {
+        fs::write(&bad, data).unwrap();
+        match import_rpm(&repo, &bad, &ImportOpts::default(), &users(), None) {
+            Ok(_) => panic!("{what}: imported"),
+            Err(e) => assert!(e.to_string().contains("bad.rpm"), "{what}: {e}"),
+        }
+    };
+    check(b"", "empty");
+    check(b"not an rpm at all, just text\n", "text");
+    for cut in [
+        10,
+        96,
+        200,
+        1000,
+        good.len() / 2,
+        good.len() - 1000,
+        good.len() - 1,
+    ] {
+        check(&good[..cut], &format!("truncated at {cut}"));
+    }
+    let offsets = rpm::PackageMetadata::parse(&mut good.as_slice())
+        .unwrap()
+        .get_package_segment_offsets();
+    let (header, payload) = (offsets.header as usize, offsets.payload as usize);
+    // A header index entry, the header data store, the payload's middle and its end.
+    for at in [
+        header + 20,
+        (header + payload) / 2,
+        (payload + good.len()) / 2,
+        good.len() - 3,
+    ] {
+        let mut flipped = good.clone();
+        flipped[at] ^= 0x40;
+        check(&flipped, &format!("bit flip at {at}"));
+    }
+}
+
+/// Every single-byte corruption and every truncation of the lead and headers, and a
+/// sample through the payload, gives an error or (for bytes no digest covers, like the
+/// signature header's reserved space) a successful import — never a panic.
+#[test]
+fn no_panic_on_any_corruption() {
+    let (tmp, repo) = setup();
+    let mut b = builder("small", CompressionWithLevel::Gzip(1));
+    b.with_file_contents("abc", FileOptions::new("/usr/bin/a"))
+        .unwrap()
+        .with_symlink(FileOptions::symlink("/usr/bin/b", "a"))
+        .unwrap();
+    let good = fs::read(write_rpm(tmp.path(), &mut b)).unwrap();
+    let payload = rpm::PackageMetadata::parse(&mut good.as_slice())
+        .unwrap()
+        .get_package_segment_offsets()
+        .payload as usize;
+    let bad = tmp.path().join("bad.rpm");
+    let positions = (0..payload).chain((payload..good.len()).step_by(7));
+    for at in positions {
+        for data in [good[..at].to_vec(), {
+            let mut d = good.clone();
+            d[at] ^= 0xa5;
+            d
+        }] {
+            fs::write(&bad, &data).unwrap();
+            if let Err(e) = import_rpm(&repo, &bad, &ImportOpts::default(), &users(), None) {
+                assert!(e.to_string().contains("bad.rpm"), "{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Which deltas a ref should have: from each of its N previous commits (and optionally
+//! from scratch) to its head. Existing deltas are skipped.
+
+use arbor_repo::objects::ObjectType;
+use arbor_repo::progress::Progress;
+use arbor_repo::{Checksum, Repo};
+
+use crate::error::{DeltaError, Result};
+use crate::format::DeltaName;
+use crate::generate::{generate, GenerateOpts, GenerateReport};
+
+/// The deltas `ref_name`'s head should have: from its `depth` nearest ancestors that are
+/// present in the repository (the walk stops at the first missing parent), and from
+/// scratch when `scratch`. Nearest ancestor first; scratch last.
+pub fn wanted(repo: &Repo, ref_name: &str, depth: usize, scratch: bool) -> Result<Vec<DeltaName>> {
+    let head = repo.read_ref(ref_name)?.ok_or_else(|| {
+        DeltaError::Usage(format!(
+            "ref {ref_name:?} not found in {}",
+            repo.path().display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    let mut cur: Checksum = head;
+    for _ in 0..depth {
+        let Some(parent) = repo.read_commit(&cur)?.parent else {
+            break;
+        };
+        if !repo.has_object(&parent, ObjectType::Commit) {
+            tracing::info!("{ref_name}: history stops at {parent} (not in the repository)");
+            break;
+        }
+        out.push(DeltaName {
+            from: Some(parent),
+            to: head,
+        });
+        cur = parent;
+    }
+    if scratch {
+        out.push(DeltaName {
+            from: None,
+            to: head,
+        });
+    }
+    Ok(out)
+}
+
+/// Outcome for one wanted delta.
+#[derive(Debug)]
+pub enum PolicyOutcome {
+    Generated(GenerateReport),
+    Exists(DeltaName),
+}
+
+/// Generate every delta `wanted` lists that does not exist yet.
+pub fn apply_policy(
+    repo: &Repo,
+    ref_name: &str,
+    depth: usize,
+    scratch: bool,
+    opts: &GenerateOpts,
+    progress: &dyn Progress,
+) -> Result<Vec<PolicyOutcome>> {
+    let mut out = Vec::new();
+    for name in wanted(repo, ref_name, depth, scratch)? {
+        if repo.path().join(name.superblock_rel()).exists() {
+            out.push(PolicyOutcome::Exists(name));
+            continue;
+        }
+        out.push(PolicyOutcome::Generated(generate(
+            repo, name.from, name.to, opts, progress,
+        )?));
+    }
+    Ok(out)
+}

@@ -1,0 +1,340 @@
+//! One store as the engine sees it: requests with error mapping (every error names the
+//! object URL), Cache-Control on writes, request counting, and parallel listing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, Attributes, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
+
+use crate::error::{PublishError, Result, StoreFailure};
+use crate::layout;
+use crate::location::{Location, LocationKind};
+
+/// S3 returns at most this many keys per LIST page.
+const LIST_PAGE: u64 = 1000;
+/// Parallel listing of `objects/`: one range per leading hex digit.
+const LIST_RANGES: &str = "0123456789abcdef";
+
+/// Requests made to one store, by kind. LIST counts pages of up to 1000 keys.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    get: AtomicU64,
+    head: AtomicU64,
+    put: AtomicU64,
+    delete: AtomicU64,
+    list: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+}
+
+/// A snapshot of [`RequestStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub head: u64,
+    pub put: u64,
+    pub delete: u64,
+    pub list: u64,
+    pub bytes_uploaded: u64,
+    pub bytes_downloaded: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.get + self.head + self.put + self.delete + self.list
+    }
+}
+
+impl RequestStats {
+    pub fn snapshot(&self) -> RequestCounts {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RequestCounts {
+            get: g(&self.get),
+            head: g(&self.head),
+            put: g(&self.put),
+            delete: g(&self.delete),
+            list: g(&self.list),
+            bytes_uploaded: g(&self.bytes_up),
+            bytes_downloaded: g(&self.bytes_down),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A fetched object.
+#[derive(Debug)]
+pub struct Fetched {
+    pub data: Vec<u8>,
+    pub e_tag: Option<String>,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// The precondition failed: someone else wrote first.
+    Conflict,
+}
+
+/// What a conditional write expects to replace.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// Unconditional.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must still have this ETag.
+    ETag(String),
+}
+
+#[derive(Debug)]
+pub struct Remote {
+    pub loc: Location,
+    pub stats: RequestStats,
+}
+
+fn path(key: &str) -> StorePath {
+    StorePath::from_iter(key.split('/'))
+}
+
+impl Remote {
+    pub fn new(loc: &Location) -> Remote {
+        Remote {
+            loc: loc.clone(),
+            stats: RequestStats::default(),
+        }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        self.loc.key_url(key)
+    }
+
+    pub fn err(&self, key: &str, source: object_store::Error) -> PublishError {
+        let mut kind = StoreFailure::classify(&source);
+        // A missing bucket shows up as a 404 on the first LIST; name it as such.
+        if kind == StoreFailure::NotFound && key.ends_with('/') {
+            kind = StoreFailure::NoSuchBucket;
+        }
+        let url = match (&self.loc.kind, kind) {
+            (
+                LocationKind::S3 {
+                    bucket, endpoint, ..
+                },
+                StoreFailure::NoSuchBucket,
+            ) => {
+                format!("{} (bucket {bucket:?} at {endpoint})", self.url(key))
+            }
+            (LocationKind::S3 { endpoint, .. }, StoreFailure::Unreachable) => {
+                format!("{} (endpoint {endpoint})", self.url(key))
+            }
+            _ => self.url(key),
+        };
+        PublishError::Store {
+            url,
+            kind,
+            detail: crate::error::innermost(&source),
+            cause: Box::new(source),
+        }
+    }
+
+    /// GET; `None` if the object does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        bump(&self.stats.get, 1);
+        let r = match self.loc.store.get(&path(key)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(key, e)),
+        };
+        let e_tag = r.meta.e_tag.clone();
+        let data = r.bytes().await.map_err(|e| self.err(key, e))?.to_vec();
+        bump(&self.stats.bytes_down, data.len() as u64);
+        Ok(Some(Fetched { data, e_tag }))
+    }
+
+    /// GET that must succeed.
+    pub async fn get_required(&self, key: &str) -> Result<Vec<u8>> {
+        match self.get(key).await? {
+            Some(f) => Ok(f.data),
+            None => Err(PublishError::Store {
+                url: self.url(key),
+                kind: StoreFailure::NotFound,
+                detail: "object does not exist".into(),
+                cause: Box::new(object_store::Error::NotFound {
+                    path: key.to_string(),
+                    source: "object does not exist".into(),
+                }),
+            }),
+        }
+    }
+
+    /// HEAD; `None` if the object does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        bump(&self.stats.head, 1);
+        match self.loc.store.head(&path(key)).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    fn read_only(&self) -> Result<()> {
+        if self.loc.kind == LocationKind::Http {
+            return Err(PublishError::ReadOnly {
+                url: self.loc.url.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// PUT with the key's Cache-Control, unconditionally or conditionally.
+    pub async fn put(&self, key: &str, data: PutPayload, expect: Expect) -> Result<PutOutcome> {
+        self.read_only()?;
+        let mut attributes = Attributes::new();
+        if self.loc.keeps_attributes() {
+            attributes.insert(Attribute::CacheControl, layout::cache_control(key).into());
+        }
+        let mode = match expect {
+            Expect::Any => PutMode::Overwrite,
+            Expect::Absent => PutMode::Create,
+            Expect::ETag(e) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e),
+                version: None,
+            }),
+        };
+        let len = data.content_length() as u64;
+        let opts = PutOptions {
+            mode,
+            attributes,
+            ..Default::default()
+        };
+        bump(&self.stats.put, 1);
+        match self.loc.store.put_opts(&path(key), data, opts).await {
+            Ok(_) => {
+                bump(&self.stats.bytes_up, len);
+                Ok(PutOutcome::Written)
+            }
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(PutOutcome::Conflict),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// DELETE; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.read_only()?;
+        bump(&self.stats.delete, 1);
+        match self.loc.store.delete(&path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    fn listable(&self) -> Result<()> {
+        if self.loc.kind == LocationKind::Http {
+            return Err(PublishError::NotListable {
+                url: self.loc.url.clone(),
+                why: "plain HTTP has no listing".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn count_pages(&self, n: u64) {
+        bump(&self.stats.list, n.div_ceil(LIST_PAGE).max(1));
+    }
+
+    /// Every object under `prefix` (which ends in `/`). A missing prefix is empty.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        self.listable()?;
+        let p = path(prefix.trim_end_matches('/'));
+        let items: Vec<ObjectMeta> = self
+            .loc
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(prefix, e))?;
+        self.count_pages(items.len() as u64);
+        Ok(items)
+    }
+
+    /// Every object under `objects/`, listed in parallel ranges.
+    pub async fn list_objects(&self, jobs: usize) -> Result<Vec<ObjectMeta>> {
+        self.listable()?;
+        match &self.loc.kind {
+            LocationKind::S3 { .. } => {
+                let ranges: Vec<char> = LIST_RANGES.chars().collect();
+                let lists = stream::iter(0..ranges.len())
+                    .map(|i| {
+                        let start = ranges[i];
+                        let end = ranges.get(i + 1).copied();
+                        self.list_range(start, end)
+                    })
+                    .buffer_unordered(jobs.clamp(1, 16))
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                Ok(lists.into_iter().flatten().collect())
+            }
+            LocationKind::File { .. } => {
+                // Listing a local directory tree is one walk per subdirectory.
+                let dirs: Vec<String> = (0..=255u8)
+                    .map(|b| format!("{}{b:02x}/", layout::OBJECTS_PREFIX))
+                    .collect();
+                let lists = stream::iter(dirs)
+                    .map(|d| async move { self.list(&d).await })
+                    .buffer_unordered(jobs.clamp(1, 16))
+                    .try_collect::<Vec<_>>()
+                    .await?;
+                Ok(lists.into_iter().flatten().collect())
+            }
+            _ => self.list(layout::OBJECTS_PREFIX).await,
+        }
+    }
+
+    /// Keys `objects/<start>…` up to (excluding) `objects/<end>…`, using S3 start-after.
+    async fn list_range(&self, start: char, end: Option<char>) -> Result<Vec<ObjectMeta>> {
+        let prefix = path("objects");
+        let mut stream = if start == '0' {
+            self.loc.store.list(Some(&prefix))
+        } else {
+            // The largest possible key of the previous range is "objects/Pf/<hex>…";
+            // "objects/Pf/g" sorts after all of them and before "objects/<start>…".
+            let prev = LIST_RANGES
+                .chars()
+                .take_while(|c| *c != start)
+                .last()
+                .unwrap_or('0');
+            let offset = StorePath::from(format!("objects/{prev}f/g"));
+            self.loc.store.list_with_offset(Some(&prefix), &offset)
+        };
+        let stop = end.map(|e| format!("objects/{e}"));
+        let begin = format!("objects/{start}");
+        let mut out = Vec::new();
+        let mut seen = 0u64;
+        while let Some(item) = stream.next().await {
+            let item = item.map_err(|e| self.err(layout::OBJECTS_PREFIX, e))?;
+            seen += 1;
+            // Guard against a server that ignores start-after: never yield another range's key.
+            if start != '0' && item.location.as_ref() < begin.as_str() {
+                continue;
+            }
+            if let Some(s) = &stop {
+                if item.location.as_ref() >= s.as_str() {
+                    break;
+                }
+            }
+            out.push(item);
+        }
+        self.count_pages(seen);
+        Ok(out)
+    }
+}

@@ -1,0 +1,237 @@
+//! Where a transfer reads from: the local archive repository (publish) or another store
+//! (mirror). Both answer the same questions: refs, commits, dirtrees, raw object bytes,
+//! deltas and the files of a delta.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use arbor_repo::gvariant::{Type, Value, VarDict};
+use arbor_repo::objects::{Commit, DirTree, ObjectType};
+use arbor_repo::summary::Summary;
+use arbor_repo::{Checksum, Repo, RepoError};
+
+use crate::error::{PublishError, Result};
+use crate::layout::{self, DeltaName};
+use crate::remote::Remote;
+
+/// `OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT`.
+const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
+const SUPERBLOCK_NAME: &str = "superblock";
+
+/// What the summary needs to know about a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitInfo {
+    pub size: u64,
+    pub timestamp: u64,
+    pub version: Option<String>,
+    pub parent: Option<Checksum>,
+}
+
+impl CommitInfo {
+    pub fn of(bytes: &[u8], c: &Commit) -> CommitInfo {
+        CommitInfo {
+            size: bytes.len() as u64,
+            timestamp: c.timestamp,
+            version: c.version().map(str::to_string),
+            parent: c.parent,
+        }
+    }
+}
+
+pub enum Source<'a> {
+    Local(&'a Repo),
+    Store(&'a Remote),
+}
+
+fn corrupt(url: String, why: impl ToString) -> PublishError {
+    PublishError::Corrupt {
+        url,
+        why: why.to_string(),
+    }
+}
+
+/// Parse a summary, naming the URL on failure.
+pub fn parse_summary(url: &str, data: &[u8]) -> Result<Summary> {
+    Summary::from_bytes(data).map_err(|e| corrupt(url.to_string(), format!("invalid summary: {e}")))
+}
+
+/// The `ostree.static-deltas` map of a summary.
+pub fn summary_deltas(s: &Summary) -> BTreeMap<DeltaName, Checksum> {
+    let mut out = BTreeMap::new();
+    if let Some(v) = s.metadata.get("ostree.static-deltas") {
+        if let Ok(d) = VarDict::from_value(v) {
+            for (name, digest) in d.0 {
+                let (Some(n), Value::Bytes(b)) = (DeltaName::parse_hex(&name), digest) else {
+                    continue;
+                };
+                if let Some(c) = Checksum::from_slice(&b) {
+                    out.insert(n, c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The keys of a delta's files, parts first and the superblock last, from its superblock.
+pub fn delta_files_from_superblock(
+    url: &str,
+    name: &DeltaName,
+    superblock: &[u8],
+) -> Result<Vec<String>> {
+    let ty = Type::parse(SUPERBLOCK_TYPE).expect("static type");
+    let v = Value::from_bytes(&ty, superblock)
+        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
+    let Value::Tuple(m) = v else {
+        return Err(corrupt(url.to_string(), "invalid delta superblock"));
+    };
+    let metadata = VarDict::from_value(&m[0])
+        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
+    let parts = match &m[6] {
+        Value::Array(_, p) => p.len(),
+        _ => return Err(corrupt(url.to_string(), "invalid delta part table")),
+    };
+    let dir = name.dir();
+    let mut out: Vec<String> = (0..parts)
+        .map(|i| format!("{dir}/{i}"))
+        // Inline parts live in the superblock's metadata under their relative path.
+        .filter(|k| metadata.get(k).is_none())
+        .collect();
+    out.push(format!("{dir}/{SUPERBLOCK_NAME}"));
+    Ok(out)
+}
+
+impl Source<'_> {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Local(r) => r.path().display().to_string(),
+            Source::Store(s) => s.loc.url.clone(),
+        }
+    }
+
+    /// The refs the source advertises: the local branches, or a store's summary (its
+    /// `refs/heads` listing when it has no summary).
+    pub async fn refs(&self) -> Result<BTreeMap<String, Checksum>> {
+        match self {
+            Source::Local(r) => Ok(r.list_refs()?),
+            Source::Store(s) => {
+                if let Some(f) = s.get(layout::SUMMARY_KEY).await? {
+                    let sum = parse_summary(&s.url(layout::SUMMARY_KEY), &f.data)?;
+                    return Ok(sum.refs.into_iter().map(|r| (r.name, r.commit)).collect());
+                }
+                let mut out = BTreeMap::new();
+                for m in s.list(layout::REFS_PREFIX).await? {
+                    let key = m.location.to_string();
+                    let name = key[layout::REFS_PREFIX.len()..].to_string();
+                    if let Some(c) = read_ref(s, &key).await? {
+                        out.insert(name, c);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// A commit's bytes and parsed form, `None` if the source does not have it.
+    pub async fn commit(&self, c: &Checksum) -> Result<Option<(Vec<u8>, Commit)>> {
+        match self {
+            Source::Local(r) => match r.read_commit_bytes(c) {
+                Ok(x) => Ok(Some(x)),
+                Err(RepoError::MissingObject { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Source::Store(s) => {
+                let key = layout::object_key(c, ObjectType::Commit);
+                let Some(f) = s.get(&key).await? else {
+                    return Ok(None);
+                };
+                if Checksum::of(&f.data) != *c {
+                    return Err(corrupt(s.url(&key), "checksum mismatch"));
+                }
+                let commit = Commit::from_bytes(&f.data).map_err(|e| corrupt(s.url(&key), e))?;
+                Ok(Some((f.data, commit)))
+            }
+        }
+    }
+
+    pub async fn dirtree(&self, c: &Checksum) -> Result<DirTree> {
+        match self {
+            Source::Local(r) => Ok(r.read_dirtree(c)?),
+            Source::Store(s) => {
+                let key = layout::object_key(c, ObjectType::DirTree);
+                let data = s.get_required(&key).await?;
+                if Checksum::of(&data) != *c {
+                    return Err(corrupt(s.url(&key), "checksum mismatch"));
+                }
+                DirTree::from_bytes(&data).map_err(|e| corrupt(s.url(&key), e))
+            }
+        }
+    }
+
+    /// The raw bytes stored under `key`, `None` if absent.
+    pub async fn read_key(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Source::Local(r) => {
+                let p: PathBuf = r.path().join(key);
+                let read = tokio::task::spawn_blocking(move || match std::fs::read(&p) {
+                    Ok(d) => Ok(Some(d)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(PublishError::Io { path: p, source: e }),
+                });
+                read.await
+                    .map_err(|e| PublishError::Invalid(format!("reading {key}: {e}")))?
+            }
+            Source::Store(s) => Ok(s.get(key).await?.map(|f| f.data)),
+        }
+    }
+
+    /// Static deltas: name → SHA-256 of the superblock.
+    pub async fn deltas(&self) -> Result<BTreeMap<DeltaName, Checksum>> {
+        match self {
+            Source::Local(r) => Ok(r
+                .list_deltas()?
+                .into_iter()
+                .filter_map(|(n, d)| Some((DeltaName::parse_hex(&n)?, d)))
+                .collect()),
+            Source::Store(s) => {
+                if let Some(f) = s.get(layout::SUMMARY_KEY).await? {
+                    let sum = parse_summary(&s.url(layout::SUMMARY_KEY), &f.data)?;
+                    return Ok(summary_deltas(&sum));
+                }
+                let mut out = BTreeMap::new();
+                for m in s.list(layout::DELTAS_PREFIX).await? {
+                    let key = m.location.to_string();
+                    if let Some((name, SUPERBLOCK_NAME)) = DeltaName::parse_key(&key) {
+                        if let Some(f) = s.get(&key).await? {
+                            out.insert(name, Checksum::of(&f.data));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The keys of a delta's files: parts first, the superblock last.
+    pub async fn delta_files(&self, name: &DeltaName) -> Result<Vec<String>> {
+        let key = format!("{}/{SUPERBLOCK_NAME}", name.dir());
+        let Some(sb) = self.read_key(&key).await? else {
+            return Err(corrupt(
+                format!("{}/{key}", self.describe()),
+                "delta superblock missing",
+            ));
+        };
+        delta_files_from_superblock(&format!("{}/{key}", self.describe()), name, &sb)
+    }
+}
+
+/// Read a ref file (64 hex + newline) from a store.
+pub async fn read_ref(s: &Remote, key: &str) -> Result<Option<Checksum>> {
+    let Some(f) = s.get(key).await? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&f.data);
+    Checksum::from_hex(text.trim_end())
+        .map(Some)
+        .map_err(|e| corrupt(s.url(key), e))
+}

@@ -1,0 +1,345 @@
+//! The published summary, derived from the destination itself: every `refs/heads/*` file
+//! and every delta whose superblock is present. A pure function of what is stored, so
+//! any publisher (or prune) can regenerate it and two publishers never erase each
+//! other's refs.
+//!
+//! Concurrency: a publisher writes its ref *before* regenerating the summary, then
+//! writes the summary conditionally (ETag; a lock file for `file://`), then lists refs and
+//! deltas again and regenerates if they changed meanwhile. The last summary written is
+//! therefore built from a listing that includes every ref written before it, even on
+//! stores that ignore conditional headers (garage 2.5 does: its PutObject has no
+//! If-Match support), because the last writer's own re-listing would have seen them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arbor_repo::gvariant::{Value, VarDict};
+use arbor_repo::objects::ObjectType;
+use arbor_repo::store::validate_ref_name;
+use arbor_repo::summary::{Summary, SummaryRef};
+use arbor_repo::Checksum;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
+
+use crate::error::{PublishError, Result};
+use crate::layout::{self, DeltaName};
+use crate::location::LocationKind;
+use crate::remote::{Expect, PutOutcome, Remote};
+use crate::source::{parse_summary, read_ref, summary_deltas, CommitInfo};
+
+/// Give up after this many rounds of concurrent changes.
+const MAX_ATTEMPTS: u32 = 40;
+/// Lock file for `file://` destinations (which have no conditional update).
+pub const LOCK_FILE: &str = ".arbor-summary.lock";
+
+/// What the caller already knows, to save requests.
+#[derive(Debug, Default)]
+pub struct Known {
+    pub commits: HashMap<Checksum, CommitInfo>,
+    pub deltas: HashMap<DeltaName, Checksum>,
+}
+
+/// Result of a summary update.
+#[derive(Debug, Default)]
+pub struct SummaryUpdate {
+    pub written: bool,
+    pub refs: BTreeMap<String, Checksum>,
+    pub deltas: BTreeMap<DeltaName, Checksum>,
+}
+
+/// The part of a listing that decides the summary: (key, etag, size).
+type Snapshot = Vec<(String, Option<String>, u64)>;
+
+fn snapshot(items: &[ObjectMeta]) -> Snapshot {
+    let mut s: Snapshot = items
+        .iter()
+        .map(|m| (m.location.to_string(), m.e_tag.clone(), m.size))
+        .collect();
+    s.sort();
+    s
+}
+
+fn superblocks(items: Vec<ObjectMeta>) -> Vec<ObjectMeta> {
+    items
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                DeltaName::parse_key(m.location.as_ref()),
+                Some((_, "superblock"))
+            )
+        })
+        .collect()
+}
+
+/// An exclusive `flock` on the destination directory's lock file, released on drop.
+struct LocalLock(#[allow(dead_code)] std::fs::File);
+
+async fn lock(dest: &Remote) -> Result<Option<LocalLock>> {
+    let LocationKind::File { root } = &dest.loc.kind else {
+        return Ok(None);
+    };
+    let path = root.join(LOCK_FILE);
+    let f = tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| PublishError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            PublishError::Io {
+                path,
+                source: e.into(),
+            }
+        })?;
+        Ok::<_, PublishError>(f)
+    })
+    .await
+    .map_err(|e| PublishError::Invalid(format!("lock task: {e}")))??;
+    Ok(Some(LocalLock(f)))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Backoff with jitter from the clock (no RNG dependency): 20 ms · 2^n, capped, ± half.
+fn backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.min(6);
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    ) % base.max(1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// `ostree.commit.timestamp` (BE) and `ostree.commit.version`, as `ostree summary -u`.
+pub fn ref_metadata(info: &CommitInfo) -> VarDict {
+    let mut md = VarDict::new();
+    md.insert(
+        "ostree.commit.timestamp",
+        Value::Uint64(info.timestamp.to_be()),
+    );
+    if let Some(v) = &info.version {
+        md.insert("ostree.commit.version", Value::str(v.clone()));
+    }
+    md
+}
+
+fn build(
+    refs: &[SummaryRef],
+    deltas: &BTreeMap<DeltaName, Checksum>,
+    last_modified: u64,
+) -> Summary {
+    let mut s = Summary {
+        refs: refs.to_vec(),
+        metadata: VarDict::new(),
+    };
+    s.refs
+        .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    let md = &mut s.metadata;
+    md.insert(
+        "ostree.summary.last-modified",
+        Value::Uint64(last_modified.to_be()),
+    );
+    md.insert("ostree.summary.tombstone-commits", Value::Bool(false));
+    if !deltas.is_empty() {
+        let entries = deltas
+            .iter()
+            .map(|(n, d)| (n.to_hex(), Value::Bytes(d.0.to_vec())))
+            .collect();
+        md.insert("ostree.static-deltas", VarDict(entries).to_value());
+    }
+    md.insert("ostree.summary.mode", Value::str("archive-z2"));
+    s
+}
+
+fn last_modified(s: &Summary) -> Option<u64> {
+    match s.metadata.get("ostree.summary.last-modified") {
+        Some(Value::Uint64(t)) => Some(u64::from_be(*t)),
+        _ => None,
+    }
+}
+
+/// Regenerate the destination's summary from its refs and deltas (minus `exclude`),
+/// writing it only if it changed. Deletes a stale `summary.sig` whenever it writes.
+pub async fn update(
+    dest: &Remote,
+    known: &Known,
+    exclude: &BTreeSet<DeltaName>,
+    jobs: usize,
+) -> Result<SummaryUpdate> {
+    let summary_url = dest.url(layout::SUMMARY_KEY);
+    for attempt in 1..=MAX_ATTEMPTS {
+        let guard = lock(dest).await?;
+        let current = dest.get(layout::SUMMARY_KEY).await?;
+        let current_parsed = match &current {
+            Some(f) => match parse_summary(&summary_url, &f.data) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("{e}; replacing it");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ref_items = dest.list(layout::REFS_PREFIX).await?;
+        let delta_items = superblocks(dest.list(layout::DELTAS_PREFIX).await?);
+
+        // Refs: every valid ref file that points at a commit present at the destination.
+        let old_refs: HashMap<Checksum, SummaryRef> = current_parsed
+            .iter()
+            .flat_map(|s| s.refs.iter().map(|r| (r.commit, r.clone())))
+            .collect();
+        let names: Vec<(String, String)> = ref_items
+            .iter()
+            .filter_map(|m| {
+                let key = m.location.to_string();
+                let name = key.strip_prefix(layout::REFS_PREFIX)?.to_string();
+                validate_ref_name(&name).ok()?;
+                Some((name, key))
+            })
+            .collect();
+        let resolved: Vec<Option<SummaryRef>> = stream::iter(names)
+            .map(|(name, key)| {
+                let old_refs = &old_refs;
+                async move {
+                    let Some(commit) = read_ref(dest, &key).await? else {
+                        return Ok::<_, PublishError>(None);
+                    };
+                    if let Some(old) = old_refs.get(&commit) {
+                        return Ok(Some(SummaryRef {
+                            name,
+                            ..old.clone()
+                        }));
+                    }
+                    let info = match known.commits.get(&commit) {
+                        Some(i) => i.clone(),
+                        None => {
+                            let ckey = layout::object_key(&commit, ObjectType::Commit);
+                            let Some(f) = dest.get(&ckey).await? else {
+                                tracing::warn!(
+                                    "ref {name} points at {commit}, which is missing from {}; not advertising it",
+                                    dest.loc.url
+                                );
+                                return Ok(None);
+                            };
+                            let c = arbor_repo::Commit::from_bytes(&f.data).map_err(|e| {
+                                PublishError::Corrupt {
+                                    url: dest.url(&ckey),
+                                    why: e.to_string(),
+                                }
+                            })?;
+                            CommitInfo::of(&f.data, &c)
+                        }
+                    };
+                    Ok(Some(SummaryRef {
+                        name,
+                        commit_size: info.size,
+                        commit,
+                        metadata: ref_metadata(&info),
+                    }))
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_collect()
+            .await?;
+        let refs: Vec<SummaryRef> = resolved.into_iter().flatten().collect();
+
+        // Deltas: every superblock present, digest from what we know or by hashing it.
+        let old_deltas = current_parsed
+            .as_ref()
+            .map(summary_deltas)
+            .unwrap_or_default();
+        let delta_names: Vec<(DeltaName, String)> = delta_items
+            .iter()
+            .filter_map(|m| {
+                let key = m.location.to_string();
+                let (n, _) = DeltaName::parse_key(&key)?;
+                (!exclude.contains(&n)).then_some((n, key))
+            })
+            .collect();
+        let deltas: BTreeMap<DeltaName, Checksum> = stream::iter(delta_names)
+            .map(|(n, key)| {
+                let old_deltas = &old_deltas;
+                async move {
+                    if let Some(d) = known.deltas.get(&n).or_else(|| old_deltas.get(&n)) {
+                        return Ok::<_, PublishError>(Some((n, *d)));
+                    }
+                    Ok(dest.get(&key).await?.map(|f| (n, Checksum::of(&f.data))))
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+
+        let result = SummaryUpdate {
+            written: false,
+            refs: refs.iter().map(|r| (r.name.clone(), r.commit)).collect(),
+            deltas: deltas.clone(),
+        };
+        // Unchanged (apart from the timestamp)? Then leave it, and its signature, alone.
+        if let (Some(cur), Some(parsed)) = (&current, &current_parsed) {
+            if let Some(ts) = last_modified(parsed) {
+                if build(&refs, &deltas, ts).to_bytes() == cur.data {
+                    return Ok(result);
+                }
+            }
+        }
+        let new = build(&refs, &deltas, now_secs()).to_bytes();
+        // A signature over the old bytes would make clients keep their cached summary.
+        dest.delete(layout::SUMMARY_SIG_KEY).await?;
+        let expect = match (&guard, &current) {
+            (Some(_), _) => Expect::Any,
+            (None, Some(f)) => match &f.e_tag {
+                Some(e) => Expect::ETag(e.clone()),
+                None => Expect::Any,
+            },
+            (None, None) => Expect::Absent,
+        };
+        if dest.put(layout::SUMMARY_KEY, new.into(), expect).await? == PutOutcome::Conflict {
+            tracing::debug!("summary of {} changed concurrently; retrying", dest.loc.url);
+            drop(guard);
+            tokio::time::sleep(backoff(attempt)).await;
+            continue;
+        }
+        if guard.is_some() {
+            // Every writer of a file:// summary holds the lock: nothing can have slipped in.
+            return Ok(SummaryUpdate {
+                written: true,
+                ..result
+            });
+        }
+        // Refs or deltas written meanwhile by others must be in the last summary.
+        let again_refs = dest.list(layout::REFS_PREFIX).await?;
+        let again_deltas = superblocks(dest.list(layout::DELTAS_PREFIX).await?);
+        if snapshot(&again_refs) == snapshot(&ref_items)
+            && snapshot(&again_deltas) == snapshot(&delta_items)
+        {
+            return Ok(SummaryUpdate {
+                written: true,
+                ..result
+            });
+        }
+        tracing::debug!(
+            "refs or deltas of {} changed while writing the summary; regenerating",
+            dest.loc.url
+        );
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+    Err(PublishError::Contention {
+        url: summary_url,
+        attempts: MAX_ATTEMPTS,
+    })
+}

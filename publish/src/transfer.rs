@@ -1,0 +1,377 @@
+//! Publish and mirror: copy refs' commits, the objects they reach and their deltas from a
+//! source to a destination store, uploading only what the destination lacks, in an
+//! order that keeps the destination valid for clients after a crash at any point:
+//!
+//! ```text
+//! 1 objects (file, dirmeta)    content-addressed; nothing points at them yet
+//! 2 objects (dirtree)
+//! 3 deltas: parts, then superblocks   a delta exists once its superblock does
+//! 4 commitmeta
+//! 5 commits                    a commit at the destination ⇒ all its objects are there
+//! 6 config                     repo_version=1, mode=archive-z2
+//! 7 refs/heads/<ref>           each publisher writes only its own refs
+//! 8 summary (summary.sig deleted)  regenerated from the destination's refs and deltas
+//! ```
+//!
+//! Refs go before the summary (not after) because the summary is derived from the refs
+//! at the destination; a client never sees either until the commit is complete, and a
+//! summary, when present, is what clients read. Every step is idempotent: a rerun skips
+//! what is there and finishes the rest.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Instant;
+
+use arbor_repo::objects::ObjectType;
+use arbor_repo::progress::Progress;
+use arbor_repo::Checksum;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::error::{PublishError, Result};
+use crate::layout::{self, DeltaName};
+use crate::location::LocationKind;
+use crate::remote::{Expect, Remote, RequestCounts};
+use crate::source::{read_ref, CommitInfo, Source};
+use crate::summary::{self, Known};
+use crate::walk::{self, Reach};
+
+/// Up to this many candidate objects are checked with HEAD; more, with one listing.
+const HEAD_THRESHOLD: usize = 256;
+
+/// Options for publish and mirror.
+#[derive(Debug, Clone)]
+pub struct TransferOpts {
+    /// Requests in flight at once.
+    pub jobs: usize,
+    /// How many parents of each ref's head to copy (`None`: all the source has).
+    pub depth: Option<usize>,
+}
+
+impl Default for TransferOpts {
+    fn default() -> Self {
+        TransferOpts {
+            jobs: 16,
+            depth: None,
+        }
+    }
+}
+
+/// What a publish or mirror did.
+#[derive(Debug, Clone, Default)]
+pub struct TransferReport {
+    /// The refs published and their commits.
+    pub refs: BTreeMap<String, Checksum>,
+    /// Refs whose file at the destination changed.
+    pub refs_updated: Vec<String>,
+    pub commits_uploaded: u64,
+    /// Objects (files, dirtrees, dirmeta, commitmeta, commits) uploaded.
+    pub objects_uploaded: u64,
+    /// Candidate objects the destination already had.
+    pub objects_skipped: u64,
+    pub deltas_uploaded: u64,
+    pub delta_files_uploaded: u64,
+    pub config_written: bool,
+    pub summary_written: bool,
+    /// Refs and deltas the destination's summary now advertises.
+    pub advertised_refs: BTreeMap<String, Checksum>,
+    pub advertised_deltas: Vec<String>,
+    /// Requests made to the destination (bytes_uploaded counts every byte sent).
+    pub requests: RequestCounts,
+    /// Requests made to the source (mirror only).
+    pub source_requests: RequestCounts,
+    pub seconds: f64,
+}
+
+fn sync_local(dest: &Remote) -> Result<()> {
+    if let LocationKind::File { root } = &dest.loc.kind {
+        let dir = std::fs::File::open(root).map_err(|e| PublishError::Io {
+            path: root.clone(),
+            source: e,
+        })?;
+        rustix::fs::syncfs(&dir).map_err(|e| PublishError::Io {
+            path: root.clone(),
+            source: e.into(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Which of `keys` the destination has.
+async fn present(dest: &Remote, keys: &[String], jobs: usize) -> Result<HashSet<String>> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    if keys.len() <= HEAD_THRESHOLD {
+        let found: Vec<Option<String>> = stream::iter(keys)
+            .map(|k| async move { Ok::<_, PublishError>(dest.head(k).await?.map(|_| k.clone())) })
+            .buffer_unordered(jobs)
+            .try_collect()
+            .await?;
+        return Ok(found.into_iter().flatten().collect());
+    }
+    let wanted: HashSet<&String> = keys.iter().collect();
+    Ok(dest
+        .list_objects(jobs)
+        .await?
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .filter(|k| wanted.contains(k))
+        .collect())
+}
+
+/// Copy `keys` from the source, `jobs` at a time. A key the source lacks is an error
+/// unless `optional`. Returns how many were copied.
+async fn upload(
+    src: &Source<'_>,
+    dest: &Remote,
+    keys: &[String],
+    optional: bool,
+    jobs: usize,
+    phase: &str,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    progress.start(phase, Some(keys.len() as u64));
+    let copied: Vec<bool> = stream::iter(keys)
+        .map(|k| async move {
+            let data = match src.read_key(k).await? {
+                Some(d) => d,
+                None if optional => return Ok(false),
+                None => {
+                    return Err(PublishError::Corrupt {
+                        url: format!("{}/{k}", src.describe()),
+                        why: "object is missing from the source".into(),
+                    })
+                }
+            };
+            dest.put(k, data.into(), Expect::Any).await?;
+            progress.inc(1);
+            Ok::<_, PublishError>(true)
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await?;
+    progress.finish();
+    Ok(copied.into_iter().filter(|c| *c).count() as u64)
+}
+
+/// Publish (source: a local repository) or mirror (source: a store) `wanted` refs
+/// (all the source has when empty).
+pub async fn run(
+    src: &Source<'_>,
+    dest: &Remote,
+    wanted: &[String],
+    opts: &TransferOpts,
+    progress: &dyn Progress,
+) -> Result<TransferReport> {
+    let started = Instant::now();
+    let jobs = opts.jobs.max(1);
+    let mut report = TransferReport::default();
+
+    // First request: checks endpoint, credentials and bucket before any work.
+    let dest_ref_items = dest.list(layout::REFS_PREFIX).await?;
+    let src_refs = src.refs().await?;
+    let refs: BTreeMap<String, Checksum> = if wanted.is_empty() {
+        src_refs
+    } else {
+        wanted
+            .iter()
+            .map(|n| {
+                src_refs
+                    .get(n)
+                    .map(|c| (n.clone(), *c))
+                    .ok_or_else(|| PublishError::RefNotFound {
+                        name: n.clone(),
+                        url: src.describe(),
+                    })
+            })
+            .collect::<Result<_>>()?
+    };
+    if refs.is_empty() {
+        return Err(PublishError::Invalid(format!(
+            "{} has no refs to publish",
+            src.describe()
+        )));
+    }
+    report.refs = refs.clone();
+
+    // History: from each head back to the first commit the destination already has.
+    let mut known = Known::default();
+    let mut visited: BTreeSet<Checksum> = BTreeSet::new();
+    let mut new_commits: Vec<(Checksum, (Checksum, Checksum))> = Vec::new();
+    let mut boundary: Vec<(Checksum, Checksum)> = Vec::new();
+    progress.start("history", None);
+    for (name, head) in &refs {
+        let mut c = *head;
+        let mut depth = 0usize;
+        while visited.insert(c) {
+            let Some((bytes, commit)) = src.commit(&c).await? else {
+                if c == *head {
+                    return Err(PublishError::MissingCommit {
+                        name: name.clone(),
+                        commit: c,
+                        url: src.describe(),
+                    });
+                }
+                break; // Partial history: the source ends here.
+            };
+            known.commits.insert(c, CommitInfo::of(&bytes, &commit));
+            progress.inc(1);
+            let key = layout::object_key(&c, ObjectType::Commit);
+            if dest.head(&key).await?.is_some() {
+                boundary.push((commit.root_tree, commit.root_meta));
+                break;
+            }
+            new_commits.push((c, (commit.root_tree, commit.root_meta)));
+            if opts.depth.is_some_and(|d| depth >= d) {
+                break;
+            }
+            depth += 1;
+            match commit.parent {
+                Some(p) => c = p,
+                None => break,
+            }
+        }
+    }
+    progress.finish();
+
+    // Objects the new commits reach that the boundary commits (complete at the
+    // destination) do not. For a store source the boundary walk would cost GETs; the
+    // presence check below catches shared objects anyway.
+    let boundary_reach = if matches!(src, Source::Local(_)) && !new_commits.is_empty() {
+        walk::reach(src, boundary.iter().copied(), &Reach::default(), jobs).await?
+    } else {
+        Reach::default()
+    };
+    progress.start("walk", None);
+    let reach = walk::reach(
+        src,
+        new_commits.iter().map(|(_, r)| *r),
+        &boundary_reach,
+        jobs,
+    )
+    .await?;
+    progress.finish();
+    let object_keys: Vec<String> = reach
+        .objects()
+        .map(|(c, t)| layout::object_key(&c, t))
+        .collect();
+    let commitmeta_keys: Vec<String> = new_commits
+        .iter()
+        .map(|(c, _)| layout::object_key(c, ObjectType::CommitMeta))
+        .filter(|k| match src {
+            Source::Local(r) => r.path().join(k).exists(),
+            Source::Store(_) => true,
+        })
+        .collect();
+    let commit_keys: Vec<String> = new_commits
+        .iter()
+        .map(|(c, _)| layout::object_key(c, ObjectType::Commit))
+        .collect();
+    let mut candidates = object_keys.clone();
+    candidates.extend(commitmeta_keys.iter().cloned());
+    let have = present(dest, &candidates, jobs).await?;
+    // Files and dirmeta before the dirtrees that name them.
+    let (missing_trees, missing_files): (Vec<String>, Vec<String>) = object_keys
+        .iter()
+        .filter(|k| !have.contains(*k))
+        .cloned()
+        .partition(|k| matches!(layout::parse_object_key(k), Some((_, ObjectType::DirTree))));
+    let missing_meta: Vec<String> = commitmeta_keys
+        .iter()
+        .filter(|k| !have.contains(*k))
+        .cloned()
+        .collect();
+    report.objects_skipped =
+        (candidates.len() - missing_files.len() - missing_trees.len() - missing_meta.len()) as u64;
+
+    // Deltas to any commit we walked (new or the head already there) that the
+    // destination lacks.
+    let src_deltas = src.deltas().await?;
+    let dest_deltas: HashSet<DeltaName> = dest
+        .list(layout::DELTAS_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|m| match DeltaName::parse_key(m.location.as_ref()) {
+            Some((n, "superblock")) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut delta_parts = Vec::new();
+    let mut delta_superblocks = Vec::new();
+    for (name, digest) in &src_deltas {
+        if !visited.contains(&name.to) {
+            continue;
+        }
+        known.deltas.insert(*name, *digest);
+        if dest_deltas.contains(name) {
+            continue;
+        }
+        let mut files = src.delta_files(name).await?;
+        if let Some(sb) = files.pop() {
+            delta_superblocks.push(sb);
+        }
+        delta_parts.extend(files);
+        report.deltas_uploaded += 1;
+    }
+
+    // Upload, in the order that keeps the destination valid.
+    report.objects_uploaded +=
+        upload(src, dest, &missing_files, false, jobs, "objects", progress).await?;
+    report.objects_uploaded +=
+        upload(src, dest, &missing_trees, false, jobs, "trees", progress).await?;
+    report.delta_files_uploaded +=
+        upload(src, dest, &delta_parts, false, jobs, "deltas", progress).await?;
+    report.delta_files_uploaded += upload(
+        src,
+        dest,
+        &delta_superblocks,
+        false,
+        jobs,
+        "deltas",
+        progress,
+    )
+    .await?;
+    report.objects_uploaded +=
+        upload(src, dest, &missing_meta, true, jobs, "metadata", progress).await?;
+    let n = upload(src, dest, &commit_keys, false, jobs, "commits", progress).await?;
+    report.objects_uploaded += n;
+    report.commits_uploaded = n;
+    sync_local(dest)?;
+
+    if dest.head(layout::CONFIG_KEY).await?.is_none() {
+        dest.put(
+            layout::CONFIG_KEY,
+            layout::CONFIG_CONTENTS.to_vec().into(),
+            Expect::Any,
+        )
+        .await?;
+        report.config_written = true;
+    }
+
+    // Refs: only those that differ.
+    let existing: HashSet<String> = dest_ref_items
+        .iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    for (name, commit) in &refs {
+        let key = layout::ref_key(name);
+        if existing.contains(&key) && read_ref(dest, &key).await? == Some(*commit) {
+            continue;
+        }
+        dest.put(&key, format!("{commit}\n").into_bytes().into(), Expect::Any)
+            .await?;
+        report.refs_updated.push(name.clone());
+    }
+    sync_local(dest)?;
+
+    let upd = summary::update(dest, &known, &BTreeSet::new(), jobs).await?;
+    sync_local(dest)?;
+    report.summary_written = upd.written;
+    report.advertised_refs = upd.refs;
+    report.advertised_deltas = upd.deltas.keys().map(DeltaName::to_hex).collect();
+    report.requests = dest.stats.snapshot();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
