@@ -18,7 +18,7 @@ else
 fi
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
-    ARBOR=$ROOT/target/release/arbor
+    ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 fi
 TS=2024-01-01T00:00:00Z
 files=$(find "$TREE" -xdev | wc -l); bytes=$(du -sb --apparent-size "$TREE" | cut -f1)

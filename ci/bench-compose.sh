@@ -13,7 +13,7 @@ WORK=${WORK:-/var/tmp/arbor-bench-compose}
 [ -f "$CORPUS/v1.yaml" ] || bash "$SHARED/corpus/make-corpus.sh" "$CORPUS"
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
-    ARBOR=$ROOT/target/release/arbor
+    ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 timed() {  # label cmd... -> prints "wall rss"

@@ -28,7 +28,7 @@ done
 
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
-    ARBOR=$ROOT/target/release/arbor
+    ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 fi
 
 mkdir -p "$WORK/logs"

@@ -13,7 +13,7 @@ JOBS=${JOBS:-16}
 mkdir -p "$WORK"
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
-    ARBOR=$ROOT/target/release/arbor
+    ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 fi
 command -v aws > /dev/null || pip install -q awscli
 TREE=${TREE:-$WORK/tree-v1}

@@ -11,7 +11,7 @@ for t in ostree rpmbuild createrepo_c; do
     command -v "$t" >/dev/null || { bash "$ROOT/ci/install-deps.sh"; break; }
 done
 (cd "$ROOT" && cargo build --release -q -p arbor)
-ARBOR=$ROOT/target/release/arbor
+ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 
 echo "== building the demo RPMs"
 RPMS=$OUT/rpms
