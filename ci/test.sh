@@ -14,6 +14,9 @@ bash ../shared/tools/ostree-newer.sh "$ARBOR_OSTREE_NEWER_ROOT" --version | head
 ARBOR_CORPUS=${ARBOR_CORPUS:-/var/tmp/corpus}
 export ARBOR_CORPUS
 [ -f "$ARBOR_CORPUS/v2.yaml" ] || bash ../shared/corpus/make-corpus.sh "$ARBOR_CORPUS" | tail -3
+# garage, the S3 server the publish tests start (one per test); ~20 min cold install.
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v garage >/dev/null 2>&1 || cargo install garage --locked
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace
