@@ -254,6 +254,15 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         }
     }
 
+    // Deterministic output: listings of parallel ranges come back in any order.
+    for group in [
+        &mut superblock_keys,
+        &mut part_keys,
+        &mut commit_keys,
+        &mut object_keys,
+    ] {
+        group.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     let order: Vec<Removed> = superblock_keys
         .into_iter()
         .chain(part_keys)
