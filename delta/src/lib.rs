@@ -1,5 +1,6 @@
-//! arbor-delta: OSTree static deltas. Generating them (`generate`, with bsdiff for
-//! modified files and xz-compressed parts, on rayon under a memory budget), reading and
+//! arbor-delta: OSTree static deltas. Generating them (`generate`, with bsdiff (`diff`,
+//! byte-identical to the `bsdiff` crate but faster) for modified files and xz-compressed
+//! parts, on rayon under a memory budget), reading and
 //! inspecting them (`source`, `inspect`), and executing them (`apply`: verify in memory
 //! or write the objects into an archive repository), for deltas written by arbor or by
 //! stock `ostree static-delta generate` alike. `format` owns the bytes; `policy`

@@ -85,8 +85,9 @@ pub struct GenerateOpts {
     /// Send modified files whole instead of as bsdiff patches.
     #[arg(long)]
     disable_bsdiff: bool,
-    /// Memory budget for concurrent bsdiff and xz work, e.g. 512M, 2G (bsdiff needs
-    /// about 19× the old file's size). One job always runs even if it needs more.
+    /// Memory budget for concurrent bsdiff and xz work, e.g. 512M, 2G (arbor's bsdiff
+    /// needs about 11× the old file's size; a quarter of the budget may hold finished
+    /// patches waiting for their turn). One job always runs even if it needs more.
     #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     memory_limit: u64,
     /// xz preset (0-9) for parts holding bsdiff patches. ostree uses 8 for every part;
