@@ -30,7 +30,7 @@ const MAX_NAME: usize = 64 << 10;
 
 /// Entries of a decompressed cpio stream.
 pub struct Archive<'a> {
-    r: Box<dyn Read + 'a>,
+    r: Box<dyn Read + Send + 'a>,
     /// Data bytes of the current entry not read yet.
     remaining: u64,
     /// Padding after the current entry's data.
@@ -39,7 +39,9 @@ pub struct Archive<'a> {
 }
 
 /// Wrap `r` (positioned at the payload) in the decompressor its magic bytes name.
-pub fn decompress<'a>(mut r: impl BufRead + 'a) -> Result<Box<dyn Read + 'a>, String> {
+pub fn decompress<'a>(
+    mut r: impl BufRead + Send + 'a,
+) -> Result<Box<dyn Read + Send + 'a>, String> {
     let head = r.fill_buf().map_err(|e| e.to_string())?;
     Ok(match head {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
@@ -80,7 +82,7 @@ fn eof_is_truncation(e: io::Error) -> String {
 }
 
 impl<'a> Archive<'a> {
-    pub fn new(r: Box<dyn Read + 'a>) -> Archive<'a> {
+    pub fn new(r: Box<dyn Read + Send + 'a>) -> Archive<'a> {
         Archive {
             r,
             remaining: 0,

@@ -27,6 +27,7 @@ mod rawheader;
 #[cfg(test)]
 mod tests;
 mod users;
+mod writer;
 
 use std::collections::BTreeSet;
 use std::fs::File;

@@ -21,6 +21,7 @@ use super::error::ImportError;
 use super::header::FileIndex;
 use super::paths::{self, Placement};
 use super::users::Users;
+use super::writer::{Item, Shared, Writer};
 use super::{caps, ImportOpts};
 
 const S_ISUID: u32 = 0o4000;
@@ -76,6 +77,32 @@ pub fn import(
         pending: HashMap::new(),
         warned: HashSet::new(),
     };
+    let shared = Shared::default();
+    // In place: the stream stays on this thread even when it is not a pool thread.
+    let streamed = rayon::in_place_scope(|scope| {
+        let writer = Writer::new(scope, ctx.repo, &shared);
+        let r = stream(&mut st, &writer, archive, entries, index);
+        if r.is_ok() {
+            writer.flush();
+        }
+        r
+    });
+    let done = shared.finish().map_err(|e| st.repo_err(e));
+    streamed?;
+    for d in done? {
+        st.insert(&d.raw, d.path, d.checksum, d.size)?;
+    }
+    st.finish()
+}
+
+/// The payload loop: match entries to the header, dispatch them, check completeness.
+fn stream(
+    st: &mut State<'_>,
+    writer: &Writer<'_, '_>,
+    archive: &mut Archive<'_>,
+    entries: &[FileEntry<'_>],
+    index: &FileIndex,
+) -> Result<(), ImportError> {
     let mut seen = vec![false; entries.len()];
     while let Some(h) = archive.next_header().map_err(|e| st.corrupt(e))? {
         let idx = match &h {
@@ -114,9 +141,9 @@ pub fn import(
         }
         match link {
             Some(l) if !e.flags().contains(FileFlags::GHOST) => {
-                st.hardlink(l.id, idx, entries, archive, l.carrier)?
+                st.hardlink(l.id, idx, entries, archive, l.carrier, writer)?
             }
-            _ => st.entry(e, archive)?,
+            _ => st.entry(e, archive, writer)?,
         }
     }
     if let Some(members) = st.pending.values().next() {
@@ -139,7 +166,7 @@ pub fn import(
             entries[*first].path().display()
         )));
     }
-    st.finish()
+    Ok(())
 }
 
 impl State<'_> {
@@ -239,7 +266,12 @@ impl State<'_> {
     }
 
     /// Any entry that is not part of a hardlink set.
-    fn entry(&mut self, e: &FileEntry<'_>, r: &mut dyn std::io::Read) -> Result<(), ImportError> {
+    fn entry(
+        &mut self,
+        e: &FileEntry<'_>,
+        r: &mut dyn std::io::Read,
+        writer: &Writer<'_, '_>,
+    ) -> Result<(), ImportError> {
         if e.flags().contains(FileFlags::GHOST) {
             return Ok(());
         }
@@ -296,10 +328,10 @@ impl State<'_> {
                     .map_err(|err| self.repo_err(err))?;
                 self.insert(&raw, p, c, 0)?;
             }
-            (_, Placement::Tree(p)) => {
+            (_, Placement::Tree(path)) => {
                 let content = self.read_content(e, r)?;
-                let c = self.write_regular(e, &content, &mut HashMap::new())?;
-                self.insert(&raw, p, c, content.len())?;
+                let header = self.file_header(e)?;
+                writer.submit(content, vec![Item { header, raw, path }]);
             }
         }
         Ok(())
@@ -314,6 +346,7 @@ impl State<'_> {
         entries: &[FileEntry<'_>],
         r: &mut dyn std::io::Read,
         carrier: bool,
+        writer: &Writer<'_, '_>,
     ) -> Result<(), ImportError> {
         let mut members = self.pending.remove(&id).unwrap_or_default();
         members.push(idx);
@@ -331,12 +364,16 @@ impl State<'_> {
             return Ok(());
         }
         let content = self.read_content(&entries[idx], r)?;
-        let mut by_header = HashMap::new();
-        for (m, p) in placed {
+        let mut items = Vec::with_capacity(placed.len());
+        for (m, path) in placed {
             let e = &entries[m];
-            let c = self.write_regular(e, &content, &mut by_header)?;
-            self.insert(&e.path().to_string_lossy(), p, c, content.len())?;
+            items.push(Item {
+                header: self.file_header(e)?,
+                raw: e.path().to_string_lossy().into_owned(),
+                path,
+            });
         }
+        writer.submit(content, items);
         Ok(())
     }
 
@@ -347,28 +384,15 @@ impl State<'_> {
         }
     }
 
-    fn write_regular(
-        &mut self,
-        e: &FileEntry<'_>,
-        content: &Content,
-        done: &mut HashMap<FileHeader, Checksum>,
-    ) -> Result<Checksum, ImportError> {
+    fn file_header(&mut self, e: &FileEntry<'_>) -> Result<FileHeader, ImportError> {
         let (uid, gid, perms) = self.owner(e);
-        let header = FileHeader {
+        Ok(FileHeader {
             uid,
             gid,
             mode: S_IFREG | perms,
             symlink_target: String::new(),
             xattrs: self.xattrs(e)?,
-        };
-        if let Some(c) = done.get(&header) {
-            return Ok(*c);
-        }
-        let (c, _) = content
-            .write(self.ctx.repo, &header)
-            .map_err(|err| self.repo_err(err))?;
-        done.insert(header, c);
-        Ok(c)
+        })
     }
 
     fn insert(&mut self, raw: &str, p: String, c: Checksum, size: u64) -> Result<(), ImportError> {
