@@ -12,9 +12,13 @@
 //!
 //! Owners come from `Users`, file capabilities from the header (`security.capability`),
 //! `%ghost` entries are skipped, `%doc` ones too with `documentation: false`; paths are
-//! translated as rpm-ostree does ([`paths`]). Imports of different RPMs are independent
-//! and run in parallel ([`import_rpms`]).
+//! translated as rpm-ostree does (`paths.rs`). The headers are bounds-checked before
+//! the `rpm` crate parses them (`rawheader.rs`); the payload (gzip, xz, lzma, zstd or
+//! none) is read by our own cpio reader (`cpio.rs`), and its objects are hashed,
+//! compressed and written on rayon while the stream goes on (`writer.rs`). Imports of
+//! different RPMs are independent and run in parallel ([`import_rpms`]).
 
+mod attrs;
 mod cache;
 mod caps;
 mod content;
@@ -26,6 +30,8 @@ mod payload;
 mod rawheader;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bad;
 mod users;
 mod writer;
 

@@ -6,15 +6,16 @@
 //! with the last member in header order; earlier members wait in `pending` until it
 //! arrives.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use arbor_repo::checksum::Checksum;
-use arbor_repo::objects::{DirMeta, S_IFDIR, S_IFLNK, S_IFREG};
+use arbor_repo::objects::S_IFREG;
 use arbor_repo::tree::{default_dirmeta, MutableTree};
 use arbor_repo::{FileHeader, Repo, RepoError, Xattrs};
 use rpm::{FileEntry, FileFlags, FileType};
 
+use super::attrs::Attrs;
 use super::content::{Content, ReadError};
 use super::cpio::{Archive, Header};
 use super::error::ImportError;
@@ -22,10 +23,7 @@ use super::header::FileIndex;
 use super::paths::{self, Placement};
 use super::users::Users;
 use super::writer::{Item, Shared, Writer};
-use super::{caps, ImportOpts};
-
-const S_ISUID: u32 = 0o4000;
-const S_ISGID: u32 = 0o2000;
+use super::ImportOpts;
 
 /// Who and what is being imported.
 pub struct Ctx<'a> {
@@ -55,7 +53,7 @@ struct State<'a> {
     removed: Vec<String>,
     sizes: HashMap<String, u64>,
     pending: HashMap<(u32, u32), Vec<usize>>,
-    warned: HashSet<String>,
+    attrs: Attrs<'a>,
 }
 
 /// Stream the cpio `archive` into objects; `entries` and `index` come from the same
@@ -75,7 +73,7 @@ pub fn import(
         removed: Vec::new(),
         sizes: HashMap::new(),
         pending: HashMap::new(),
-        warned: HashSet::new(),
+        attrs: Attrs::new(ctx.users, ctx.nevra),
     };
     let shared = Shared::default();
     // In place: the stream stays on this thread even when it is not a pool thread.
@@ -228,43 +226,6 @@ impl State<'_> {
         Ok(placement)
     }
 
-    /// uid, gid and permission bits. Unknown names become root, and like rpm the
-    /// setuid/setgid bit goes with them (it would otherwise grant root).
-    fn owner(&mut self, e: &FileEntry<'_>) -> (u32, u32, u32) {
-        let mut perms = u32::from(e.permissions()) & 0o7777;
-        let uid = self.ctx.users.uid(e.user()).unwrap_or_else(|| {
-            self.warn_unknown("user", e.user());
-            perms &= !S_ISUID;
-            0
-        });
-        let gid = self.ctx.users.gid(e.group()).unwrap_or_else(|| {
-            self.warn_unknown("group", e.group());
-            perms &= !S_ISGID;
-            0
-        });
-        (uid, gid, perms)
-    }
-
-    fn warn_unknown(&mut self, kind: &str, name: &str) {
-        if self.warned.insert(format!("{kind}:{name}")) {
-            tracing::warn!(
-                "{}: {kind} {name} does not exist - using root",
-                self.ctx.nevra
-            );
-        }
-    }
-
-    fn xattrs(&self, e: &FileEntry<'_>) -> Result<Xattrs, ImportError> {
-        match e.caps() {
-            Some(text) if !text.is_empty() => {
-                let value = caps::text_to_xattr(text)
-                    .map_err(|why| self.refuse(&e.path().to_string_lossy(), why))?;
-                Ok(Xattrs::new(vec![(caps::XATTR_NAME.to_vec(), value)]))
-            }
-            _ => Ok(Xattrs::default()),
-        }
-    }
-
     /// Any entry that is not part of a hardlink set.
     fn entry(
         &mut self,
@@ -292,19 +253,17 @@ impl State<'_> {
                 self.tmpfiles.push(line);
             }
             (FileType::SymbolicLink, Placement::Tmpfiles(abs)) => {
-                let target = self.link_target(e)?;
-                self.tmpfiles.push(paths::symlink_line(&abs, &target));
+                let header = self
+                    .attrs
+                    .symlink(e)
+                    .map_err(|why| self.refuse(&raw, why))?;
+                let line = paths::symlink_line(&abs, &header.symlink_target);
+                self.tmpfiles.push(line);
             }
             // Regular files under /var and /run: rpm-ostree drops them too.
             (_, Placement::Tmpfiles(_)) => {}
             (FileType::Dir, Placement::Tree(p)) => {
-                let (uid, gid, perms) = self.owner(e);
-                let meta = DirMeta {
-                    uid,
-                    gid,
-                    mode: S_IFDIR | perms,
-                    xattrs: self.xattrs(e)?,
-                };
+                let meta = self.attrs.dir(e).map_err(|why| self.refuse(&raw, why))?;
                 match self.tree.ensure_dir(&p, &default_dirmeta()) {
                     Ok(dir) => dir.meta = meta,
                     Err(err) => return Err(self.refuse(&raw, err.to_string())),
@@ -312,15 +271,10 @@ impl State<'_> {
                 self.owned_dirs.insert(p);
             }
             (FileType::SymbolicLink, Placement::Tree(p)) => {
-                let (uid, gid, _) = self.owner(e);
-                let header = FileHeader {
-                    uid,
-                    gid,
-                    // Symlink permissions mean nothing on Linux; lstat always says 0777.
-                    mode: S_IFLNK | 0o777,
-                    symlink_target: self.link_target(e)?,
-                    xattrs: Xattrs::default(),
-                };
+                let header = self
+                    .attrs
+                    .symlink(e)
+                    .map_err(|why| self.refuse(&raw, why))?;
                 let c = header.checksum(b"");
                 self.ctx
                     .repo
@@ -330,7 +284,10 @@ impl State<'_> {
             }
             (_, Placement::Tree(path)) => {
                 let content = self.read_content(e, r)?;
-                let header = self.file_header(e)?;
+                let header = self
+                    .attrs
+                    .regular(e)
+                    .map_err(|why| self.refuse(&raw, why))?;
                 writer.submit(content, vec![Item { header, raw, path }]);
             }
         }
@@ -366,33 +323,12 @@ impl State<'_> {
         let content = self.read_content(&entries[idx], r)?;
         let mut items = Vec::with_capacity(placed.len());
         for (m, path) in placed {
-            let e = &entries[m];
-            items.push(Item {
-                header: self.file_header(e)?,
-                raw: e.path().to_string_lossy().into_owned(),
-                path,
-            });
+            let raw = entries[m].path().to_string_lossy().into_owned();
+            let header = (self.attrs.regular(&entries[m])).map_err(|why| self.refuse(&raw, why))?;
+            items.push(Item { header, raw, path });
         }
         writer.submit(content, items);
         Ok(())
-    }
-
-    fn link_target(&self, e: &FileEntry<'_>) -> Result<String, ImportError> {
-        match e.linkto() {
-            Some(t) if !t.is_empty() => Ok(t.to_string()),
-            _ => Err(self.refuse(&e.path().to_string_lossy(), "symlink without a target")),
-        }
-    }
-
-    fn file_header(&mut self, e: &FileEntry<'_>) -> Result<FileHeader, ImportError> {
-        let (uid, gid, perms) = self.owner(e);
-        Ok(FileHeader {
-            uid,
-            gid,
-            mode: S_IFREG | perms,
-            symlink_target: String::new(),
-            xattrs: self.xattrs(e)?,
-        })
     }
 
     fn insert(&mut self, raw: &str, p: String, c: Checksum, size: u64) -> Result<(), ImportError> {
