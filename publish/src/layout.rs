@@ -122,12 +122,12 @@ impl DeltaName {
         let joined = format!("{a}{b}");
         let name = match joined.split_once('-') {
             Some((f, t)) => DeltaName {
-                from: Some(mb64_decode(f)?),
-                to: mb64_decode(t)?,
+                from: Some(Checksum::from_mb64(f)?),
+                to: Checksum::from_mb64(t)?,
             },
             None => DeltaName {
                 from: None,
-                to: mb64_decode(&joined)?,
+                to: Checksum::from_mb64(&joined)?,
             },
         };
         if a.len() != 2 {
@@ -135,38 +135,6 @@ impl DeltaName {
         }
         Some((name, file))
     }
-}
-
-/// Inverse of `Checksum::to_mb64` (standard base64 without padding, `/` as `_`).
-pub fn mb64_decode(s: &str) -> Option<Checksum> {
-    if s.len() != 43 {
-        return None;
-    }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(33);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(v);
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    // 43 chars = 258 bits: 32 bytes and 2 padding bits that must be zero.
-    if bits != 0 {
-        return None;
-    }
-    Checksum::from_slice(&out)
 }
 
 #[cfg(test)]

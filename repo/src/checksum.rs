@@ -46,6 +46,38 @@ impl Checksum {
         s
     }
 
+    /// Inverse of `Checksum::to_mb64` (standard base64 without padding, `/` as `_`).
+    pub fn from_mb64(s: &str) -> Option<Checksum> {
+        if s.len() != 43 {
+            return None;
+        }
+        let mut bits: u32 = 0;
+        let mut nbits = 0;
+        let mut out = Vec::with_capacity(33);
+        for c in s.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'_' => 63,
+                _ => return None,
+            };
+            bits = (bits << 6) | u32::from(v);
+            nbits += 6;
+            if nbits >= 8 {
+                nbits -= 8;
+                out.push((bits >> nbits) as u8);
+                bits &= (1 << nbits) - 1;
+            }
+        }
+        // 43 chars = 258 bits: 32 bytes and 2 padding bits that must be zero.
+        if bits != 0 {
+            return None;
+        }
+        Checksum::from_slice(&out)
+    }
+
     /// OSTree's modified base64: standard alphabet, no `=` padding, `/` replaced by `_`.
     pub fn to_mb64(&self) -> String {
         const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -131,5 +163,11 @@ mod tests {
                 .unwrap();
         assert_eq!(c.to_mb64().len(), 43);
         assert!(c.to_mb64().starts_with("JnWXzg"));
+        assert_eq!(Checksum::from_mb64(&c.to_mb64()), Some(c));
+        // The two padding bits of the last character must be zero.
+        let mut bad = c.to_mb64();
+        bad.replace_range(42.., "_");
+        assert_eq!(Checksum::from_mb64(&bad), None);
+        assert_eq!(Checksum::from_mb64("short"), None);
     }
 }

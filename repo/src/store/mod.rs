@@ -589,40 +589,13 @@ fn delta_name_to_hex(name: &str) -> Option<String> {
     let parts: Vec<&str> = name.split('-').collect();
     let hex: Option<Vec<String>> = parts
         .iter()
-        .map(|p| mb64_decode(p).map(|c| c.to_hex()))
+        .map(|p| Checksum::from_mb64(p).map(|c| c.to_hex()))
         .collect();
     let hex = hex?;
     match hex.len() {
         1 | 2 => Some(hex.join("-")),
         _ => None,
     }
-}
-
-fn mb64_decode(s: &str) -> Option<Checksum> {
-    if s.len() != 43 {
-        return None;
-    }
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(v);
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
-    }
-    Checksum::from_slice(&out)
 }
 
 /// Minimal GKeyFile reader: `[section]` headers and `key=value` lines.
@@ -653,7 +626,7 @@ mod tests {
     #[test]
     fn mb64_round_trip() {
         let c = Checksum::of(b"x");
-        assert_eq!(mb64_decode(&c.to_mb64()), Some(c));
+        assert_eq!(Checksum::from_mb64(&c.to_mb64()), Some(c));
         let d = Checksum::of(b"y");
         let name = format!("{}-{}", c.to_mb64(), d.to_mb64());
         assert_eq!(delta_name_to_hex(&name), Some(format!("{c}-{d}")));
