@@ -68,12 +68,21 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 [ -n "${NODE:-}" ] || fail "garage did not answer within 20 s"
-g layout assign -z dc1 -c 1G "$NODE" > /dev/null
-g layout apply --version 1 > /dev/null
-for _ in $(seq 50); do
-    g bucket create localhost > /dev/null 2>&1 && break
-    sleep 0.2
-done
+# `node id` reads the key from disk; the RPC port may not listen yet. Wait until the CLI
+# can talk to the server before changing the layout.
+retry() {
+    local i
+    for i in $(seq 150); do
+        kill -0 "$PID" 2>/dev/null || fail "garage exited"
+        "$@" > /dev/null 2>"$DIR/last-error" && return 0
+        sleep 0.2
+    done
+    fail "'$*' kept failing for 30 s: $(cat "$DIR/last-error")"
+}
+retry g status
+retry g layout assign -z dc1 -c 1G "$NODE"
+retry g layout apply --version 1
+retry g bucket create localhost
 g bucket info localhost > /dev/null || fail "could not create the bucket"
 KEYINFO=$(g key create arbor-key)
 KEY_ID=$(echo "$KEYINFO" | awk -F': *' '/Key ID/ {print $2; exit}')

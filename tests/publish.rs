@@ -460,7 +460,6 @@ fn publish_to_garage_and_pull_with_deltas() {
 /// Publish with the publisher killed at random moments: every time, a real client can pull
 /// everything advertised, and a rerun completes the publish.
 #[test]
-#[ignore = "never run to completion yet (garage arrived late in session 1); see issue 5"]
 fn crash_at_random_moments_leaves_a_pullable_repo() {
     let g = Garage::start();
     let f = fixture(1500);
@@ -678,7 +677,6 @@ fn mirror_garage_to_file_and_file_to_garage_with_deltas() {
 }
 
 #[test]
-#[ignore = "the fix for its one failure (removal order) is unconfirmed; see issue 5"]
 fn prune_on_garage_honours_the_policy() {
     let g = Garage::start();
     let f = fixture(30);
