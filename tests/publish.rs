@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use arbor_repo::summary::Summary;
 use serde_json::Value;
 use util::{
-    arbor, arbor_bin, dir_listing, edge_case_tree, free_port, ostree, tempdir, workspace_root,
-    HttpServer, Run, TempDir,
+    arbor, arbor_bin, dir_listing, edge_case_tree, free_port, ostree, tempdir, Garage, HttpServer,
+    Run, TempDir,
 };
 
 fn p(path: &Path) -> &str {
@@ -33,108 +33,7 @@ fn json(run: &Run) -> Value {
 // ---------------------------------------------------------------------------------------
 // garage
 
-/// A garage server of its own for one test; stopped (by pid) on drop.
-struct Garage {
-    dir: TempDir,
-    env: BTreeMap<String, String>,
-}
-
-fn garage_installed() -> bool {
-    Command::new("bash")
-        .args(["-c", "PATH=$HOME/.cargo/bin:$PATH command -v garage"])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-impl Garage {
-    fn start() -> Garage {
-        assert!(
-            garage_installed(),
-            "garage is not installed: run `cargo install garage --locked` (what ci/start-garage.sh \
-             does when garage is missing; ~20 min cold), then rerun the tests"
-        );
-        let dir = tempdir();
-        let out = Command::new("bash")
-            .arg(workspace_root().join("ci/start-garage.sh"))
-            .arg(dir.path())
-            .env("GARAGE_NO_INSTALL", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ci/start-garage.sh");
-        assert!(
-            out.status.success(),
-            "ci/start-garage.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env_path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let text = fs::read_to_string(&env_path).expect("garage env file");
-        let env = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Garage { dir, env }
-    }
-
-    fn var(&self, k: &str) -> &str {
-        self.env
-            .get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{k} in garage env"))
-    }
-
-    /// `s3://localhost/<prefix>`.
-    fn url(&self, prefix: &str) -> String {
-        format!("s3://localhost/{prefix}")
-    }
-
-    /// The web endpoint's URL for `<prefix>` (what ostree clients pull from).
-    fn web(&self, prefix: &str) -> String {
-        format!("{}{prefix}", self.var("GARAGE_WEB_URL"))
-    }
-
-    /// `arbor` with this garage's AWS_* variables (and no others).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(arbor_bin());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(args).envs(&self.env).stdin(Stdio::null());
-        cmd
-    }
-
-    fn arbor(&self, args: &[&str]) -> Run {
-        self.arbor_env(args, &[])
-    }
-
-    fn arbor_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command(args);
-        cmd.envs(extra.iter().copied());
-        let o = cmd.output().expect("run arbor");
-        Run {
-            cmd: format!("arbor {}", args.join(" ")),
-            status: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            stdout_bytes: o.stdout,
-        }
-    }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("ci/stop-garage.sh"))
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+// Garage (a real S3 server per test) lives in tests/util.
 
 // ---------------------------------------------------------------------------------------
 // fixtures

@@ -206,7 +206,13 @@ pub fn compose(
     let mut timings = BTreeMap::new();
     let mut t0 = Instant::now();
     let http = Http::default();
-    let resolution = resolve::resolve(plan, &http, opts.lockfile.as_ref())?;
+    progress.start("resolve", None);
+    let resolution = resolve::resolve(plan, &http, opts.lockfile.as_ref());
+    if let Ok(r) = &resolution {
+        progress.inc(r.packages.len() as u64);
+    }
+    progress.finish();
+    let resolution = resolution?;
     lap(&mut timings, "resolve", &mut t0);
     let inputhash = input_hash(plan, &resolution)?;
     let parent = repo.read_ref(&plan.ref_)?;

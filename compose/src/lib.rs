@@ -10,6 +10,7 @@ pub mod compose;
 pub mod import;
 pub mod plan;
 pub mod resolve;
+pub mod rpmdb;
 pub mod rpmmd;
 pub mod solve;
 pub mod treefile;

@@ -356,6 +356,11 @@ pub fn fetch_rpms(
         .map(|p| {
             let r = fetch_one(http, repos, p, &dir);
             progress.inc(1);
+            if let Ok(f) = &r {
+                if f.downloaded {
+                    progress.bytes(fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0));
+                }
+            }
             r
         })
         .collect::<Result<Vec<_>>>();

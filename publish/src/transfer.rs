@@ -145,8 +145,10 @@ async fn upload(
                     })
                 }
             };
+            let len = data.len() as u64;
             dest.put(k, data.into(), Expect::Any).await?;
             progress.inc(1);
+            progress.bytes(len);
             Ok::<_, PublishError>(true)
         })
         .buffer_unordered(jobs)

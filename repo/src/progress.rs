@@ -6,6 +6,8 @@ pub trait Progress: Sync {
     fn start(&self, _phase: &str, _total: Option<u64>) {}
     /// `n` more units done (files, objects, bytes: whatever the phase counts).
     fn inc(&self, _n: u64) {}
+    /// `n` more bytes moved (downloaded, uploaded, written) in the current phase.
+    fn bytes(&self, _n: u64) {}
     /// The current phase is finished.
     fn finish(&self) {}
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -74,6 +75,13 @@ impl Run {
             self.cmd, self.stdout, self.stderr
         );
         &self.stdout
+    }
+
+    /// Assert exit 0 and return the run (to read stdout and stderr after).
+    #[track_caller]
+    pub fn ok_ref(&self) -> &Run {
+        self.ok();
+        self
     }
 
     /// Assert a clean failure: non-zero exit, no panic, and stderr containing `needle`.
@@ -380,4 +388,110 @@ pub fn treefile_variant(
     let dest = dir.join(name);
     fs::write(&dest, edit(text)).expect("write treefile");
     dest
+}
+
+// ---------------------------------------------------------------------------------------
+// garage
+
+/// A garage server of its own for one test; stopped (by pid) on drop.
+pub struct Garage {
+    pub dir: TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+pub fn garage_installed() -> bool {
+    Command::new("bash")
+        .args(["-c", "PATH=$HOME/.cargo/bin:$PATH command -v garage"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        assert!(
+            garage_installed(),
+            "garage is not installed: run `cargo install garage --locked` (what ci/start-garage.sh \
+             does when garage is missing; ~20 min cold), then rerun the tests"
+        );
+        let dir = tempdir();
+        let out = Command::new("bash")
+            .arg(workspace_root().join("ci/start-garage.sh"))
+            .arg(dir.path())
+            .env("GARAGE_NO_INSTALL", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ci/start-garage.sh");
+        assert!(
+            out.status.success(),
+            "ci/start-garage.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env_path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = fs::read_to_string(&env_path).expect("garage env file");
+        let env = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Garage { dir, env }
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{k} in garage env"))
+    }
+
+    /// `s3://localhost/<prefix>`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://localhost/{prefix}")
+    }
+
+    /// The web endpoint's URL for `<prefix>` (what ostree clients pull from).
+    pub fn web(&self, prefix: &str) -> String {
+        format!("{}{prefix}", self.var("GARAGE_WEB_URL"))
+    }
+
+    /// `arbor` with this garage's AWS_* variables (and no others).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(arbor_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args).envs(&self.env).stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn arbor(&self, args: &[&str]) -> Run {
+        self.arbor_env(args, &[])
+    }
+
+    pub fn arbor_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.envs(extra.iter().copied());
+        let o = cmd.output().expect("run arbor");
+        Run {
+            cmd: format!("arbor {}", args.join(" ")),
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            stdout_bytes: o.stdout,
+        }
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("ci/stop-garage.sh"))
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

@@ -67,6 +67,16 @@ pub struct GenerateOpts {
     /// Policy mode: how many previous commits of --ref get a delta to its head.
     #[arg(long, value_name = "N", requires = "ref_name")]
     depth: Option<usize>,
+    #[command(flatten)]
+    tuning: DeltaTuning,
+    /// Print a JSON object per delta on stdout instead of its name.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How deltas are made: the flags `delta generate` and `release` share.
+#[derive(Args, Clone)]
+pub struct DeltaTuning {
     /// Skip bsdiff for a file pair whose old + new size exceeds this many MB
     /// (1 MB = 1,000,000 bytes; ostree's default).
     #[arg(long, value_name = "MB", default_value_t = 128)]
@@ -98,9 +108,6 @@ pub struct GenerateOpts {
     /// delta): 2 is ~3x faster than 6 on binaries for ~10 % more bytes.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=9))]
     xz_preset_whole: u32,
-    /// Print a JSON object per delta on stdout instead of its name.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Parse `1234`, `512K`, `64M`, `2G` (binary multiples).
@@ -126,7 +133,7 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-fn report_json(r: &GenerateReport, repo: &Repo, seconds: f64) -> Value {
+pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: f64) -> Value {
     json!({
         "name": r.name.to_string(),
         "from": r.name.from.map(|c| c.to_hex()),
@@ -143,8 +150,8 @@ fn report_json(r: &GenerateReport, repo: &Repo, seconds: f64) -> Value {
     })
 }
 
-impl GenerateOpts {
-    fn lib_opts(&self) -> Result<LibOpts> {
+impl DeltaTuning {
+    pub fn lib_opts(&self) -> Result<LibOpts> {
         let mb = |v: u64, flag: &str| {
             v.checked_mul(MB)
                 .with_context(|| format!("--{flag} {v} is too large"))
@@ -161,10 +168,12 @@ impl GenerateOpts {
             timestamp: None,
         })
     }
+}
 
+impl GenerateOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
-        let opts = self.lib_opts()?;
+        let opts = self.tuning.lib_opts()?;
         let started = Instant::now();
         let mut reports = Vec::new();
         if let Some(r) = &self.ref_name {

@@ -4,6 +4,7 @@ mod cat;
 mod checkout;
 mod commit;
 mod compose;
+mod db;
 mod delta;
 mod fsck;
 mod import_rpms;
@@ -14,6 +15,7 @@ mod mirror;
 mod prune;
 mod publish;
 mod refs;
+mod release;
 mod resolve;
 mod show;
 mod summary;
@@ -38,6 +40,16 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Progress on stderr: bars on a terminal (auto's choice there), plain log lines
+    /// (auto's choice otherwise), JSON lines for CI, or none.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    pub progress: crate::progress::Mode,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,6 +79,8 @@ pub enum Command {
     /// Static deltas: generate, list, show, verify, apply.
     #[command(subcommand)]
     Delta(delta::DeltaCommand),
+    /// The whole pipeline: compose a treefile, generate deltas, publish; skips what is done.
+    Release(release::ReleaseOpts),
     /// Compose a treefile into a commit (resolve, fetch, import, assemble, commit).
     Compose(compose::ComposeCmdOpts),
     /// Import RPMs and commit their union, without assembly (a debugging aid).
@@ -80,6 +94,9 @@ pub enum Command {
     Mirror(mirror::MirrorOpts),
     /// Delete old commits and unreachable objects and deltas from a published repository.
     Prune(prune::PruneOpts),
+    /// Packages in composed commits: list, and diff between two commits.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// The repository a command works on.
@@ -110,12 +127,14 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Fsck(o) => o.run(),
         Command::Summary(o) => o.run(),
         Command::Delta(c) => c.run(),
+        Command::Release(o) => o.run(),
         Command::Compose(o) => o.run(),
         Command::ImportRpms(o) => o.run(),
         Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),
         Command::Mirror(o) => o.run(),
         Command::Prune(o) => o.run(),
+        Command::Db(c) => c.run(),
     }
 }
 

@@ -1,0 +1,315 @@
+//! `arbor release`: the whole pipeline in one command: compose the treefile, generate
+//! the static deltas the policy asks for, publish to the destination. Every step skips
+//! what is already done, so a rerun with unchanged inputs does nothing and says so.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use arbor_compose::compose::{self, ComposeOpts};
+use arbor_compose::plan::ComposePlan;
+use arbor_compose::resolve;
+use arbor_compose::rpmdb::{self, PkgDiff};
+use arbor_delta::policy::{apply_policy, PolicyOutcome};
+use arbor_publish::{Location, TransferOpts};
+use arbor_repo::Repo;
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::db::{diff_json, diff_text};
+use super::delta::DeltaTuning;
+use super::publish::{report_json, report_line, S3Args};
+use crate::progress::{self, Bar};
+
+/// Exit status of `--unchanged-exit-77` when nothing was new.
+const EXIT_UNCHANGED: u8 = 77;
+
+#[derive(Args)]
+#[command(
+    after_help = "Exit status: 0 success (also when nothing changed), 77 nothing \
+                        changed and --unchanged-exit-77 was given, 1 error, 2 usage error.\n\n\
+                        Example:\n  arbor release treefiles/demo.yaml --repo build/repo \
+                        --to file:///srv/ostree --delta-depth 2 --empty-delta"
+)]
+pub struct ReleaseOpts {
+    /// Local archive repository to compose into (created when missing). It keeps the
+    /// history deltas are made from, so keep it between releases.
+    #[arg(long, value_name = "PATH", env = "ARBOR_REPO")]
+    repo: PathBuf,
+    /// Destination: file:///path (or a plain path), s3://bucket/prefix, or memory://.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Static deltas to the new head from this many previous commits of the ref
+    /// (0: none).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    delta_depth: usize,
+    /// Also generate a from-scratch delta to the head (for first installs).
+    #[arg(long)]
+    empty_delta: bool,
+    /// Package cache: downloaded RPMs and per-RPM imports, reused across releases
+    /// (default: <repo>/extensions/arbor/cache).
+    #[arg(long, value_name = "DIR")]
+    cachedir: Option<PathBuf>,
+    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
+    #[arg(long, value_name = "FILE")]
+    lockfile: Option<PathBuf>,
+    /// Commit even if the inputs (treefile, package set) are unchanged.
+    #[arg(long)]
+    force_nocache: bool,
+    /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
+    #[arg(long, value_name = "SECS|DATE")]
+    timestamp: Option<String>,
+    /// Exit with status 77 (instead of 0) when there was nothing new to compose,
+    /// generate or publish, as `rpm-ostree compose tree --unchanged-exit-77` does.
+    #[arg(long)]
+    unchanged_exit_77: bool,
+    #[command(flatten)]
+    s3: S3Args,
+    /// Requests in flight at once while publishing.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    jobs: usize,
+    #[command(flatten)]
+    tuning: DeltaTuning,
+    /// Print one JSON result object on stdout (commit, version, package changes, objects
+    /// and bytes written, deltas, what was published, seconds per phase) instead of the
+    /// commit checksum.
+    #[arg(long)]
+    json: bool,
+    /// The treefile (YAML for .yaml/.yml, JSON otherwise).
+    treefile: PathBuf,
+}
+
+fn open_or_init(path: &std::path::Path) -> Result<Repo> {
+    let fresh = !path.join("config").exists()
+        && match std::fs::read_dir(path) {
+            Ok(mut d) => d.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+    if fresh {
+        progress::say(&format!(
+            "release: creating repository {} (archive mode)",
+            path.display()
+        ));
+        return Repo::init(path).with_context(|| format!("initializing {}", path.display()));
+    }
+    Repo::open(path).with_context(|| format!("opening repository {}", path.display()))
+}
+
+fn step(name: &str) -> Instant {
+    progress::event(json!({"event": "step", "step": name}));
+    Instant::now()
+}
+
+impl ReleaseOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        let started = Instant::now();
+        let plan = ComposePlan::load(&self.treefile)?;
+        // Check everything that can be checked before the long work starts.
+        let dest = Location::parse_destination(&self.to, &self.s3.settings())
+            .with_context(|| format!("--to {}", self.to))?;
+        let delta_opts = self.tuning.lib_opts()?;
+        let lockfile = self
+            .lockfile
+            .as_deref()
+            .map(resolve::parse_lockfile)
+            .transpose()?;
+        let timestamp = match &self.timestamp {
+            Some(t) => Some(
+                crate::time::parse_timestamp(t)
+                    .with_context(|| format!("could not parse --timestamp {t:?}"))?,
+            ),
+            None => None,
+        };
+        let repo = open_or_init(&self.repo)?;
+        let mut timings = serde_json::Map::new();
+
+        // 1. compose
+        let t = step("compose");
+        let opts = ComposeOpts {
+            cachedir: self.cachedir.clone(),
+            force_nocache: self.force_nocache,
+            dry_run: false,
+            lockfile,
+            timestamp,
+        };
+        let out = compose::compose(&repo, &plan, &opts, &Bar::new())
+            .with_context(|| format!("composing {}", self.treefile.display()))?;
+        timings.insert("compose".into(), json!(t.elapsed().as_secs_f64()));
+        let head = repo
+            .read_ref(&plan.ref_)?
+            .with_context(|| format!("ref {} is missing after composing", plan.ref_))?;
+        let head_commit = repo.read_commit(&head)?;
+        let version = head_commit.version().map(str::to_string);
+        let pkgdiff = match (out.commit, out.parent) {
+            (Some(_), Some(parent)) if repo.has_object(&parent, arbor_repo::ObjectType::Commit) => {
+                let old = rpmdb::pkglist(&repo.read_commit(&parent)?).ok();
+                let new = rpmdb::pkglist(&head_commit)?;
+                old.map(|old| rpmdb::diff(&old, &new))
+            }
+            (Some(_), _) => Some(PkgDiff {
+                added: rpmdb::pkglist(&head_commit)?,
+                ..PkgDiff::default()
+            }),
+            (None, _) => None,
+        };
+        match out.commit {
+            Some(c) => progress::say(&format!(
+                "compose: new commit {c}{} ({} packages, {} imported, {} from cache; {} new objects, {} bytes)",
+                version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default(),
+                out.resolution.packages.len(),
+                out.imported,
+                out.cache_hits,
+                out.content_written + out.metadata_written,
+                out.content_bytes_written,
+            )),
+            None => progress::say(&format!(
+                "compose: no apparent changes since {head}; nothing to commit"
+            )),
+        }
+        if let Some(d) = &pkgdiff {
+            if out.parent.is_some() {
+                for line in diff_text(d).lines() {
+                    progress::say(&format!("  {line}"));
+                }
+            }
+        }
+
+        // 2. deltas
+        let t = step("delta");
+        let mut generated = Vec::new();
+        let mut existing = Vec::new();
+        if self.delta_depth > 0 || self.empty_delta {
+            let outcomes = apply_policy(
+                &repo,
+                &plan.ref_,
+                self.delta_depth,
+                self.empty_delta,
+                &delta_opts,
+                &Bar::new(),
+            )
+            .with_context(|| format!("generating deltas for {}", plan.ref_))?;
+            for o in outcomes {
+                match o {
+                    PolicyOutcome::Generated(r) => generated.push(r),
+                    PolicyOutcome::Exists(n) => existing.push(n.to_string()),
+                }
+            }
+            if !generated.is_empty() {
+                repo.regenerate_summary()
+                    .context("regenerating the local summary")?;
+            }
+        }
+        timings.insert("delta".into(), json!(t.elapsed().as_secs_f64()));
+        for r in &generated {
+            progress::say(&format!(
+                "delta: generated {} ({} parts, {} bytes, {} fallbacks)",
+                r.name,
+                r.parts.len(),
+                r.part_bytes(),
+                r.fallbacks.len()
+            ));
+        }
+        if generated.is_empty() && !existing.is_empty() {
+            progress::say(&format!(
+                "delta: all {} wanted deltas exist",
+                existing.len()
+            ));
+        }
+
+        // 3. publish
+        let t = step("publish");
+        let topts = TransferOpts {
+            jobs: self.jobs.max(1),
+            depth: None,
+        };
+        let report = arbor_publish::publish(
+            &repo,
+            &dest,
+            std::slice::from_ref(&plan.ref_),
+            &topts,
+            &Bar::new(),
+        )
+        .with_context(|| {
+            format!(
+                "publishing {} to {} (clients still see the previous state; rerun to complete)",
+                plan.ref_, dest.url
+            )
+        })?;
+        timings.insert("publish".into(), json!(t.elapsed().as_secs_f64()));
+        progress::say(&report_line("publish: published", &report, &dest.url));
+
+        let published_something = report.objects_uploaded > 0
+            || report.deltas_uploaded > 0
+            || !report.refs_updated.is_empty()
+            || report.summary_written
+            || report.config_written;
+        let changed = out.commit.is_some() || !generated.is_empty() || published_something;
+        let total = started.elapsed().as_secs_f64();
+        timings.insert("total".into(), json!(total));
+        if !changed {
+            progress::say(&format!(
+                "release: nothing new: {} is at {head}, its deltas exist and {} is up to date ({total:.2}s)",
+                plan.ref_, dest.url
+            ));
+        } else {
+            progress::say(&format!(
+                "release: {} {head}{} published to {} in {total:.1}s",
+                plan.ref_,
+                version
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default(),
+                dest.url
+            ));
+        }
+        if self.json {
+            let mut packages = json!({"total": out.resolution.packages.len()});
+            if let Some(d) = &pkgdiff {
+                let dj = diff_json(d);
+                for k in ["upgraded", "downgraded", "added", "removed"] {
+                    packages[k] = dj[k].clone();
+                }
+            }
+            let deltas: Vec<Value> = generated
+                .iter()
+                .map(|r| {
+                    let mut v = super::delta::report_json(r, &repo, 0.0);
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("seconds");
+                    }
+                    v
+                })
+                .collect();
+            super::print_json(&json!({
+                "ref": plan.ref_,
+                "commit": head.to_hex(),
+                "new_commit": out.commit.is_some(),
+                "parent": out.parent.map(|p| p.to_hex()),
+                "version": version,
+                "changed": changed,
+                "packages": packages,
+                "compose": {
+                    "imported": out.imported,
+                    "import_cache_hits": out.cache_hits,
+                    "content_objects_written": out.content_written,
+                    "content_bytes_written": out.content_bytes_written,
+                    "metadata_objects_written": out.metadata_written,
+                    "timings": out.timings,
+                },
+                "deltas": deltas,
+                "deltas_existing": existing,
+                "published": report_json(&report, &dest.url),
+                "url": dest.url,
+                "timings": timings,
+            }));
+        } else {
+            println!("{head}");
+        }
+        if !changed && self.unchanged_exit_77 {
+            return Ok(ExitCode::from(EXIT_UNCHANGED));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,372 @@
+//! `arbor release` (compose → deltas → publish) and `arbor db`, end to end: the corpus
+//! released to a real S3 server (garage), deployed and upgraded by the real
+//! `ostree admin` in a fake sysroot from garage's web endpoint.
+
+mod util {
+    pub use arbor_tests::*;
+}
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+use util::{arbor, corpus_dir, ostree, run, tempdir, Garage, Run};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{}: bad JSON ({e}):\n{}\n{}",
+            run.cmd, run.stdout, run.stderr
+        )
+    })
+}
+
+/// name → full NEVRA, from a corpus `resolved-*.txt` (one NEVRA per line).
+fn resolved(file: &Path) -> BTreeMap<String, String> {
+    let text = fs::read_to_string(file).unwrap();
+    text.lines()
+        .map(|nevra| {
+            // name-[e:]v-r.arch: the name is everything before the second-to-last '-'.
+            let mut dashes = nevra.rmatch_indices('-').map(|(i, _)| i);
+            dashes.next();
+            let cut = dashes.next().expect("NEVRA has two dashes");
+            (nevra[..cut].to_string(), nevra.to_string())
+        })
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+#[test]
+fn release_corpus_to_garage_then_upgrade_a_sysroot() {
+    let c = corpus_dir();
+    let g = Garage::start();
+    let tmp = tempdir();
+    let repo = tmp.path().join("repo"); // created by the first release
+    let cache = tmp.path().join("cache");
+    let url = g.url("os");
+    let release = |treefile: &str, extra: &[&str]| -> Run {
+        let tf = c.join(treefile);
+        let mut args = vec![
+            "release",
+            p(&tf),
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            p(&cache),
+            "--to",
+            &url,
+            "--delta-depth",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        g.arbor(&args)
+    };
+    let reference = "corpus/bookworm/x86_64/minimal";
+
+    // v1: a new repository, the first commit, published.
+    let r1 = release("v1.yaml", &[]);
+    let j1 = json(&r1.ok_ref());
+    let c1 = j1["commit"].as_str().unwrap().to_string();
+    assert_eq!(j1["new_commit"], true, "{j1}");
+    assert_eq!(j1["version"], "12.1");
+    assert_eq!(j1["packages"]["added"].as_array().unwrap().len(), 182);
+    assert_eq!(j1["published"]["advertised_refs"][reference], c1.as_str());
+    for phase in ["compose", "delta", "publish", "total"] {
+        assert!(j1["timings"][phase].is_number(), "timings.{phase}: {j1}");
+    }
+
+    // A client deploys v1 from garage's web endpoint into a fake sysroot.
+    let sys = tmp.path().join("sysroot");
+    fs::create_dir_all(&sys).unwrap();
+    let s = format!("--sysroot={}", p(&sys));
+    let srepo = format!("--repo={}/ostree/repo", p(&sys));
+    ostree(&["admin", "init-fs", p(&sys)]).ok();
+    ostree(&["admin", "os-init", &s, "corpus"]).ok();
+    ostree(&[
+        &srepo,
+        "remote",
+        "add",
+        "--no-gpg-verify",
+        "origin",
+        &g.web("os"),
+    ])
+    .ok();
+    ostree(&[&srepo, "pull", "origin", reference]).ok();
+    ostree(&[
+        "admin",
+        "deploy",
+        &s,
+        "--os=corpus",
+        &format!("origin:{reference}"),
+    ])
+    .ok();
+    // A local /etc change in the v1 deployment: a new file and an edited one.
+    let etc1 = sys.join(format!("ostree/deploy/corpus/deploy/{c1}.0/etc"));
+    fs::write(etc1.join("arbor-local.conf"), "kept across upgrades\n").unwrap();
+    let issue = fs::read_to_string(etc1.join("issue")).expect("/etc/issue from base-files");
+    fs::write(etc1.join("issue"), format!("{issue}edited locally\n")).unwrap();
+
+    // v2: 21 packages upgraded and the kernel replaced; a v1→v2 delta, published.
+    let r2 = release("v2.yaml", &[]);
+    let j2 = json(&r2.ok_ref());
+    let c2 = j2["commit"].as_str().unwrap().to_string();
+    assert_eq!(j2["new_commit"], true, "{j2}");
+    assert_eq!(j2["parent"], c1.as_str());
+    assert_eq!(j2["version"], "12.2");
+    assert_eq!(j2["deltas"].as_array().unwrap().len(), 1, "{j2}");
+    assert_eq!(j2["deltas"][0]["from"], c1.as_str());
+    assert!(
+        j2["published"]["deltas_uploaded"].as_u64().unwrap() >= 1,
+        "{j2}"
+    );
+
+    // What changed, as resolved from the two treefiles.
+    let (v1, v2) = (
+        resolved(&c.join("resolved-v1.txt")),
+        resolved(&c.join("resolved-v2.txt")),
+    );
+    let upgraded: Vec<String> = v1
+        .iter()
+        .filter(|(n, nevra)| v2.get(*n).is_some_and(|n2| n2 != *nevra))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let removed: Vec<String> = v1
+        .iter()
+        .filter(|(n, _)| !v2.contains_key(*n))
+        .map(|(_, nevra)| nevra.clone())
+        .collect();
+    let added: Vec<String> = v2
+        .iter()
+        .filter(|(n, _)| !v1.contains_key(*n))
+        .map(|(_, nevra)| nevra.clone())
+        .collect();
+    assert_eq!(upgraded.len(), 21, "{upgraded:?}");
+    assert_eq!(
+        removed,
+        ["linux-image-6.1.0-50-cloud-amd64-6.1.176-1.x86_64"]
+    );
+    assert_eq!(added, ["linux-image-6.1.0-56-cloud-amd64-6.1.192-2.x86_64"]);
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // `arbor db diff` says the same, and so did the release.
+    let d = json(&arbor(&["db", "diff", "--repo", p(&repo), &c1, &c2, "--json"]).ok_ref());
+    assert_eq!(names(&d["upgraded"]), upgraded, "{d}");
+    assert!(d["downgraded"].as_array().unwrap().is_empty(), "{d}");
+    assert_eq!(strings(&d["removed"]), removed);
+    assert_eq!(strings(&d["added"]), added);
+    assert_eq!(names(&j2["packages"]["upgraded"]), upgraded);
+    assert_eq!(strings(&j2["packages"]["removed"]), removed);
+    let text = arbor(&["db", "diff", "--repo", p(&repo), reference])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("Upgraded:\n  ca-certificates 20230311+deb12u1-0 -> 20250419~deb12u2-0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Removed:\n  linux-image-6.1.0-50-cloud-amd64-6.1.176-1.x86_64\n"),
+        "{text}"
+    );
+    let list = arbor(&["db", "list", "--repo", p(&repo), &c2])
+        .ok()
+        .to_string();
+    let mut want: Vec<&String> = v2.values().collect();
+    want.sort();
+    assert_eq!(list.lines().collect::<Vec<_>>(), want);
+
+    // The client upgrades to v2 through the static delta, keeping its /etc changes.
+    let pull = ostree(&[
+        &srepo,
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        reference,
+    ]);
+    assert!(
+        pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
+        "{}",
+        pull.stdout
+    );
+    ostree(&["admin", "upgrade", &s, "--os=corpus"]).ok();
+    let status = ostree(&["admin", "status", &s]).ok().to_string();
+    assert!(status.contains(&c1) && status.contains(&c2), "{status}");
+    let etc2 = sys.join(format!("ostree/deploy/corpus/deploy/{c2}.0/etc"));
+    assert_eq!(
+        fs::read_to_string(etc2.join("arbor-local.conf")).unwrap(),
+        "kept across upgrades\n"
+    );
+    assert!(fs::read_to_string(etc2.join("issue"))
+        .unwrap()
+        .ends_with("edited locally\n"));
+    let diff = ostree(&["admin", "config-diff", &s, "--os=corpus"])
+        .ok()
+        .to_string();
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with('A') && l.ends_with("arbor-local.conf")),
+        "{diff}"
+    );
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with('M') && l.ends_with("issue")),
+        "{diff}"
+    );
+    ostree(&[&srepo, "fsck"]).ok();
+
+    // Unchanged inputs: nothing to do, exit 77 when asked, fast beyond resolving.
+    let r3 = release("v2.yaml", &["--unchanged-exit-77"]);
+    assert_eq!(r3.status, 77, "{}\n{}", r3.stdout, r3.stderr);
+    let j3 = json(&r3);
+    assert_eq!(j3["changed"], false, "{j3}");
+    assert_eq!(j3["commit"], c2.as_str());
+    assert_eq!(j3["published"]["objects_uploaded"], 0);
+    assert!(r3.stderr.contains("nothing new"), "{}", r3.stderr);
+    let total = j3["timings"]["total"].as_f64().unwrap();
+    let resolve = j3["compose"]["timings"]["resolve"].as_f64().unwrap();
+    eprintln!("no-op release: {total:.3}s in all, {resolve:.3}s resolving");
+    assert!(
+        total - resolve < 1.0,
+        "no-op release took {total}s ({resolve}s resolving)"
+    );
+    // Without the flag the same no-op exits 0.
+    release("v2.yaml", &[]).ok();
+
+    for d in fs::read_dir(sys.join("ostree/deploy/corpus/deploy")).unwrap() {
+        let d = d.unwrap().path();
+        if d.is_dir() {
+            run("chattr", &["-i", p(&d)]);
+        }
+    }
+}
+
+#[test]
+fn release_progress_json_and_bad_inputs() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let repo = tmp.path().join("repo");
+    let dest = tmp.path().join("published");
+    let to = format!("file://{}", p(&dest));
+    let tf = c.join("tiny.yaml");
+    let r = arbor(&[
+        "release",
+        p(&tf),
+        "--repo",
+        p(&repo),
+        "--to",
+        &to,
+        "--empty-delta",
+        "--progress=json",
+    ]);
+    let commit = r.ok().trim().to_string();
+    assert_eq!(commit.len(), 64, "{}", r.stdout);
+    let mut finished = Vec::new();
+    for line in r.stderr.lines() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}\n{}", r.stderr));
+        let event = v["event"].as_str().expect("event");
+        assert!(
+            ["start", "progress", "finish", "step", "log"].contains(&event),
+            "{v}"
+        );
+        if event == "finish" {
+            assert!(v["done"].is_u64() && v["seconds"].is_number(), "{v}");
+            finished.push(v["phase"].as_str().unwrap().to_string());
+        }
+    }
+    for phase in ["resolve", "fetch", "import", "delta", "objects", "commits"] {
+        assert!(
+            finished.iter().any(|f| f == phase),
+            "no finish event for {phase}: {finished:?}\n{}",
+            r.stderr
+        );
+    }
+    // A client pulls it from the destination directory with the from-scratch delta.
+    let client = tmp.path().join("client");
+    let cr = format!("--repo={}", p(&client));
+    ostree(&[&cr, "init", "--mode=bare-user"]).ok();
+    ostree(&[&cr, "remote", "add", "--no-gpg-verify", "o", &to]).ok();
+    ostree(&[
+        &cr,
+        "pull",
+        "--require-static-deltas",
+        "o",
+        "corpus/tiny/x86_64",
+    ])
+    .ok();
+    assert_eq!(
+        ostree(&[&cr, "rev-parse", "o:corpus/tiny/x86_64"])
+            .ok()
+            .trim(),
+        commit
+    );
+    // Plain progress (not a terminal): short log lines, no escape codes.
+    let again = arbor(&["release", p(&tf), "--repo", p(&repo), "--to", &to]);
+    again.ok();
+    assert!(!again.stderr.contains('\x1b'), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("release: nothing new"),
+        "{}",
+        again.stderr
+    );
+
+    // Bad inputs: clear errors, non-zero exit, nothing created.
+    let other = tmp.path().join("other");
+    let e = arbor(&[
+        "release",
+        p(&tf),
+        "--repo",
+        p(&other),
+        "--to",
+        "http://127.0.0.1:9/repo",
+    ]);
+    e.fails_with("read-only");
+    assert!(
+        !other.exists(),
+        "nothing is created when the destination is wrong"
+    );
+    arbor(&[
+        "release",
+        "/nonexistent/tree.yaml",
+        "--repo",
+        p(&other),
+        "--to",
+        &to,
+    ])
+    .fails_with("/nonexistent/tree.yaml");
+    arbor(&[
+        "release",
+        p(&tf),
+        "--repo",
+        p(&repo),
+        "--to",
+        &to,
+        "--memory-limit",
+        "lots",
+    ])
+    .fails_with("unknown size suffix");
+    arbor(&["db", "list", "--repo", p(&repo), "no/such/ref"]).fails_with("no/such/ref");
+    // A commit that was not composed has no package list: said so.
+    let plain = tmp.path().join("plain");
+    fs::create_dir_all(plain.join("usr")).unwrap();
+    fs::write(plain.join("usr/x"), "x").unwrap();
+    arbor(&["commit", "--repo", p(&repo), "-b", "plain", p(&plain)]).ok();
+    arbor(&["db", "list", "--repo", p(&repo), "plain"]).fails_with("rpmostree.rpmdb.pkglist");
+}
