@@ -116,6 +116,8 @@ impl Repo {
     /// Create a repository (like `ostree init --mode=archive`), or open it if `path`
     /// already holds an archive repository.
     pub fn init(path: &Path) -> Result<Repo> {
+        // Absolute, so that tools run on paths inside it (rpm --root) work from any cwd.
+        let path = &std::path::absolute(path).at(path)?;
         if path.join("objects").is_dir() {
             return Repo::open(path);
         }
@@ -151,6 +153,7 @@ impl Repo {
 
     /// Open an existing archive repository.
     pub fn open(path: &Path) -> Result<Repo> {
+        let path = &std::path::absolute(path).at(path)?;
         if !path.join("objects").is_dir() {
             return Err(RepoError::NotARepo(path.to_path_buf()));
         }
