@@ -16,22 +16,14 @@ use crate::progress::Bar;
 pub struct ComposeCmdOpts {
     #[command(flatten)]
     repo: RepoArg,
-    /// Package cache: downloaded RPMs and per-RPM imports, reused across composes
-    /// (default: <repo>/extensions/arbor/cache).
-    #[arg(long, value_name = "DIR")]
-    cachedir: Option<PathBuf>,
-    /// Commit even if the inputs (treefile, package set) are unchanged.
-    #[arg(long)]
-    force_nocache: bool,
+    #[command(flatten)]
+    inputs: ComposeInputs,
     /// Resolve and report the transaction, but fetch, import and commit nothing.
     #[arg(long)]
     dry_run: bool,
     /// Print the flattened treefile (includes merged) as JSON and exit.
     #[arg(long)]
     print_only: bool,
-    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
-    #[arg(long, value_name = "FILE")]
-    lockfile: Option<PathBuf>,
     /// Write the resolved package set as a lockfile (rpm-ostree JSON schema).
     #[arg(long, value_name = "FILE")]
     write_lockfile_to: Option<PathBuf>,
@@ -41,9 +33,6 @@ pub struct ComposeCmdOpts {
     /// Write a JSON summary (rpm-ostree's compose JSON keys, plus arbor's) to this file.
     #[arg(long, value_name = "FILE")]
     write_composejson_to: Option<PathBuf>,
-    /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
-    #[arg(long, value_name = "SECS|DATE")]
-    timestamp: Option<String>,
     /// Print the compose JSON on stdout instead of the bare commit checksum.
     #[arg(long)]
     json: bool,
@@ -51,14 +40,27 @@ pub struct ComposeCmdOpts {
     treefile: PathBuf,
 }
 
-impl ComposeCmdOpts {
-    pub fn run(self) -> Result<ExitCode> {
-        let plan = ComposePlan::load(&self.treefile)?;
-        if self.print_only {
-            println!("{}", serde_json::to_string_pretty(&plan.flattened)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let repo = self.repo.open()?;
+/// How a compose runs: the flags `compose` and `release` share.
+#[derive(Args)]
+pub struct ComposeInputs {
+    /// Package cache: downloaded RPMs and per-RPM imports, reused across composes
+    /// (default: <repo>/extensions/arbor/cache).
+    #[arg(long, value_name = "DIR")]
+    cachedir: Option<PathBuf>,
+    /// Commit even if the inputs (treefile, package set) are unchanged.
+    #[arg(long)]
+    force_nocache: bool,
+    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
+    #[arg(long, value_name = "FILE")]
+    lockfile: Option<PathBuf>,
+    /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
+    #[arg(long, value_name = "SECS|DATE")]
+    timestamp: Option<String>,
+}
+
+impl ComposeInputs {
+    /// The library options; reads the lockfile and parses the timestamp.
+    pub fn opts(&self, dry_run: bool) -> Result<ComposeOpts> {
         let lockfile = self
             .lockfile
             .as_deref()
@@ -71,13 +73,25 @@ impl ComposeCmdOpts {
             ),
             None => None,
         };
-        let opts = ComposeOpts {
+        Ok(ComposeOpts {
             cachedir: self.cachedir.clone(),
             force_nocache: self.force_nocache,
-            dry_run: self.dry_run,
+            dry_run,
             lockfile,
             timestamp,
-        };
+        })
+    }
+}
+
+impl ComposeCmdOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        let plan = ComposePlan::load(&self.treefile)?;
+        if self.print_only {
+            println!("{}", serde_json::to_string_pretty(&plan.flattened)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let repo = self.repo.open()?;
+        let opts = self.inputs.opts(self.dry_run)?;
         let out = compose::compose(&repo, &plan, &opts, &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         if let Some(f) = &self.write_lockfile_to {

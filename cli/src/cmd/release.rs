@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use arbor_compose::compose::{self, ComposeOpts};
+use arbor_compose::compose;
 use arbor_compose::plan::ComposePlan;
-use arbor_compose::resolve;
 use arbor_compose::rpmdb::{self, PkgDiff};
 use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_publish::{Location, TransferOpts};
@@ -17,6 +16,7 @@ use arbor_repo::Repo;
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::compose::ComposeInputs;
 use super::db::{diff_json, diff_text};
 use super::delta::DeltaTuning;
 use super::publish::{report_json, report_line, S3Args};
@@ -47,19 +47,8 @@ pub struct ReleaseOpts {
     /// Also generate a from-scratch delta to the head (for first installs).
     #[arg(long)]
     empty_delta: bool,
-    /// Package cache: downloaded RPMs and per-RPM imports, reused across releases
-    /// (default: <repo>/extensions/arbor/cache).
-    #[arg(long, value_name = "DIR")]
-    cachedir: Option<PathBuf>,
-    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
-    #[arg(long, value_name = "FILE")]
-    lockfile: Option<PathBuf>,
-    /// Commit even if the inputs (treefile, package set) are unchanged.
-    #[arg(long)]
-    force_nocache: bool,
-    /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
-    #[arg(long, value_name = "SECS|DATE")]
-    timestamp: Option<String>,
+    #[command(flatten)]
+    inputs: ComposeInputs,
     /// Exit with status 77 (instead of 0) when there was nothing new to compose,
     /// generate or publish, as `rpm-ostree compose tree --unchanged-exit-77` does.
     #[arg(long)]
@@ -110,30 +99,12 @@ impl ReleaseOpts {
         let dest = Location::parse_destination(&self.to, &self.s3.settings())
             .with_context(|| format!("--to {}", self.to))?;
         let delta_opts = self.tuning.lib_opts()?;
-        let lockfile = self
-            .lockfile
-            .as_deref()
-            .map(resolve::parse_lockfile)
-            .transpose()?;
-        let timestamp = match &self.timestamp {
-            Some(t) => Some(
-                crate::time::parse_timestamp(t)
-                    .with_context(|| format!("could not parse --timestamp {t:?}"))?,
-            ),
-            None => None,
-        };
+        let opts = self.inputs.opts(false)?;
         let repo = open_or_init(&self.repo)?;
         let mut timings = serde_json::Map::new();
 
         // 1. compose
         let t = step("compose");
-        let opts = ComposeOpts {
-            cachedir: self.cachedir.clone(),
-            force_nocache: self.force_nocache,
-            dry_run: false,
-            lockfile,
-            timestamp,
-        };
         let out = compose::compose(&repo, &plan, &opts, &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         timings.insert("compose".into(), json!(t.elapsed().as_secs_f64()));
