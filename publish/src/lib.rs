@@ -35,6 +35,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(PublishError::Runtime)
 }
 
+/// Refuse read-only destinations (`http(s)://`) before any work.
+fn writable(dest: &Location) -> Result<()> {
+    if dest.kind == LocationKind::Http {
+        return Err(PublishError::ReadOnly {
+            url: dest.url.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Publish `refs` (all branches when empty) of a local archive repository to `dest`.
 pub fn publish(
     repo: &Repo,
@@ -43,11 +53,7 @@ pub fn publish(
     opts: &TransferOpts,
     progress: &dyn Progress,
 ) -> Result<TransferReport> {
-    if dest.kind == LocationKind::Http {
-        return Err(PublishError::ReadOnly {
-            url: dest.url.clone(),
-        });
-    }
+    writable(dest)?;
     runtime()?.block_on(async {
         let remote = remote::Remote::new(dest);
         transfer::run(&source::Source::Local(repo), &remote, refs, opts, progress).await
@@ -63,11 +69,7 @@ pub fn mirror(
     opts: &TransferOpts,
     progress: &dyn Progress,
 ) -> Result<TransferReport> {
-    if dest.kind == LocationKind::Http {
-        return Err(PublishError::ReadOnly {
-            url: dest.url.clone(),
-        });
-    }
+    writable(dest)?;
     runtime()?.block_on(async {
         let from = remote::Remote::new(src);
         let to = remote::Remote::new(dest);
@@ -80,11 +82,7 @@ pub fn mirror(
 
 /// Apply a retention policy to a published repository and delete what nothing reaches.
 pub fn prune(dest: &Location, opts: &PruneOpts, progress: &dyn Progress) -> Result<PruneReport> {
-    if dest.kind == LocationKind::Http {
-        return Err(PublishError::ReadOnly {
-            url: dest.url.clone(),
-        });
-    }
+    writable(dest)?;
     runtime()?.block_on(async {
         let remote = remote::Remote::new(dest);
         prune::run(&remote, opts, progress).await
