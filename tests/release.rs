@@ -342,6 +342,33 @@ fn release_progress_json_and_bad_inputs() {
         !other.exists(),
         "nothing is created when the destination is wrong"
     );
+    // An unreachable S3 endpoint fails before composing, naming the endpoint.
+    let port = util::free_port();
+    let o = std::process::Command::new(util::arbor_bin())
+        .args([
+            "release",
+            p(&tf),
+            "--repo",
+            p(&other),
+            "--to",
+            "s3://bucket/x",
+        ])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("AWS_REGION", "garage")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("before composing") && stderr.contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        !other.exists(),
+        "nothing is created when the destination is unreachable"
+    );
     arbor(&[
         "release",
         "/nonexistent/tree.yaml",

@@ -45,6 +45,16 @@ fn writable(dest: &Location) -> Result<()> {
     Ok(())
 }
 
+/// Check that `dest` is writable, reachable, and that the credentials can list it (one
+/// request), so that a long job can fail before it starts rather than at the end.
+pub fn preflight(dest: &Location) -> Result<()> {
+    writable(dest)?;
+    runtime()?.block_on(async {
+        let remote = remote::Remote::new(dest);
+        remote.list(layout::REFS_PREFIX).await.map(|_| ())
+    })
+}
+
 /// Publish `refs` (all branches when empty) of a local archive repository to `dest`.
 pub fn publish(
     repo: &Repo,

@@ -100,6 +100,8 @@ impl ReleaseOpts {
             .with_context(|| format!("--to {}", self.to))?;
         let delta_opts = self.tuning.lib_opts()?;
         let opts = self.inputs.opts(false)?;
+        arbor_publish::preflight(&dest)
+            .with_context(|| format!("checking the destination {} before composing", dest.url))?;
         let repo = open_or_init(&self.repo)?;
         let mut timings = serde_json::Map::new();
 
