@@ -78,7 +78,7 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
 
     // v1: a new repository, the first commit, published.
     let r1 = release("v1.yaml", &[]);
-    let j1 = json(&r1.ok_ref());
+    let j1 = json(r1.ok_ref());
     let c1 = j1["commit"].as_str().unwrap().to_string();
     assert_eq!(j1["new_commit"], true, "{j1}");
     assert_eq!(j1["version"], "12.1");
@@ -121,7 +121,7 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
 
     // v2: 21 packages upgraded and the kernel replaced; a v1→v2 delta, published.
     let r2 = release("v2.yaml", &[]);
-    let j2 = json(&r2.ok_ref());
+    let j2 = json(r2.ok_ref());
     let c2 = j2["commit"].as_str().unwrap().to_string();
     assert_eq!(j2["new_commit"], true, "{j2}");
     assert_eq!(j2["parent"], c1.as_str());
@@ -167,7 +167,7 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
             .collect()
     };
     // `arbor db diff` says the same, and so did the release.
-    let d = json(&arbor(&["db", "diff", "--repo", p(&repo), &c1, &c2, "--json"]).ok_ref());
+    let d = json(arbor(&["db", "diff", "--repo", p(&repo), &c1, &c2, "--json"]).ok_ref());
     assert_eq!(names(&d["upgraded"]), upgraded, "{d}");
     assert!(d["downgraded"].as_array().unwrap().is_empty(), "{d}");
     assert_eq!(strings(&d["removed"]), removed);
