@@ -30,7 +30,8 @@ measure() {  # label repo-cmd... ; appends "wall rss" to $WORK/$label.times, pri
     /usr/bin/time -v -o "$tv" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" || {
         echo "$label failed:" >&2; cat "$WORK/$label.err" >&2; exit 1; }
     awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; w=s}
-                /Maximum resident set size/ {r=$2} END {print w, r}' "$tv" >> "$WORK/$label.times"
+                /User time \(seconds\)/ {u=$2} /System time \(seconds\)/ {y=$2}
+                /Maximum resident set size/ {r=$2} END {print w, r, u+y}' "$tv" >> "$WORK/$label.times"
     tail -n1 "$WORK/$label.out"
 }
 
@@ -55,8 +56,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 mo=$(cut -d' ' -f1 "$WORK/ostree.times" | median); ma=$(cut -d' ' -f1 "$WORK/arbor.times" | median)
 ro=$(cut -d' ' -f2 "$WORK/ostree.times" | sort -n | tail -1); ra=$(cut -d' ' -f2 "$WORK/arbor.times" | sort -n | tail -1)
 so=$(du -sb "$WORK/repo-o/objects" | cut -f1); sa=$(du -sb "$WORK/repo-a/objects" | cut -f1)
+co_cpu=$(cut -d' ' -f3 "$WORK/ostree.times" | median); ca_cpu=$(cut -d' ' -f3 "$WORK/arbor.times" | median)
 echo
-printf '%-8s %10s %14s %14s\n' tool median_s peak_rss_kb objects_bytes
-printf '%-8s %10s %14s %14s\n' ostree "$mo" "$ro" "$so"
-printf '%-8s %10s %14s %14s\n' arbor "$ma" "$ra" "$sa"
-awk -v o="$mo" -v a="$ma" 'BEGIN {printf "speedup: %.2fx (ostree median / arbor median); same commit checksum in every run\n", o/a}'
+printf '%-8s %10s %12s %14s %14s\n' tool median_s median_cpu_s peak_rss_kb objects_bytes
+printf '%-8s %10s %12s %14s %14s\n' ostree "$mo" "$co_cpu" "$ro" "$so"
+printf '%-8s %10s %12s %14s %14s\n' arbor "$ma" "$ca_cpu" "$ra" "$sa"
+awk -v o="$mo" -v a="$ma" 'BEGIN {printf "speedup: %.2fx wall (ostree median / arbor median); same commit checksum in every run\n", o/a}'
+awk -v o="$co_cpu" -v a="$ca_cpu" 'BEGIN {printf "CPU: arbor uses %.2fx less CPU time (user+sys)\n", o/a}'
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
