@@ -9,7 +9,7 @@
 //!           object would take its blob past max-chunk-size (for a bsdiff, when the blob
 //!           is already past it) — ostree's rule
 //! workers   bsdiff of each pair and xz of each closed part run on rayon; a memory
-//!           budget caps what runs at once (bsdiff ≈ 11× old + 2× new bytes, xz ≈
+//!           budget caps what runs at once (bsdiff ≈ 7× old + 2× new bytes, xz ≈
 //!           11× dictionary + the part), results are consumed in order, so the output
 //!           does not depend on scheduling
 //! write     part files (xz, never uncompressed: ostree's mmap bug), then the
@@ -48,8 +48,9 @@ pub struct GenerateOpts {
     /// Memory budget for concurrent bsdiff and xz work (bytes). One job always runs,
     /// even if it alone needs more.
     pub memory_limit: u64,
-    /// xz preset (0–9) for parts holding bsdiff patches. ostree uses 8; 6 compresses
-    /// within ~0.5 % of it with a quarter of the memory, and patches compress quickly.
+    /// xz preset (0–9) for parts holding bsdiff patches. ostree uses 8. From 4 up, the
+    /// preset gives the dictionary size and level but the match finder is hc4 (nice 32,
+    /// depth 4) instead of bt4: on patches that is ~2× faster for ~3 % more bytes.
     pub xz_preset: u32,
     /// xz preset for parts holding only whole objects (e.g. a from-scratch delta).
     /// Whole binaries are where xz spends its time: preset 2 is ~3× faster than 6 for
@@ -238,11 +239,11 @@ impl Budget {
     }
 }
 
-/// Memory a bsdiff of these sizes needs (`diff`): both inputs, SA-IS's symbol copy,
-/// suffix array and type flags (9 bytes per old byte at peak), and the patch (about
-/// the new size).
+/// Memory a bsdiff of these sizes needs (`diff`): both inputs, the suffix array (4 bytes
+/// per old byte), the match gate (1) and search tree (≤ 1), and the patch (about the
+/// new size).
 fn bsdiff_memory(old: u64, new: u64) -> u64 {
-    old * 11 + new * 2 + (1 << 20)
+    old * 7 + new * 2 + (1 << 20)
 }
 
 fn xz_dict_size(preset: u32, payload: u64) -> u32 {
@@ -280,12 +281,23 @@ struct ClosedPart {
 }
 
 /// xz-compress a part: returns the part file (`'x'` ‖ xz stream) and the header.
+///
+/// Parts holding bsdiff patches use the preset's dictionary with the hash-chain match
+/// finder (hc4, nice 32, depth 4) from preset 4 up: patches are mostly runs of small
+/// diff bytes, where the default binary-tree finder spends over twice the time for ~3 %
+/// fewer bytes (measured on the corpus v1→v2 patches: 2.2× faster, +3.2 %).
 fn compress_part(p: &ClosedPart, preset: u32) -> std::io::Result<(Vec<u8>, PartHeader)> {
     let b = &p.builder;
     let payload_len = b.blob.len() as u64 + b.ops.len() as u64;
     let mut lzma =
         liblzma::stream::LzmaOptions::new_preset(preset).map_err(std::io::Error::other)?;
     lzma.dict_size(xz_dict_size(preset, payload_len));
+    if b.has_bsdiff && preset >= 4 {
+        lzma.match_finder(liblzma::stream::MatchFinder::HashChain4)
+            .mode(liblzma::stream::Mode::Normal)
+            .nice_len(32)
+            .depth(4);
+    }
     let mut filters = liblzma::stream::Filters::new();
     filters.lzma2(&lzma);
     let stream =
@@ -469,6 +481,7 @@ pub fn generate(
         &repo.path().join(&rel_dir),
         if opts.inline_parts { 0 } else { parts.len() },
     )?;
+    crate::index::reindex(repo)?;
     Ok(GenerateReport {
         objects: parts.iter().map(|p| p.objects.len() as u64).sum(),
         name,
