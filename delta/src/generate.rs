@@ -3,7 +3,8 @@
 //! ```text
 //! plan      objects reachable from `to` and not from `from` (depth-first order);
 //!           new regular files paired with similar old ones (plan::similar_files)
-//! order     metadata ‖ bsdiff'd files ‖ whole regular files ‖ symlinks   (as ostree)
+//! order     metadata ‖ bsdiff'd files ‖ whole regular files ‖ symlinks   (as ostree;
+//!           bsdiff'd files largest first, so the longest jobs start first)
 //!           large unpaired regular files (> min-fallback-size) become fallbacks
 //! assemble  objects go into parts in that order; a part is closed when the next whole
 //!           object would take its blob past max-chunk-size (for a bsdiff, when the blob
@@ -392,6 +393,7 @@ pub fn generate(
     // Emission order and fallbacks.
     let mut items: Vec<Item> = new_meta.iter().map(|(t, c)| Item::Meta(*t, *c)).collect();
     let mut whole_regular = Vec::new();
+    let mut bsdiffs = Vec::new();
     let mut symlinks = Vec::new();
     let mut fallbacks = Vec::new();
     let mut n_bsdiff = 0u64;
@@ -402,7 +404,7 @@ pub fn generate(
         }
         if let Some(o) = similar.get(&f.checksum).map(|c| old_index[c]) {
             if !opts.disable_bsdiff && old_files[o].size + f.size <= opts.max_bsdiff_size {
-                items.push(Item::Bsdiff(i, o));
+                bsdiffs.push((i, o));
                 n_bsdiff += 1;
                 continue;
             }
@@ -420,6 +422,15 @@ pub fn generate(
             whole_regular.push(Item::Whole(i));
         }
     }
+    // Largest first: the bsdiff jobs run in this order on two or more threads, and a
+    // kernel image started last would leave one thread working alone at the end.
+    bsdiffs.sort_by_key(|&(i, o)| {
+        (
+            std::cmp::Reverse(new_files[i].size + old_files[o].size),
+            new_files[i].checksum,
+        )
+    });
+    items.extend(bsdiffs.into_iter().map(|(i, o)| Item::Bsdiff(i, o)));
     items.extend(whole_regular);
     items.extend(symlinks);
     tracing::info!(
