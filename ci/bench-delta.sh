@@ -93,7 +93,7 @@ rm -rf "$WORK/repo-arbor"
 
 # --- 3. the generators, same repo, same options (ostree's defaults), one at a time
 RES=$WORK/results.tsv
-printf 'generator\tdelta\twall_s\tmax_rss_kb\tbytes\n' > "$RES"
+printf 'generator\tdelta\twall_s\tcpu_s\tmax_rss_kb\tbytes\n' > "$RES"
 measure() {   # label delta-label command...
     local label=$1 delta=$2; shift 2
     local tv=$WORK/logs/$label-$delta.time
@@ -101,6 +101,8 @@ measure() {   # label delta-label command...
         echo "bench-delta: $label $delta failed:" >&2; tail -20 "$WORK/logs/$label-$delta.err" >&2; exit 1; }
     WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.2f", s}' "$tv")
     RSS=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
+    # CPU seconds (user + system): a fairer measure than wall time on a shared machine.
+    CPU=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ {s+=$2} END {printf "%.2f", s}' "$tv")
 }
 # Delta bytes = superblock + part files + fallback objects (what a client downloads),
 # read back by `arbor delta show` for both generators' output.
@@ -115,17 +117,17 @@ for d in "${DELTAS[@]}"; do
     rm -rf "$REPO/deltas"
     measure ostree "$label" ostree --repo="$REPO" static-delta generate $ofrom --to="${COMMIT[v2]}"
     bytes=$(delta_bytes "$name")
-    printf 'ostree\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$RSS" "$bytes" >> "$RES"
-    echo "ostree $label: ${WALL}s, ${RSS} KB peak, $bytes bytes"
-    mv "$REPO/deltas" "$WORK/deltas-ostree-$label"
+    printf 'ostree\t%s\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$CPU" "$RSS" "$bytes" >> "$RES"
+    echo "ostree $label: ${WALL}s wall, ${CPU}s CPU, ${RSS} KB peak, $bytes bytes"
+    rm -rf "$WORK/deltas-ostree-$label"; mv "$REPO/deltas" "$WORK/deltas-ostree-$label"
     # shellcheck disable=SC2086
     measure arbor "$label" "$ARBOR" delta generate --repo "$REPO" $afrom --to "${COMMIT[v2]}" --json
     bytes=$(delta_bytes "$name")
-    printf 'arbor\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$RSS" "$bytes" >> "$RES"
-    echo "arbor  $label: ${WALL}s, ${RSS} KB peak, $bytes bytes"
+    printf 'arbor\t%s\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$CPU" "$RSS" "$bytes" >> "$RES"
+    echo "arbor  $label: ${WALL}s wall, ${CPU}s CPU, ${RSS} KB peak, $bytes bytes"
     "$ARBOR" delta verify --repo "$REPO" "$name" 2> "$WORK/logs/verify-$label.err" ||
         { echo "bench-delta: arbor's $label delta does not verify" >&2; cat "$WORK/logs/verify-$label.err" >&2; exit 1; }
-    mv "$REPO/deltas" "$WORK/deltas-arbor-$label"
+    rm -rf "$WORK/deltas-arbor-$label"; mv "$REPO/deltas" "$WORK/deltas-arbor-$label"
 done
 
 # --- 4. ratios and goals
@@ -140,11 +142,12 @@ for delta in sorted({r['delta'] for r in rows}, key=lambda d: d != 'v1-v2'):
     o = next(r for r in rows if r['delta'] == delta and r['generator'] == 'ostree')
     a = next(r for r in rows if r['delta'] == delta and r['generator'] == 'arbor')
     speed = float(o['wall_s']) / max(float(a['wall_s']), 0.01)
+    cpu = float(o['cpu_s']) / max(float(a['cpu_s']), 0.01)
     size = int(a['bytes']) / int(o['bytes'])
     rss = int(a['max_rss_kb']) / int(o['max_rss_kb'])
     goals = [speed >= 3, size <= 1.05, rss <= 1.0]
     ok &= all(goals)
-    print(f"{delta:9} speed-up {speed:5.2f}x (goal >= 3)  size {size:5.3f}x (<= 1.05)  "
+    print(f"{delta:9} speed-up {speed:5.2f}x wall (goal >= 3), {cpu:5.2f}x CPU  size {size:5.3f}x (<= 1.05)  "
           f"peak RSS {rss:5.2f}x (<= 1)  {'OK' if all(goals) else 'MISSED'}")
 print("all goals met" if ok else "some goals missed")
 PY

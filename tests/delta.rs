@@ -758,3 +758,201 @@ fn policy_generates_missing_deltas_from_previous_commits() {
         arbor(&["delta", "verify", "--repo", r, n]).ok();
     }
 }
+
+/// Modified base64 of a hex checksum (spec §5.1), by Python's base64.
+fn mb64(hex: &str) -> String {
+    run_python(&format!(
+        "import base64\nprint(base64.b64encode(bytes.fromhex('{hex}')).decode().rstrip('=').replace('/', '_'))"
+    ))
+    .trim()
+    .to_string()
+}
+
+/// `delta-indexes/T[0:2]/T[2:].index` as `ostree static-delta reindex` writes it.
+fn index_path(repo: &Path, to: &str) -> PathBuf {
+    let t = mb64(to);
+    repo.join("delta-indexes")
+        .join(&t[..2])
+        .join(format!("{}.index", &t[2..]))
+}
+
+fn run_python(code: &str) -> String {
+    util::run(system_python(), &["-c", code]).ok().to_string()
+}
+
+/// The `a{sv}` of an index file, unpacked by GLib (and checked to be in normal form).
+fn glib_index(path: &Path) -> String {
+    run_python(&format!(
+        r#"
+from gi.repository import GLib
+data = open({path:?}, 'rb').read()
+v = GLib.Variant.new_from_bytes(GLib.VariantType('a{{sv}}'), GLib.Bytes.new(data), False)
+assert v.is_normal_form(), 'not in normal form'
+d = v.unpack()
+print(sorted((k, bytes(x).hex()) for k, x in d['ostree.static-deltas'].items()))
+"#,
+        path = path.to_str().unwrap()
+    ))
+}
+
+#[test]
+fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
+    let f = fixture();
+    generate(f.repo(), &["--from", &f.a, "--to", &f.b]);
+    generate(f.repo(), &["--empty", "--to", &f.b]);
+    generate(f.repo(), &["--empty", "--to", &f.a]);
+    let ours_b = index_path(&f.repo, &f.b);
+    let ours_a = index_path(&f.repo, &f.a);
+    assert!(ours_b.is_file() && ours_a.is_file());
+    let config = fs::read_to_string(f.repo.join("config")).unwrap();
+    assert!(config.contains("indexed-deltas=true"), "{config}");
+    // The same content as ostree's own reindex of the same deltas.
+    let copy = f.path("repo-ostree");
+    util::run("cp", &["-a", f.repo(), copy.to_str().unwrap()]).ok();
+    fs::remove_dir_all(copy.join("delta-indexes")).unwrap();
+    ostree(&[
+        &format!("--repo={}", copy.display()),
+        "static-delta",
+        "reindex",
+    ])
+    .ok();
+    for to in [&f.a, &f.b] {
+        let (ours, theirs) = (
+            glib_index(&index_path(&f.repo, to)),
+            glib_index(&index_path(&copy, to)),
+        );
+        assert_eq!(ours, theirs);
+    }
+    assert!(glib_index(&ours_b).contains(&format!("{}-{}", f.a, f.b)));
+    // A scratch delta removed: its target keeps an index without it; when a target
+    // has no delta left, its index goes.
+    let ta = mb64(&f.a);
+    fs::remove_dir_all(f.repo.join("deltas").join(&ta[..2]).join(&ta[2..])).unwrap();
+    generate(f.repo(), &["--from", &f.a, "--to", &f.b]);
+    assert!(!ours_a.exists(), "stale index of a target without deltas");
+
+    // A client pinning the commit needs no summary: it reads `config`, sees
+    // indexed-deltas, and finds the delta through the index. Without the summary and
+    // the index, --require-static-deltas must fail; with the index it pulls.
+    fs::remove_file(f.repo.join("summary")).unwrap();
+    let server = HttpServer::start(&f.repo);
+    let c = client(&f, "client", &server.url(), Some(&f.a));
+    let pinned = format!("{REF}@{}", f.b);
+    let hidden = f.path("indexes-hidden");
+    fs::rename(f.repo.join("delta-indexes"), &hidden).unwrap();
+    ostree(&[
+        &format!("--repo={c}"),
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        &pinned,
+    ])
+    .fails_with("delta");
+    fs::rename(&hidden, f.repo.join("delta-indexes")).unwrap();
+    let pull = ostree(&[
+        &format!("--repo={c}"),
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        &pinned,
+    ]);
+    pull.ok();
+    let all = format!("{}{}", pull.stdout, pull.stderr);
+    assert!(
+        all.contains("delta part"),
+        "pull did not use delta parts:\n{all}"
+    );
+    ostree(&[&format!("--repo={c}"), "fsck"]).ok();
+    let co = f.path("client-co");
+    ostree(&[
+        &format!("--repo={c}"),
+        "checkout",
+        "-U",
+        &f.b,
+        co.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(content_listing(&co), content_listing(&f.tree_b));
+
+    // The newer (2025.x) client, inside its chroot: pinned pulls of A (scratch-less:
+    // objects) and then B through the index.
+    let name = format!("arbor-test-delta-index-{}", std::process::id());
+    let inside = format!("/var/tmp/{name}");
+    let outside = util::newer_root().join(format!("var/tmp/{name}"));
+    let _ = fs::remove_dir_all(&outside);
+    let crepo = format!("--repo={inside}");
+    let result = (|| {
+        util::ostree_newer(&[&crepo, "init", "--mode=bare-user"]).ok();
+        util::ostree_newer(&[
+            &crepo,
+            "remote",
+            "add",
+            "--no-gpg-verify",
+            "origin",
+            &server.url(),
+        ])
+        .ok();
+        util::ostree_newer(&[&crepo, "pull", "origin", &format!("{REF}@{}", f.a)]).ok();
+        let pull =
+            util::ostree_newer(&[&crepo, "pull", "--require-static-deltas", "origin", &pinned]);
+        pull.ok();
+        let all = format!("{}{}", pull.stdout, pull.stderr);
+        util::ostree_newer(&[&crepo, "fsck"]).ok();
+        let head = util::ostree_newer(&[&crepo, "rev-parse", &format!("origin:{REF}")])
+            .ok()
+            .trim()
+            .to_string();
+        (all, head)
+    })();
+    let _ = fs::remove_dir_all(&outside);
+    assert!(
+        result.0.contains("delta part"),
+        "newer client did not use delta parts:\n{}",
+        result.0
+    );
+    assert_eq!(result.1, f.b);
+}
+
+#[test]
+fn detached_metadata_travels_in_the_superblock() {
+    let f = fixture();
+    // Detached metadata on B (what a signature would be), written before the delta.
+    let repo = arbor_repo::Repo::open(&f.repo).unwrap();
+    let b = arbor_repo::Checksum::from_hex(&f.b).unwrap();
+    let mut md = arbor_repo::gvariant::VarDict::new();
+    md.insert(
+        "arbor.test.detached",
+        arbor_repo::gvariant::Value::str("carried by the delta"),
+    );
+    repo.write_commitmeta(&b, &md).unwrap();
+    let r = generate(f.repo(), &["--from", &f.a, "--to", &f.b]);
+    let show = arbor(&[
+        "delta",
+        "show",
+        "--repo",
+        f.repo(),
+        "--json",
+        r["name"].as_str().unwrap(),
+    ]);
+    let info: serde_json::Value = serde_json::from_str(show.ok().trim()).unwrap();
+    assert_eq!(info["commitmeta"], true, "{info}");
+    // The server's loose .commitmeta is gone: the only copy is in the superblock.
+    let meta = f
+        .repo
+        .join(format!("objects/{}/{}.commitmeta", &f.b[..2], &f.b[2..]));
+    assert!(meta.is_file());
+    fs::remove_file(&meta).unwrap();
+    let server = HttpServer::start(&f.repo);
+    let c = client(&f, "client", &server.url(), Some(&f.a));
+    pull_and_check(&f, &c);
+    let got = ostree(&[
+        &format!("--repo={c}"),
+        "show",
+        "--print-detached-metadata-key=arbor.test.detached",
+        &f.b,
+    ]);
+    assert_eq!(got.ok().trim(), "'carried by the delta'");
+    let client_meta =
+        PathBuf::from(&c).join(format!("objects/{}/{}.commitmeta", &f.b[..2], &f.b[2..]));
+    assert!(client_meta.is_file(), "client has no .commitmeta");
+}

@@ -3,13 +3,14 @@
 //! ```text
 //! plan      objects reachable from `to` and not from `from` (depth-first order);
 //!           new regular files paired with similar old ones (plan::similar_files)
-//! order     metadata ‖ bsdiff'd files ‖ whole regular files ‖ symlinks   (as ostree)
+//! order     metadata ‖ bsdiff'd files ‖ whole regular files ‖ symlinks   (as ostree;
+//!           bsdiff'd files largest first, so the longest jobs start first)
 //!           large unpaired regular files (> min-fallback-size) become fallbacks
 //! assemble  objects go into parts in that order; a part is closed when the next whole
 //!           object would take its blob past max-chunk-size (for a bsdiff, when the blob
 //!           is already past it) — ostree's rule
 //! workers   bsdiff of each pair and xz of each closed part run on rayon; a memory
-//!           budget caps what runs at once (bsdiff ≈ 11× old + 2× new bytes, xz ≈
+//!           budget caps what runs at once (bsdiff ≈ 7× old + 2× new bytes, xz ≈
 //!           11× dictionary + the part), results are consumed in order, so the output
 //!           does not depend on scheduling
 //! write     part files (xz, never uncompressed: ostree's mmap bug), then the
@@ -48,8 +49,9 @@ pub struct GenerateOpts {
     /// Memory budget for concurrent bsdiff and xz work (bytes). One job always runs,
     /// even if it alone needs more.
     pub memory_limit: u64,
-    /// xz preset (0–9) for parts holding bsdiff patches. ostree uses 8; 6 compresses
-    /// within ~0.5 % of it with a quarter of the memory, and patches compress quickly.
+    /// xz preset (0–9) for parts holding bsdiff patches. ostree uses 8. From 4 up, the
+    /// preset gives the dictionary size and level but the match finder is hc4 (nice 32,
+    /// depth 4) instead of bt4: on patches that is ~2× faster for ~3 % more bytes.
     pub xz_preset: u32,
     /// xz preset for parts holding only whole objects (e.g. a from-scratch delta).
     /// Whole binaries are where xz spends its time: preset 2 is ~3× faster than 6 for
@@ -238,11 +240,11 @@ impl Budget {
     }
 }
 
-/// Memory a bsdiff of these sizes needs (`diff`): both inputs, SA-IS's symbol copy,
-/// suffix array and type flags (9 bytes per old byte at peak), and the patch (about
-/// the new size).
+/// Memory a bsdiff of these sizes needs (`diff`): both inputs, the suffix array (4 bytes
+/// per old byte), the match gate (1) and search tree (≤ 1), and the patch (about the
+/// new size).
 fn bsdiff_memory(old: u64, new: u64) -> u64 {
-    old * 11 + new * 2 + (1 << 20)
+    old * 7 + new * 2 + (1 << 20)
 }
 
 fn xz_dict_size(preset: u32, payload: u64) -> u32 {
@@ -280,12 +282,23 @@ struct ClosedPart {
 }
 
 /// xz-compress a part: returns the part file (`'x'` ‖ xz stream) and the header.
+///
+/// Parts holding bsdiff patches use the preset's dictionary with the hash-chain match
+/// finder (hc4, nice 32, depth 4) from preset 4 up: patches are mostly runs of small
+/// diff bytes, where the default binary-tree finder spends over twice the time for ~3 %
+/// fewer bytes (measured on the corpus v1→v2 patches: 2.2× faster, +3.2 %).
 fn compress_part(p: &ClosedPart, preset: u32) -> std::io::Result<(Vec<u8>, PartHeader)> {
     let b = &p.builder;
     let payload_len = b.blob.len() as u64 + b.ops.len() as u64;
     let mut lzma =
         liblzma::stream::LzmaOptions::new_preset(preset).map_err(std::io::Error::other)?;
     lzma.dict_size(xz_dict_size(preset, payload_len));
+    if b.has_bsdiff && preset >= 4 {
+        lzma.match_finder(liblzma::stream::MatchFinder::HashChain4)
+            .mode(liblzma::stream::Mode::Normal)
+            .nice_len(32)
+            .depth(4);
+    }
     let mut filters = liblzma::stream::Filters::new();
     filters.lzma2(&lzma);
     let stream =
@@ -380,6 +393,7 @@ pub fn generate(
     // Emission order and fallbacks.
     let mut items: Vec<Item> = new_meta.iter().map(|(t, c)| Item::Meta(*t, *c)).collect();
     let mut whole_regular = Vec::new();
+    let mut bsdiffs = Vec::new();
     let mut symlinks = Vec::new();
     let mut fallbacks = Vec::new();
     let mut n_bsdiff = 0u64;
@@ -390,7 +404,7 @@ pub fn generate(
         }
         if let Some(o) = similar.get(&f.checksum).map(|c| old_index[c]) {
             if !opts.disable_bsdiff && old_files[o].size + f.size <= opts.max_bsdiff_size {
-                items.push(Item::Bsdiff(i, o));
+                bsdiffs.push((i, o));
                 n_bsdiff += 1;
                 continue;
             }
@@ -408,6 +422,15 @@ pub fn generate(
             whole_regular.push(Item::Whole(i));
         }
     }
+    // Largest first: the bsdiff jobs run in this order on two or more threads, and a
+    // kernel image started last would leave one thread working alone at the end.
+    bsdiffs.sort_by_key(|&(i, o)| {
+        (
+            std::cmp::Reverse(new_files[i].size + old_files[o].size),
+            new_files[i].checksum,
+        )
+    });
+    items.extend(bsdiffs.into_iter().map(|(i, o)| Item::Bsdiff(i, o)));
     items.extend(whole_regular);
     items.extend(symlinks);
     tracing::info!(
@@ -469,6 +492,7 @@ pub fn generate(
         &repo.path().join(&rel_dir),
         if opts.inline_parts { 0 } else { parts.len() },
     )?;
+    crate::index::reindex(repo)?;
     Ok(GenerateReport {
         objects: parts.iter().map(|p| p.objects.len() as u64).sum(),
         name,

@@ -4,7 +4,7 @@
 //! inspecting them (`source`, `inspect`), and executing them (`apply`: verify in memory
 //! or write the objects into an archive repository), for deltas written by arbor or by
 //! stock `ostree static-delta generate` alike. `format` owns the bytes; `policy`
-//! decides which deltas a ref should have.
+//! decides which deltas a ref should have; `index` writes `delta-indexes/`.
 
 pub mod apply;
 pub mod bspatch;
@@ -13,6 +13,7 @@ mod error;
 pub mod format;
 pub mod generate;
 mod gvread;
+pub mod index;
 pub mod inspect;
 mod plan;
 pub mod policy;
@@ -22,5 +23,6 @@ pub use apply::{apply_to_repo, verify, ApplyReport, VerifyReport};
 pub use error::{DeltaError, Result};
 pub use format::{DeltaName, Superblock};
 pub use generate::{generate, GenerateOpts, GenerateReport};
+pub use index::{reindex, ReindexReport};
 pub use inspect::{show, DeltaInfo};
 pub use source::DeltaSource;
