@@ -881,7 +881,7 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
     let outside = util::newer_root().join(format!("var/tmp/{name}"));
     let _ = fs::remove_dir_all(&outside);
     let crepo = format!("--repo={inside}");
-    let result = (|| {
+    let result = {
         util::ostree_newer(&[&crepo, "init", "--mode=bare-user"]).ok();
         util::ostree_newer(&[
             &crepo,
@@ -903,7 +903,7 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
             .trim()
             .to_string();
         (all, head)
-    })();
+    };
     let _ = fs::remove_dir_all(&outside);
     assert!(
         result.0.contains("delta part"),
