@@ -347,7 +347,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut gen = |next: &mut dyn FnMut() -> u64| {
+        let gen = |next: &mut dyn FnMut() -> u64| {
             let n = 1 + (next() % 7) as usize;
             (0..n)
                 .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
