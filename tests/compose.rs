@@ -310,6 +310,28 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
         imported <= 24 && hits >= 158,
         "only changed packages are imported: {v2}"
     );
+    // v2's rpmdb is v1's updated with only the changed packages (rpm --justdb -e/-i):
+    // rpm still lists exactly the resolved packages.
+    let co2 = tmp.path().join("co2");
+    arbor(&["checkout", "--repo", &repo, &c2, p(&co2)]).ok();
+    let qa2 = util::run(
+        "rpm",
+        &[
+            "--root",
+            p(&co2),
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NEVRA}\n",
+        ],
+    )
+    .ok()
+    .to_string();
+    let mut qa2: Vec<&str> = qa2.lines().collect();
+    qa2.sort();
+    let resolved2 = arbor(&["resolve", p(&c.join("v2.yaml"))]).ok().to_string();
+    assert_eq!(qa2, resolved2.lines().collect::<Vec<_>>());
     let log = arbor(&["log", "--repo", &repo, "corpus/bookworm/x86_64/minimal"])
         .ok()
         .to_string();
@@ -538,4 +560,438 @@ fn readme_demo_command_works() {
         stdout.contains("the real ostree client pulled and verified it"),
         "{stdout}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The composed tree against a real `rpm -i --root` of the same packages.
+
+/// One entry of `arbor ls -R --json`, reduced to what the comparison looks at: for
+/// directories the dirmeta (mode, owner, xattrs), never the dirtree checksum, which
+/// only summarizes children that are compared one by one anyway.
+#[derive(Debug, PartialEq, Eq)]
+struct Node {
+    kind: String,
+    mode: u64,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    checksum: String,
+    target: Option<String>,
+    xattrs: String,
+}
+
+/// The canonical dump of `rev` as path (relative, `""` for the root) → entry.
+fn dump(repo: &str, rev: &str) -> std::collections::BTreeMap<String, Node> {
+    let out = arbor(&["ls", "-R", "--json", "--repo", repo, rev])
+        .ok()
+        .to_string();
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let kind = v["type"].as_str().unwrap().to_string();
+            let node = Node {
+                checksum: if kind == "dir" {
+                    v["dirmeta"].as_str().unwrap().to_string()
+                } else {
+                    v["checksum"].as_str().unwrap().to_string()
+                },
+                kind,
+                mode: v["mode"].as_u64().unwrap(),
+                uid: v["uid"].as_u64().unwrap(),
+                gid: v["gid"].as_u64().unwrap(),
+                size: v["size"].as_u64().unwrap(),
+                target: v["target"].as_str().map(str::to_string),
+                xattrs: v["xattrs"].to_string(),
+            };
+            let path = v["path"].as_str().unwrap().trim_start_matches('/');
+            (path.to_string(), node)
+        })
+        .collect()
+}
+
+/// The RPM files of `arbor resolve TREEFILE` in corpus repository `ver` (RPM file
+/// names carry no epoch: `tiny-2:1.2-3.x86_64` is `tiny-1.2-3.x86_64.rpm`).
+fn resolved_rpms(c: &Path, ver: &str, treefile: &Path) -> Vec<std::path::PathBuf> {
+    arbor(&["resolve", p(treefile)])
+        .ok()
+        .lines()
+        .map(|nevra| {
+            let file = match nevra.find(':') {
+                Some(colon) => {
+                    let dash = nevra[..colon].rfind('-').expect("name-epoch:");
+                    format!("{}{}", &nevra[..=dash], &nevra[colon + 1..])
+                }
+                None => nevra.to_string(),
+            };
+            let f = c.join(ver).join("Packages").join(format!("{file}.rpm"));
+            assert!(f.is_file(), "{} missing", f.display());
+            f
+        })
+        .collect()
+}
+
+/// `rpm -i --root DEST --nodeps --noscripts` of `rpms`, as root (so rpm applies owners
+/// and file capabilities). The package that ships `/etc/passwd` goes in first, in its
+/// own transaction: rpm maps owner names through the target's passwd/group at install
+/// time, and arbor (like rpm-ostree, which applies owners after all packages are laid
+/// down) maps them through that package's passwd/group for every package. Without
+/// this, rpm's own ordering decides whether e.g. `shadow`-group files become root's.
+/// Returns every path the packages list (rpm also creates unlisted parent directories).
+fn rpm_install(rpms: &[std::path::PathBuf], dest: &Path) -> std::collections::HashSet<String> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dest).unwrap();
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut listed = std::collections::HashSet::new();
+    let mut ships_passwd = |r: &Path| {
+        let list = util::run("rpm", &["-qlp", "--nosignature", "--nodigest", p(r)]);
+        let mut found = false;
+        for l in list.ok().lines() {
+            found |= l == "/etc/passwd";
+            listed.insert(l.to_string());
+        }
+        found
+    };
+    let (first, rest): (Vec<_>, Vec<_>) = rpms.iter().partition(|r| ships_passwd(r));
+    for batch in [first, rest] {
+        if batch.is_empty() {
+            continue;
+        }
+        let mut args = vec![
+            "--root",
+            p(dest),
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--notriggers",
+            "--nosignature",
+            "--nodigest",
+            "--ignorearch",
+        ];
+        args.extend(batch.iter().map(|r| p(r)));
+        util::run("rpm", &args).ok();
+    }
+    listed
+}
+
+/// rpm-ostree's path translations (compose-anchors §2.1 step 7, and arbor's
+/// `compose/src/import/paths.rs`), applied to an installed root: `etc/` → `usr/etc/`,
+/// `boot/` → `usr/lib/ostree-boot/`, `opt/X` → `usr/lib/opt/X`,
+/// `var/lib/{alternatives,vagrant}` → `usr/lib/…`; directories and symlinks under
+/// `var/` and `run/` become tmpfiles.d lines (returned, as `(type, path, mode, user,
+/// group, target)`), files there are dropped, and so is rpm's own database in
+/// `var/lib/rpm`: all of it leaves the tree.
+/// Directories rpm created only as parents (not in `listed`) get no line: rpm-ostree
+/// translates header entries only, and systemd-tmpfiles creates parents itself.
+fn translate_like_rpm_ostree(
+    root: &Path,
+    listed: &std::collections::HashSet<String>,
+) -> std::collections::BTreeSet<Tmpfile> {
+    let mv = |from: &str, to: &str| {
+        let (src, dst) = (root.join(from), root.join(to));
+        if src.symlink_metadata().is_ok() {
+            fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            fs::rename(&src, &dst).unwrap_or_else(|e| panic!("{from} → {to}: {e}"));
+            true
+        } else {
+            false
+        }
+    };
+    mv("etc", "usr/etc");
+    mv("boot", "usr/lib/ostree-boot");
+    let mut lines = std::collections::BTreeSet::new();
+    let link = |path: String, target: String| Tmpfile {
+        kind: 'L',
+        path,
+        mode: 0,
+        user: "-".into(),
+        group: "-".into(),
+        target,
+    };
+    for moved in ["alternatives", "vagrant"] {
+        if mv(&format!("var/lib/{moved}"), &format!("usr/lib/{moved}")) {
+            lines.insert(link(
+                format!("/var/lib/{moved}"),
+                format!("../../usr/lib/{moved}"),
+            ));
+        }
+    }
+    if let Ok(opt) = fs::read_dir(root.join("opt")) {
+        for e in opt {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            mv(&format!("opt/{name}"), &format!("usr/lib/opt/{name}"));
+            lines.insert(link(
+                format!("/opt/{name}"),
+                format!("../../usr/lib/opt/{name}"),
+            ));
+        }
+    }
+    let names = |file: &str| -> std::collections::HashMap<u32, String> {
+        let text = fs::read_to_string(root.join("usr/etc").join(file)).unwrap_or_default();
+        let mut m = std::collections::HashMap::new();
+        for l in text.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if let Some(id) = f.get(2).and_then(|x| x.parse().ok()) {
+                m.entry(id).or_insert_with(|| f[0].to_string());
+            }
+        }
+        m
+    };
+    let (users, groups) = (names("passwd"), names("group"));
+    let mut stack = vec!["var".to_string(), "run".to_string()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            let child = format!("{rel}/{}", e.file_name().into_string().unwrap());
+            if child == "var/lib/rpm" {
+                continue;
+            }
+            use std::os::unix::fs::MetadataExt;
+            let m = e.path().symlink_metadata().unwrap();
+            let abs = match child.strip_prefix("var/run/") {
+                Some(rest) => format!("/run/{rest}"),
+                None => format!("/{child}"),
+            };
+            if m.file_type().is_symlink() {
+                let target = fs::read_link(e.path()).unwrap();
+                lines.insert(link(abs, target.to_str().unwrap().to_string()));
+            } else if m.is_dir() && !listed.contains(&format!("/{child}")) {
+                stack.push(child);
+            } else if m.is_dir() {
+                let name = |map: &std::collections::HashMap<u32, String>, id: u32| {
+                    map.get(&id).cloned().unwrap_or_else(|| "root".into())
+                };
+                lines.insert(Tmpfile {
+                    kind: 'd',
+                    path: abs,
+                    mode: m.mode() & 0o7777,
+                    user: name(&users, m.uid()),
+                    group: name(&groups, m.gid()),
+                    target: String::new(),
+                });
+                stack.push(child);
+            }
+        }
+    }
+    for gone in ["var", "run"] {
+        let _ = fs::remove_dir_all(root.join(gone));
+    }
+    lines
+}
+
+/// One tmpfiles.d line (`d` or `L`), parsed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Tmpfile {
+    kind: char,
+    path: String,
+    mode: u32,
+    user: String,
+    group: String,
+    target: String,
+}
+
+/// The lines of arbor's per-package fragments (usr/lib/rpm-ostree/tmpfiles.d), with
+/// owner names the tree's passwd/group do not know mapped to root and the
+/// setuid/setgid bits that came with them dropped, as rpm does on install.
+fn arbor_tmpfiles(
+    repo: &str,
+    rev: &str,
+    paths: impl Iterator<Item = String>,
+) -> std::collections::BTreeSet<Tmpfile> {
+    let cat = |path: &str| arbor(&["cat", "--repo", repo, rev, path]).ok().to_string();
+    let known = |files: &[&str]| -> std::collections::HashSet<String> {
+        files
+            .iter()
+            .map(|f| arbor(&["cat", "--repo", repo, rev, f]).stdout)
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.split(':').next().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let users = known(&["/usr/etc/passwd", "/usr/lib/passwd"]);
+    let groups = known(&["/usr/etc/group", "/usr/lib/group"]);
+    let mut out = std::collections::BTreeSet::new();
+    for frag in paths {
+        for line in cat(&frag).lines() {
+            // PATH is the only field that may be quoted ('…', ' as '\'').
+            let (kind, rest) = line.split_at(2);
+            let (path, rest) = match rest.strip_prefix('\'') {
+                Some(q) => {
+                    let end = q.find("' ").expect("closing quote");
+                    (q[..end].replace("'\\''", "'"), &q[end + 2..])
+                }
+                None => {
+                    let (path, rest) = rest.split_once(' ').unwrap();
+                    (path.to_string(), rest)
+                }
+            };
+            let f: Vec<&str> = rest.splitn(5, ' ').collect();
+            let mut t = Tmpfile {
+                kind: kind.chars().next().unwrap(),
+                path,
+                mode: 0,
+                user: "-".into(),
+                group: "-".into(),
+                target: String::new(),
+            };
+            if t.kind == 'L' {
+                t.target = f[4].to_string();
+            } else {
+                let mut mode = u32::from_str_radix(f[0], 8).unwrap();
+                t.user = f[1].to_string();
+                t.group = f[2].to_string();
+                if !users.contains(&t.user) {
+                    t.user = "root".into();
+                    mode &= !0o4000;
+                }
+                if !groups.contains(&t.group) {
+                    t.group = "root".into();
+                    mode &= !0o2000;
+                }
+                t.mode = mode;
+            }
+            out.insert(t);
+        }
+    }
+    out
+}
+
+/// Paths that arbor's assembly adds or rewrites on purpose, so they are not expected to
+/// equal the plain rpm install. Each entry covers the path and everything below it.
+/// (Everything else must match exactly.)
+const ASSEMBLY_PATHS: &[&str] = &[
+    // rpm-ostree's root skeleton (compose-anchors §2.1 step 13): these top-level
+    // entries are the ostree layout's own directories and symlinks (home → var/home,
+    // tmp, sysroot, …), replacing whatever packages ship there; `usr/local` becomes
+    // the link `../var/usrlocal`.
+    "boot",
+    "dev",
+    "home",
+    "media",
+    "mnt",
+    "opt",
+    "ostree",
+    "proc",
+    "root",
+    "run",
+    "srv",
+    "sys",
+    "sysroot",
+    "tmp",
+    "var",
+    "usr/local",
+    // The rpmdb written by `rpm --justdb` into usr/share/rpm (step 11; rpm's own
+    // database of the reference install lives under var/ and is gone), the link and
+    // macro pointing rpm at it, and the tmpfiles.d line for /var/lib/rpm.
+    "usr/share/rpm",
+    "usr/lib/sysimage/rpm",
+    "usr/lib/rpm/macros.d/macros.rpm-ostree",
+    "usr/lib/tmpfiles.d/rpm-ostree-0-integration.conf",
+    // Per-package tmpfiles.d fragments standing in for var/ and run/ content
+    // (checked against the reference install's var/ and run/ separately).
+    "usr/lib/rpm-ostree",
+    // The flattened treefile (step 12).
+    "usr/share/rpm-ostree",
+    // passwd/group split and nsswitch altfiles (step 14).
+    "usr/etc/passwd",
+    "usr/etc/group",
+    "usr/lib/passwd",
+    "usr/lib/group",
+    "usr/etc/nsswitch.conf",
+    // machineid-compat (step 14).
+    "usr/etc/machine-id",
+];
+
+fn assembly_path(path: &str, extra: &[String]) -> bool {
+    ASSEMBLY_PATHS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .any(|x| path == x || path.strip_prefix(x).is_some_and(|r| r.starts_with('/')))
+}
+
+/// Compose `name` (v1 or tiny) with arbor, install the same RPMs with rpm, translate,
+/// commit that tree with `arbor commit`, and compare the two dumps path by path.
+/// `extra` lists further assembly-made paths for this treefile (its `units`, …).
+fn composed_tree_equals_rpm_install(name: &str, extra: &[String]) {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let treefile = c.join(format!("{name}.yaml"));
+    let (repo, commit, _) = compose(tmp.path(), &treefile, &[]);
+    let rpms = resolved_rpms(&c, name, &treefile);
+    let root = tmp.path().join("rpm-root");
+    let listed = rpm_install(&rpms, &root);
+    let want_tmpfiles = translate_like_rpm_ostree(&root, &listed);
+    arbor(&["commit", "--repo", &repo, "-b", "rpm-install", p(&root)]).ok();
+    let ours = dump(&repo, &commit);
+    let theirs = dump(&repo, "rpm-install");
+    // var/ and run/ of the install, as tmpfiles.d lines.
+    let fragments = ours
+        .keys()
+        .filter(|k| k.starts_with("usr/lib/rpm-ostree/tmpfiles.d/"))
+        .map(|k| format!("/{k}"));
+    let got_tmpfiles = arbor_tmpfiles(&repo, &commit, fragments);
+    let missing: Vec<_> = want_tmpfiles.difference(&got_tmpfiles).collect();
+    let extra_lines: Vec<_> = got_tmpfiles.difference(&want_tmpfiles).collect();
+    assert!(
+        missing.is_empty() && extra_lines.is_empty(),
+        "{name}: tmpfiles.d differs from the install's var/ and run/:\nmissing {missing:#?}\nextra {extra_lines:#?}"
+    );
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    // Directories arbor creates only to hold assembly-made files (usr/lib/sysimage for
+    // the rpm link, …) are root:root 0755 like any implicit parent.
+    let implicit_parent = |path: &str, n: &Node| {
+        n.kind == "dir"
+            && (n.mode, n.uid, n.gid, n.xattrs.as_str()) == (0o40755, 0, 0, "{}")
+            && ours
+                .keys()
+                .any(|q| assembly_path(q, extra) && q.starts_with(&format!("{path}/")))
+    };
+    for (path, a) in &ours {
+        if assembly_path(path, extra) || (!theirs.contains_key(path) && implicit_parent(path, a)) {
+            continue;
+        }
+        match theirs.get(path) {
+            None => problems.push(format!("only in arbor's tree: /{path} {a:?}")),
+            Some(b) if a != b => problems.push(format!("/{path}:\n  arbor {a:?}\n  rpm   {b:?}")),
+            Some(_) => compared += 1,
+        }
+    }
+    for (path, b) in &theirs {
+        if !assembly_path(path, extra) && !ours.contains_key(path) {
+            problems.push(format!("only in the rpm install: /{path} {b:?}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{name}: {} differences ({compared} paths equal):\n{}",
+        problems.len(),
+        problems[..problems.len().min(60)].join("\n")
+    );
+    assert!(compared > 10, "{name}: only {compared} paths compared");
+    eprintln!("{name}: {compared} paths equal to the rpm install");
+}
+
+#[test]
+fn composed_tiny_equals_rpm_install() {
+    composed_tree_equals_rpm_install("tiny", &[]);
+}
+
+#[test]
+fn composed_v1_equals_rpm_install() {
+    // v1.yaml's `units` links and `default-target` (compose-anchors §2.1 step 12):
+    // the rpm install keeps the package's default.target (graphical.target).
+    let extra = [
+        "usr/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+        "usr/etc/systemd/system/multi-user.target.wants/ssh.service",
+        "usr/lib/systemd/system/default.target",
+    ];
+    composed_tree_equals_rpm_install("v1", &extra.map(String::from));
 }

@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arbor_repo::objects::{FileHeader, S_IFDIR, S_IFLNK, S_IFREG};
@@ -124,12 +124,13 @@ fn read_file(repo: &Repo, t: &MutableTree, path: &str) -> Result<Option<Vec<u8>>
     }
 }
 
-/// Assemble `union` (the merged package trees) into the final tree.
+/// Assemble `union` (the merged package trees) into the final tree, with `rpmdb_tree`
+/// (from [`build_rpmdb`]) as `usr/share/rpm`.
 pub fn assemble(
     repo: &Repo,
     union: MutableTree,
     plan: &ComposePlan,
-    rpms: &[PathBuf],
+    rpmdb_tree: MutableTree,
 ) -> Result<Assembled> {
     let mut t = union;
     for name in REPLACED_TOPLEVEL {
@@ -144,7 +145,7 @@ pub fn assemble(
         t.remove("usr/local");
     }
     skeleton(repo, &mut t, plan)?;
-    rpmdb(repo, &mut t, rpms)?;
+    rpmdb(repo, &mut t, rpmdb_tree)?;
     split_passwd(repo, &mut t, plan)?;
     units(repo, &mut t, plan)?;
     machine_id(repo, &mut t, plan)?;
@@ -193,45 +194,222 @@ fn skeleton(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> 
     Ok(())
 }
 
-/// Write the rpmdb with the real rpm tool into `usr/share/rpm` (sqlite), plus the
-/// `usr/lib/sysimage/rpm` link and a macro pointing rpm at it.
-fn rpmdb(repo: &Repo, t: &mut MutableTree, rpms: &[PathBuf]) -> Result<()> {
-    let tmp = repo
-        .path()
-        .join("tmp")
-        .join(format!("arbor-rpmdb-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp)
-        .map_err(|e| AssembleError::Rpmdb(format!("{}: {e}", tmp.display())))?;
-    let result = (|| {
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(&tmp)
-            .args([
-                "--dbpath",
-                "/usr/share/rpm",
-                "--justdb",
-                "-i",
-                "--nodeps",
-                "--noscripts",
-                "--notriggers",
-            ])
-            .args([
-                "--nosignature",
-                "--nodigest",
-                "--ignorearch",
-                "--ignoreos",
-                "--replacepkgs",
-            ])
-            .args(rpms)
-            .output()
-            .map_err(|e| AssembleError::Rpmdb(format!("cannot run rpm: {e}")))?;
-        if !out.status.success() {
-            return Err(AssembleError::Rpmdb(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+/// One package of the rpmdb: its NEVRA (`name-[epoch:]version-release.arch`), its RPM
+/// file and that file's SHA-256 (hex).
+#[derive(Debug, Clone)]
+pub struct DbPackage {
+    pub nevra: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Where a previous rpmdb may be found: the parent commit's `usr/share/rpm`, usable
+/// when `CACHEDIR/rpmdb/<checksum of its rpmdb.sqlite>.json` says which RPM files
+/// (by digest) it was written from. Every rpmdb written gets such a sidecar.
+#[derive(Debug, Clone, Copy)]
+pub struct PreviousDb<'a> {
+    pub parent: Option<&'a Checksum>,
+    pub cachedir: &'a Path,
+}
+
+/// The sidecar of one rpmdb.sqlite: the packages it holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DbSidecar {
+    packages: Vec<(String, String)>,
+}
+
+fn sidecar_path(cachedir: &Path, db: &Checksum) -> PathBuf {
+    cachedir.join("rpmdb").join(format!("{}.json", db.to_hex()))
+}
+
+fn rpm_cmd(root: &Path) -> Command {
+    let mut c = Command::new("rpm");
+    c.arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm", "--justdb", "--nodeps"])
+        .args(["--noscripts", "--notriggers"]);
+    c
+}
+
+fn run_rpm(mut c: Command) -> Result<String> {
+    let out = c
+        .output()
+        .map_err(|e| AssembleError::Rpmdb(format!("cannot run rpm: {e}")))?;
+    if !out.status.success() {
+        return Err(AssembleError::Rpmdb(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `rpm --justdb -i` of `rpms` into the database under `root`.
+fn justdb_install(root: &Path, rpms: &[&DbPackage]) -> Result<()> {
+    if rpms.is_empty() {
+        return Ok(());
+    }
+    let mut c = rpm_cmd(root);
+    c.arg("-i")
+        .args(["--nosignature", "--nodigest", "--ignorearch", "--ignoreos"])
+        .arg("--replacepkgs")
+        .args(rpms.iter().map(|r| &r.path));
+    run_rpm(c).map(drop)
+}
+
+/// Bring the parent's rpmdb up to `rpms` under `root`: write its files there, erase
+/// the packages that are gone or changed, install the new ones, and check that
+/// `rpm -qa` lists exactly `rpms`. `Ok(false)` when there is no usable previous db.
+fn rpmdb_incremental(
+    repo: &Repo,
+    root: &Path,
+    prev: PreviousDb<'_>,
+    rpms: &[DbPackage],
+) -> Result<bool> {
+    let arbor_repo::store::Node::Dir { tree, .. } =
+        (match prev.parent.map(|p| repo.lookup_path(p, "usr/share/rpm")) {
+            Some(Ok(n)) => n,
+            _ => return Ok(false),
+        })
+    else {
+        return Ok(false);
+    };
+    let dt = repo.read_dirtree(&tree)?;
+    let Some(db) = dt.find_file("rpmdb.sqlite") else {
+        return Ok(false);
+    };
+    let Some(sidecar) = fs::read(sidecar_path(prev.cachedir, db))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<DbSidecar>(&b).ok())
+    else {
+        return Ok(false);
+    };
+    if !dt.dirs.is_empty() {
+        return Ok(false);
+    }
+    let dir = root.join("usr/share/rpm");
+    fs::create_dir_all(&dir)
+        .map_err(|e| AssembleError::Rpmdb(format!("{}: {e}", dir.display())))?;
+    for (name, c) in &dt.files {
+        let (h, content) = repo.read_file(c)?;
+        if h.is_symlink() {
+            return Ok(false);
         }
-        let db = tmp.join("usr/share/rpm");
+        let path = dir.join(name);
+        fs::write(&path, &content)
+            .map_err(|e| AssembleError::Rpmdb(format!("{}: {e}", path.display())))?;
+    }
+    let new: std::collections::HashSet<&str> = rpms.iter().map(|r| r.sha256.as_str()).collect();
+    let old: std::collections::HashSet<&str> = sidecar
+        .packages
+        .iter()
+        .map(|(_, sha)| sha.as_str())
+        .collect();
+    // rpm -e takes name-version-release.arch; the epoch is left out.
+    let erase: Vec<String> = sidecar
+        .packages
+        .iter()
+        .filter(|(_, sha)| !new.contains(sha.as_str()))
+        .map(|(nevra, _)| match nevra.find(':') {
+            Some(colon) => {
+                let dash = nevra[..colon].rfind('-').map_or(0, |d| d + 1);
+                format!("{}{}", &nevra[..dash], &nevra[colon + 1..])
+            }
+            None => nevra.clone(),
+        })
+        .collect();
+    let install: Vec<&DbPackage> = rpms
+        .iter()
+        .filter(|r| !old.contains(r.sha256.as_str()))
+        .collect();
+    tracing::debug!(
+        "rpmdb: reusing the parent's, {} erased, {} installed",
+        erase.len(),
+        install.len()
+    );
+    if !erase.is_empty() {
+        let mut c = rpm_cmd(root);
+        c.arg("-e").args(&erase);
+        run_rpm(c)?;
+    }
+    justdb_install(root, &install)?;
+    let mut c = Command::new("rpm");
+    c.arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NEVRA}\\n"]);
+    let mut listed: Vec<String> = run_rpm(c)?.lines().map(str::to_string).collect();
+    listed.sort();
+    let mut want: Vec<String> = rpms.iter().map(|r| r.nevra.clone()).collect();
+    want.sort();
+    if listed != want {
+        tracing::warn!(
+            "rpmdb: the updated database does not list exactly the packages; writing it anew"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Write the rpmdb with the real rpm tool (sqlite), as the tree of `usr/share/rpm`,
+/// and record what it holds in the cache (see [`PreviousDb`]). With `prev`, the
+/// parent's database is updated with only the packages that changed (`rpm --justdb`
+/// of 182 packages is most of a cached compose's assembly); otherwise, or if that
+/// fails, it is written from scratch.
+///
+/// Needs only the RPM files, so the compose runs it while the packages are imported;
+/// [`RpmdbDir::commit`] then stores it (after the import: it uses the thread pool).
+pub fn build_rpmdb(
+    repo: &Repo,
+    rpms: &[DbPackage],
+    prev: Option<PreviousDb<'_>>,
+) -> Result<RpmdbDir> {
+    let dir = RpmdbDir {
+        tmp: repo
+            .path()
+            .join("tmp")
+            .join(format!("arbor-rpmdb-{}", std::process::id())),
+    };
+    let fresh = || -> Result<()> {
+        let _ = fs::remove_dir_all(&dir.tmp);
+        fs::create_dir_all(&dir.tmp)
+            .map_err(|e| AssembleError::Rpmdb(format!("{}: {e}", dir.tmp.display())))
+    };
+    fresh()?;
+    let reused = match prev {
+        Some(prev) => rpmdb_incremental(repo, &dir.tmp, prev, rpms).unwrap_or_else(|e| {
+            tracing::warn!("rpmdb: updating the parent's failed ({e}); writing it anew");
+            false
+        }),
+        None => false,
+    };
+    if !reused {
+        fresh()?;
+        justdb_install(&dir.tmp, &rpms.iter().collect::<Vec<_>>())?;
+    }
+    Ok(dir)
+}
+
+/// A root holding a freshly written `usr/share/rpm`; removed on drop.
+#[derive(Debug)]
+pub struct RpmdbDir {
+    tmp: PathBuf,
+}
+
+impl Drop for RpmdbDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.tmp);
+    }
+}
+
+impl RpmdbDir {
+    /// Store the database's files and return the tree of `usr/share/rpm`; the cache
+    /// notes which packages (`rpms`) it holds.
+    pub fn commit(
+        self,
+        repo: &Repo,
+        rpms: &[DbPackage],
+        cachedir: Option<&Path>,
+    ) -> Result<MutableTree> {
+        let db = self.tmp.join("usr/share/rpm");
         let stats = CommitStats::default();
         let opts = CommitDirOpts {
             owner_uid: Some(0),
@@ -243,15 +421,35 @@ fn rpmdb(repo: &Repo, t: &mut MutableTree, rpms: &[PathBuf]) -> Result<()> {
             repo.write_directory(&db, &opts, &arbor_repo::progress::NoProgress, &stats)?;
         let mut dbtree = repo.load_mtree(&dt, &dm)?;
         dbtree.meta = dirmeta(0o755);
-        t.take_dir("usr/share/rpm");
-        let share = t
-            .ensure_dir("usr/share", &default_dirmeta())
-            .map_err(tree_err)?;
-        share.dirs.insert("rpm".into(), dbtree);
-        Ok(())
-    })();
-    let _ = fs::remove_dir_all(&tmp);
-    result?;
+        if let (Some(cachedir), Some(sqlite)) = (cachedir, dbtree.files.get("rpmdb.sqlite")) {
+            let sidecar = DbSidecar {
+                packages: rpms
+                    .iter()
+                    .map(|r| (r.nevra.clone(), r.sha256.clone()))
+                    .collect(),
+            };
+            let path = sidecar_path(cachedir, sqlite);
+            let written = path
+                .parent()
+                .map(fs::create_dir_all)
+                .transpose()
+                .and_then(|_| fs::write(&path, serde_json::to_vec(&sidecar).unwrap_or_default()));
+            if let Err(e) = written {
+                tracing::warn!("{}: {e}", path.display());
+            }
+        }
+        Ok(dbtree)
+    }
+}
+
+/// Put the rpmdb from [`build_rpmdb`] into `usr/share/rpm`, with the
+/// `usr/lib/sysimage/rpm` link and a macro pointing rpm at it.
+fn rpmdb(repo: &Repo, t: &mut MutableTree, dbtree: MutableTree) -> Result<()> {
+    t.take_dir("usr/share/rpm");
+    let share = t
+        .ensure_dir("usr/share", &default_dirmeta())
+        .map_err(tree_err)?;
+    share.dirs.insert("rpm".into(), dbtree);
     t.remove("usr/lib/sysimage/rpm");
     put(t, "usr/lib/sysimage/rpm", symlink(repo, "../../share/rpm")?)?;
     put(

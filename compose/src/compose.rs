@@ -286,12 +286,38 @@ pub fn compose(
                 documentation: plan.documentation,
                 remove_from,
             },
+            Checksum::from_hex(&r.sha256).ok(),
         ));
     }
+    let db_packages: Vec<assemble::DbPackage> = rpms
+        .iter()
+        .map(|r| assemble::DbPackage {
+            nevra: r.nevra.clone(),
+            path: r.path.clone(),
+            sha256: r.sha256.clone(),
+        })
+        .collect();
+    let prev_db = assemble::PreviousDb {
+        parent: parent.as_ref(),
+        cachedir: &cachedir,
+    };
+    // The rpmdb needs only the RPM files: `rpm --justdb` runs while they are imported.
     progress.start("import", Some(jobs.len() as u64));
-    let imported = import::import_rpms(repo, &jobs, &users, Some(&cachedir));
+    let (imported, rpmdb) = std::thread::scope(|s| {
+        let db = s.spawn(|| {
+            let t = Instant::now();
+            let r = assemble::build_rpmdb(repo, &db_packages, Some(prev_db));
+            (r, t.elapsed().as_secs_f64())
+        });
+        let imported = import::import_rpms_known(repo, &jobs, &users, Some(&cachedir));
+        let db = db.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (imported, db)
+    });
     progress.finish();
     let imported = imported?;
+    let (rpmdb, rpmdb_secs) = rpmdb;
+    let rpmdb = rpmdb?.commit(repo, &db_packages, Some(&cachedir))?;
+    timings.insert("rpmdb-during-import".into(), rpmdb_secs);
     lap(&mut timings, "import", &mut t0);
     for (pkg, hit) in &imported {
         if *hit {
@@ -307,8 +333,7 @@ pub fn compose(
     }
     let packages: Vec<_> = imported.into_iter().map(|(p, _)| p).collect();
     let tree = union::union(&packages)?;
-    let rpm_paths: Vec<PathBuf> = rpms.iter().map(|r| r.path.clone()).collect();
-    let assembled = assemble::assemble(repo, tree, plan, &rpm_paths)?;
+    let assembled = assemble::assemble(repo, tree, plan, rpmdb)?;
     lap(&mut timings, "assemble", &mut t0);
 
     let stats = CommitStats::default();

@@ -322,6 +322,93 @@ pub struct FetchedRpm {
     pub downloaded: bool,
 }
 
+/// What identifies one version of a file on disk without reading it: a file whose
+/// device, inode, size, mtime and ctime are all unchanged was not written since (any
+/// write or `touch` moves the ctime to now, which user space cannot set back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// SHA-256 of RPM files hashed before, by path, valid while the file's [`Stamp`] is
+/// unchanged (`CACHE/rpms/digests.json`): a re-compose verifies unchanged RPMs
+/// without reading them again.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct DigestMemo {
+    files: std::collections::BTreeMap<PathBuf, (Stamp, String)>,
+}
+
+impl DigestMemo {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("digests.json")
+    }
+
+    fn load(dir: &Path) -> DigestMemo {
+        fs::read(Self::path(dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn lookup(&self, path: &Path) -> Option<String> {
+        let (stamp, sha) = self.files.get(path)?;
+        (Stamp::of(path).as_ref() == Some(stamp)).then(|| sha.clone())
+    }
+
+    /// Best effort: a memo that cannot be written only costs hashing next time.
+    fn save(&self, dir: &Path) {
+        let tmp = dir.join(format!(".digests.json.{}", std::process::id()));
+        let ok = serde_json::to_vec(self)
+            .ok()
+            .and_then(|b| fs::write(&tmp, b).ok())
+            .and_then(|()| fs::rename(&tmp, Self::path(dir)).ok());
+        if ok.is_none() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// The SHA-256 of `path`, from `memo` when the file is unchanged since it was hashed;
+/// a fresh digest is recorded in `fresh`.
+fn sha256_memo(
+    path: &Path,
+    memo: &DigestMemo,
+    fresh: &std::sync::Mutex<Vec<(PathBuf, Stamp, String)>>,
+) -> std::io::Result<String> {
+    if let Some(sha) = memo.lookup(path) {
+        return Ok(sha);
+    }
+    let before = Stamp::of(path);
+    let sha = sha256_file(path)?;
+    if let Some(stamp) = before.filter(|s| Stamp::of(path).as_ref() == Some(s)) {
+        fresh.lock().unwrap_or_else(|p| p.into_inner()).push((
+            path.to_path_buf(),
+            stamp,
+            sha.clone(),
+        ));
+    }
+    Ok(sha)
+}
+
 fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = fs::File::open(path)?;
     let mut h = Sha256::new();
@@ -351,10 +438,12 @@ pub fn fetch_rpms(
         source,
     })?;
     progress.start("fetch", Some(packages.len() as u64));
+    let memo = DigestMemo::load(&dir);
+    let fresh = std::sync::Mutex::new(Vec::new());
     let out = packages
         .par_iter()
         .map(|p| {
-            let r = fetch_one(http, repos, p, &dir);
+            let r = fetch_one(http, repos, p, &dir, &memo, &fresh);
             progress.inc(1);
             if let Ok(f) = &r {
                 if f.downloaded {
@@ -365,6 +454,15 @@ pub fn fetch_rpms(
         })
         .collect::<Result<Vec<_>>>();
     progress.finish();
+    let fresh = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !fresh.is_empty() {
+        let mut memo = memo;
+        for (path, stamp, sha) in fresh {
+            memo.files.insert(path, (stamp, sha));
+        }
+        memo.files.retain(|p, _| p.exists());
+        memo.save(&dir);
+    }
     out
 }
 
@@ -373,6 +471,8 @@ fn fetch_one(
     repos: &[LoadedRepo],
     p: &SolvedPackage,
     dir: &Path,
+    memo: &DigestMemo,
+    fresh: &std::sync::Mutex<Vec<(PathBuf, Stamp, String)>>,
 ) -> Result<FetchedRpm> {
     let repo = repos
         .iter()
@@ -394,7 +494,7 @@ fn fetch_one(
         actual,
     };
     let verify = |path: &Path| -> Result<String> {
-        let sha = sha256_file(path).map_err(|source| FetchError::Io {
+        let sha = sha256_memo(path, memo, fresh).map_err(|source| FetchError::Io {
             path: path.into(),
             source,
         })?;

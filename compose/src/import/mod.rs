@@ -40,6 +40,7 @@ use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use arbor_repo::checksum::Checksum;
 use arbor_repo::objects::validate_filename;
 use arbor_repo::tree::MutableTree;
 use arbor_repo::Repo;
@@ -105,6 +106,27 @@ pub fn import_rpm(
     users: &Users,
     cache_dir: Option<&Path>,
 ) -> Result<(ImportedPackage, bool), ImportError> {
+    import_rpm_known(repo, rpm_path, opts, users, cache_dir, None)
+}
+
+/// [`import_rpm`] for an RPM whose file SHA-256 the caller already computed (the
+/// fetcher verifies every RPM against the repodata): a cache hit then reads nothing of
+/// the RPM. On a miss the file is hashed anyway (for the header and payload digest
+/// checks) and must still have that digest.
+pub fn import_rpm_known(
+    repo: &Repo,
+    rpm_path: &Path,
+    opts: &ImportOpts,
+    users: &Users,
+    cache_dir: Option<&Path>,
+    sha256: Option<&Checksum>,
+) -> Result<(ImportedPackage, bool), ImportError> {
+    if let (Some(dir), Some(sha)) = (cache_dir, sha256) {
+        if let Some(pkg) = cache::load(repo, dir, &cache::key(sha, opts, users)) {
+            tracing::debug!("{}: cache hit", pkg.nevra);
+            return Ok((pkg, true));
+        }
+    }
     let io_err = |err| ImportError::Io {
         path: rpm_path.to_path_buf(),
         err,
@@ -114,8 +136,14 @@ pub fn import_rpm(
     let meta = rawheader::read_metadata(rpm_path, &file, len)?;
     let offsets = meta.get_package_segment_offsets();
     let digests = header::digests(rpm_path, &file, offsets.header, offsets.payload)?;
+    if sha256.is_some_and(|want| *want != digests.file) {
+        return Err(ImportError::NotRpm {
+            path: rpm_path.to_path_buf(),
+            why: "the file changed after its digest was verified".into(),
+        });
+    }
     let key = cache_dir.map(|_| cache::key(&digests.file, opts, users));
-    if let (Some(dir), Some(key)) = (cache_dir, &key) {
+    if let (Some(dir), Some(key)) = (cache_dir.filter(|_| sha256.is_none()), &key) {
         if let Some(pkg) = cache::load(repo, dir, key) {
             tracing::debug!("{}: cache hit", pkg.nevra);
             return Ok((pkg, true));
@@ -178,18 +206,33 @@ pub fn import_rpms(
     users: &Users,
     cache_dir: Option<&Path>,
 ) -> Result<Vec<(ImportedPackage, bool)>, ImportError> {
+    let jobs: Vec<_> = jobs
+        .iter()
+        .map(|(p, o)| (p.clone(), o.clone(), None))
+        .collect();
+    import_rpms_known(repo, &jobs, users, cache_dir)
+}
+
+/// [`import_rpms`] with each RPM's already verified SHA-256, when known (see
+/// [`import_rpm_known`]).
+pub fn import_rpms_known(
+    repo: &Repo,
+    jobs: &[(PathBuf, ImportOpts, Option<Checksum>)],
+    users: &Users,
+    cache_dir: Option<&Path>,
+) -> Result<Vec<(ImportedPackage, bool)>, ImportError> {
     let mut order: Vec<(u64, usize)> = jobs
         .iter()
         .enumerate()
-        .map(|(i, (p, _))| (std::fs::metadata(p).map_or(0, |m| m.len()), i))
+        .map(|(i, (p, _, _))| (std::fs::metadata(p).map_or(0, |m| m.len()), i))
         .collect();
     order.sort_by(|a, b| b.cmp(a));
     let mut done: Vec<(usize, (ImportedPackage, bool))> = order
         .par_iter()
         .with_max_len(1)
         .map(|&(_, i)| {
-            let (path, opts) = &jobs[i];
-            import_rpm(repo, path, opts, users, cache_dir).map(|r| (i, r))
+            let (path, opts, sha256) = &jobs[i];
+            import_rpm_known(repo, path, opts, users, cache_dir, sha256.as_ref()).map(|r| (i, r))
         })
         .collect::<Result<_, _>>()?;
     done.sort_by_key(|(i, _)| *i);
