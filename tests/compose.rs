@@ -212,6 +212,29 @@ fn compose(tmp: &Path, treefile: &Path, extra: &[&str]) -> (String, String, serd
     (p(&repo).to_string(), commit, v)
 }
 
+/// `rpm -qa` on a checkout (whose rpmdb the real rpm wrote) lists exactly what
+/// `arbor resolve` resolves for the treefile.
+fn assert_rpmdb_lists(checkout: &Path, treefile: &Path) {
+    let qa = util::run(
+        "rpm",
+        &[
+            "--root",
+            p(checkout),
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NEVRA}\n",
+        ],
+    )
+    .ok()
+    .to_string();
+    let mut qa: Vec<&str> = qa.lines().collect();
+    qa.sort();
+    let resolved = arbor(&["resolve", p(treefile)]).ok().to_string();
+    assert_eq!(qa, resolved.lines().collect::<Vec<_>>());
+}
+
 #[test]
 fn compose_v1_then_v2_deploys_and_upgrades() {
     let c = corpus_dir();
@@ -234,24 +257,7 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     // The rpmdb written by the real rpm lists exactly the resolved packages.
     let co = tmp.path().join("co");
     arbor(&["checkout", "--repo", &repo, &c1, p(&co)]).ok();
-    let qa = util::run(
-        "rpm",
-        &[
-            "--root",
-            p(&co),
-            "--dbpath",
-            "/usr/share/rpm",
-            "-qa",
-            "--qf",
-            "%{NEVRA}\n",
-        ],
-    )
-    .ok()
-    .to_string();
-    let mut qa: Vec<&str> = qa.lines().collect();
-    qa.sort();
-    let resolved = arbor(&["resolve", p(&c.join("v1.yaml"))]).ok().to_string();
-    assert_eq!(qa, resolved.lines().collect::<Vec<_>>());
+    assert_rpmdb_lists(&co, &c.join("v1.yaml"));
     assert!(co
         .join("usr/lib/modules/6.1.0-50-cloud-amd64/vmlinuz")
         .is_file());
@@ -314,24 +320,7 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     // rpm still lists exactly the resolved packages.
     let co2 = tmp.path().join("co2");
     arbor(&["checkout", "--repo", &repo, &c2, p(&co2)]).ok();
-    let qa2 = util::run(
-        "rpm",
-        &[
-            "--root",
-            p(&co2),
-            "--dbpath",
-            "/usr/share/rpm",
-            "-qa",
-            "--qf",
-            "%{NEVRA}\n",
-        ],
-    )
-    .ok()
-    .to_string();
-    let mut qa2: Vec<&str> = qa2.lines().collect();
-    qa2.sort();
-    let resolved2 = arbor(&["resolve", p(&c.join("v2.yaml"))]).ok().to_string();
-    assert_eq!(qa2, resolved2.lines().collect::<Vec<_>>());
+    assert_rpmdb_lists(&co2, &c.join("v2.yaml"));
     let log = arbor(&["log", "--repo", &repo, "corpus/bookworm/x86_64/minimal"])
         .ok()
         .to_string();
