@@ -134,7 +134,8 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: f64) -> Value {
+/// One delta as JSON; `seconds` is the wall time of the command when it is known.
+pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: Option<f64>) -> Value {
     json!({
         "name": r.name.to_string(),
         "from": r.name.from.map(|c| c.to_hex()),
@@ -219,7 +220,7 @@ impl GenerateOpts {
         let seconds = started.elapsed().as_secs_f64();
         for r in &reports {
             if self.json {
-                super::print_json(&report_json(r, &repo, seconds));
+                super::print_json(&report_json(r, &repo, Some(seconds)));
             } else {
                 println!("{}", r.name);
             }

@@ -116,7 +116,8 @@ impl ReleaseOpts {
         let head_commit = repo.read_commit(&head)?;
         let version = head_commit.version().map(str::to_string);
         let pkgdiff = match (out.commit, out.parent) {
-            (Some(_), Some(parent)) if repo.has_object(&parent, arbor_repo::ObjectType::Commit) => {
+            // compose read the parent; it may predate composes (no package list).
+            (Some(_), Some(parent)) => {
                 let old = rpmdb::pkglist(&repo.read_commit(&parent)?).ok();
                 let new = rpmdb::pkglist(&head_commit)?;
                 old.map(|old| rpmdb::diff(&old, &new))
@@ -247,13 +248,7 @@ impl ReleaseOpts {
             }
             let deltas: Vec<Value> = generated
                 .iter()
-                .map(|r| {
-                    let mut v = super::delta::report_json(r, &repo, 0.0);
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("seconds");
-                    }
-                    v
-                })
+                .map(|r| super::delta::report_json(r, &repo, None))
                 .collect();
             super::print_json(&json!({
                 "ref": plan.ref_,
