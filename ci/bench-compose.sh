@@ -1,54 +1,89 @@
 #!/bin/bash
 # bench-compose.sh - cold `arbor compose` of corpus v1 vs the stock-tools pipeline
 # (dnf resolve + rpm -i --root + postprocess + ostree commit, i.e. what
-# ../shared/corpus/baseline-ostree.sh times), in one run; then v2 after v1 (cached
-# imports) vs cold. Prints wall times, ratios and peak RSS.
-#   WORK=/var/tmp/arbor-bench-compose  CORPUS=/var/tmp/corpus  ARBOR=target/release/arbor
+# ../shared/corpus/baseline-ostree.sh times), in the same run; then v2 after v1 (cached
+# imports) vs cold, and an unchanged re-compose. Medians of RUNS runs; wall, CPU, peak RSS.
+#   RUNS=3  WORK=/var/tmp/arbor-bench-compose  CORPUS=/var/tmp/corpus  ARBOR=target/release/arbor
+#
+# Nothing is deleted between or during the timed steps. On ext4 without a journal (this
+# machine's disk) the kernel skips inodes freed in the last 60 s one by one when it
+# allocates new ones (ialloc.c recently_deleted()): a cold compose started right after
+# `rm -rf` of a 13,000-file tree took 8.7 s instead of 4.8 s. So an old $WORK is removed
+# first and followed by a 61 s pause; each run works in its own directory.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 SHARED=${ARBOR_SHARED:-$ROOT/../shared}
 CORPUS=${CORPUS:-/var/tmp/corpus}
 WORK=${WORK:-/var/tmp/arbor-bench-compose}
+RUNS=${RUNS:-3}
 [ -f "$CORPUS/v1.yaml" ] || bash "$SHARED/corpus/make-corpus.sh" "$CORPUS"
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
     ARBOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/arbor
 fi
-rm -rf "$WORK"; mkdir -p "$WORK"
-timed() {  # label cmd... -> prints "wall rss"
-    local label=$1; shift
-    /usr/bin/time -v -o "$WORK/$label.time" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" || {
-        echo "$label failed:" >&2; tail -20 "$WORK/$label.err" >&2; exit 1; }
-    awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; w=s}
-                /Maximum resident set size/ {r=$2} END {print w, r}' "$WORK/$label.time"
+if [ -e "$WORK" ]; then
+    rm -rf "$WORK"; sync
+    echo "removed the previous $WORK; waiting 61 s so that its freed inodes do not slow the runs" >&2
+    sleep 61
+fi
+mkdir -p "$WORK"
+RESULTS=$WORK/results.txt
+: > "$RESULTS"
+timed() {  # run label cmd...  -> appends "label wall cpu rss" to $RESULTS
+    local run=$1 label=$2; shift 2
+    local t=$WORK/$run/$label
+    /usr/bin/time -f '%e %U %S %M' -o "$t.time" "$@" > "$t.out" 2> "$t.err" || {
+        echo "$label failed:" >&2; tail -20 "$t.err" >&2; exit 1; }
+    read -r wall user sys rss < "$t.time"
+    echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}') $rss" >> "$RESULTS"
 }
-sync
-# Stock pipeline, cold: resolve with dnf, unpack with rpm, post-process, ostree commit.
-ostree --repo="$WORK/ostree-repo" init --mode=archive
-read -r s_resolve r1 < <(timed stock-resolve "$SHARED/corpus/verify-with-dnf.sh" "$CORPUS/v1.yaml")
-read -r s_unpack r2 < <(timed stock-unpack bash "$HERE/corpus-tree.sh" v1 "$WORK/tree")
-read -r s_commit r3 < <(timed stock-commit ostree --repo="$WORK/ostree-repo" commit -b bench --tree=dir="$WORK/tree")
-stock=$(awk -v a="$s_resolve" -v b="$s_unpack" -v c="$s_commit" 'BEGIN {print a+b+c}')
-stock_rss=$(printf '%s\n' "$r1" "$r2" "$r3" | sort -n | tail -1)
-rm -rf "$WORK/tree"
-# arbor, cold (empty repo and cache), then v2 after v1 (warm import cache).
-"$ARBOR" init --repo "$WORK/arbor-repo"
-sync
-read -r a_v1 a_rss1 < <(timed arbor-v1 "$ARBOR" compose --repo "$WORK/arbor-repo" --cachedir "$WORK/cache" \
-    --write-composejson-to "$WORK/v1.json" "$CORPUS/v1.yaml")
-read -r a_v2 a_rss2 < <(timed arbor-v2 "$ARBOR" compose --repo "$WORK/arbor-repo" --cachedir "$WORK/cache" \
-    --write-composejson-to "$WORK/v2.json" "$CORPUS/v2.yaml")
-read -r a_noop _ < <(timed arbor-noop "$ARBOR" compose --repo "$WORK/arbor-repo" --cachedir "$WORK/cache" "$CORPUS/v2.yaml")
-echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores"
-printf '%-40s %9s %12s\n' step wall_s peak_rss_kb
-printf '%-40s %9s %12s\n' "stock: dnf resolve" "$s_resolve" "$r1"
-printf '%-40s %9s %12s\n' "stock: rpm -i --root + postprocess" "$s_unpack" "$r2"
-printf '%-40s %9s %12s\n' "stock: ostree commit" "$s_commit" "$r3"
-printf '%-40s %9s %12s\n' "stock total (cold)" "$stock" "$stock_rss"
-printf '%-40s %9s %12s\n' "arbor compose v1 (cold)" "$a_v1" "$a_rss1"
-printf '%-40s %9s %12s\n' "arbor compose v2 after v1 (cached)" "$a_v2" "$a_rss2"
-printf '%-40s %9s\n' "arbor compose v2 again (no change)" "$a_noop"
-awk -v s="$stock" -v a="$a_v1" -v b="$a_v2" 'BEGIN {
-    printf "cold compose speedup vs stock: %.2fx\nv2-after-v1 vs cold v1: %.2fx faster\n", s/a, a/b }'
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('v2 imports:', d['arbor-packages-imported'], 'new,', d['arbor-import-cache-hits'], 'cache hits; timings', d['arbor-timings'])" "$WORK/v2.json"
+for run in $(seq 1 "$RUNS"); do
+    W=$WORK/$run; mkdir -p "$W"
+    # Stock pipeline, cold: resolve with dnf, unpack with rpm, post-process, ostree commit.
+    ostree --repo="$W/ostree-repo" init --mode=archive
+    sync
+    timed "$run" stock-resolve "$SHARED/corpus/verify-with-dnf.sh" "$CORPUS/v1.yaml"
+    timed "$run" stock-unpack bash "$HERE/corpus-tree.sh" v1 "$W/tree"
+    timed "$run" stock-commit ostree --repo="$W/ostree-repo" commit -b bench --tree=dir="$W/tree"
+    # arbor, cold (empty repo and cache), then v2 after v1 (warm import cache), then again.
+    "$ARBOR" init --repo "$W/arbor-repo" >/dev/null
+    sync
+    for step in v1 v2; do
+        timed "$run" "arbor-$step" "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" \
+            --write-composejson-to "$W/$step.json" "$CORPUS/$step.yaml"
+    done
+    timed "$run" arbor-noop "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" "$CORPUS/v2.yaml"
+    echo "run $run of $RUNS done" >&2
+done
+echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$RESULTS" "$WORK" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, wall, cpu, rss = line.split()
+    rows.setdefault(label, []).append((float(wall), float(cpu), int(rss)))
+med = {k: (statistics.median(w for w, _, _ in v), statistics.median(c for _, c, _ in v),
+           max(r for _, _, r in v)) for k, v in rows.items()}
+stock = [med[k] for k in ("stock-resolve", "stock-unpack", "stock-commit")]
+med["stock total (cold)"] = (sum(s[0] for s in stock), sum(s[1] for s in stock), max(s[2] for s in stock))
+names = [("stock-resolve", "stock: dnf resolve"), ("stock-unpack", "stock: rpm -i --root + postprocess"),
+         ("stock-commit", "stock: ostree commit"), ("stock total (cold)", "stock total (cold)"),
+         ("arbor-v1", "arbor compose v1 (cold)"), ("arbor-v2", "arbor compose v2 after v1 (cached)"),
+         ("arbor-noop", "arbor compose v2 again (no change)")]
+print(f"{'step (median of %d)' % len(rows['arbor-v1']):<40} {'wall_s':>8} {'cpu_s':>8} {'peak_rss_kb':>12}")
+for k, label in names:
+    w, c, r = med[k]
+    print(f"{label:<40} {w:>8.2f} {c:>8.2f} {r:>12}")
+s, a, b = med["stock total (cold)"], med["arbor-v1"], med["arbor-v2"]
+print(f"cold compose vs stock: {s[0] / a[0]:.2f}x faster (wall), {s[1] / a[1]:.2f}x less CPU")
+print(f"v2 after v1 vs cold v1: {a[0] / b[0]:.2f}x faster (wall), {a[1] / b[1]:.2f}x less CPU")
+print("all runs (wall s):", {k: [w for w, _, _ in v] for k, v in rows.items()})
+w = sys.argv[2] + "/1"
+v1, v2 = (json.load(open(f"{w}/{s}.json")) for s in ("v1", "v2"))
+print(f"v2 imports {v2['arbor-packages-imported']} packages, {v2['arbor-import-cache-hits']} cache hits; "
+      f"writes {v2['ostree-n-content-written']} content objects, "
+      f"{v2['ostree-content-bytes-written'] / 1e6:.1f} MB "
+      f"(v1: {v1['ostree-n-content-written']}, {v1['ostree-content-bytes-written'] / 1e6:.1f} MB)")
+print("v2 timings (run 1):", {k: round(t, 2) for k, t in v2["arbor-timings"].items()})
+PY

@@ -212,6 +212,17 @@ fn compose(tmp: &Path, treefile: &Path, extra: &[&str]) -> (String, String, serd
     (p(&repo).to_string(), commit, v)
 }
 
+/// The `.filez` objects in `repo`.
+fn count_filez(repo: &Path) -> u64 {
+    let mut n = 0;
+    for d in std::fs::read_dir(repo.join("objects")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            n += u64::from(f.unwrap().file_name().to_string_lossy().ends_with(".filez"));
+        }
+    }
+    n
+}
+
 /// `rpm -qa` on a checkout (whose rpmdb the real rpm wrote) lists exactly what
 /// `arbor resolve` resolves for the treefile.
 fn assert_rpmdb_lists(checkout: &Path, treefile: &Path) {
@@ -302,6 +313,8 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     );
 
     // v2 after v1 imports only the changed packages.
+    let filez_v1 = count_filez(Path::new(&repo));
+    assert_eq!(v["ostree-n-content-written"].as_u64(), Some(filez_v1));
     let (_, c2, v2) = compose(
         tmp.path(),
         &c.join("v2.yaml"),
@@ -316,6 +329,11 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
         imported <= 24 && hits >= 158,
         "only changed packages are imported: {v2}"
     );
+    // rpm-ostree's composejson counts the content objects the compose wrote.
+    let written = v2["ostree-n-content-written"].as_u64().unwrap();
+    assert_eq!(written, count_filez(Path::new(&repo)) - filez_v1);
+    assert!(written > 1000, "{v2}");
+    assert!(v2["ostree-content-bytes-written"].as_u64().unwrap() > 10 << 20);
     // v2's rpmdb is v1's updated with only the changed packages (rpm --justdb -e/-i):
     // rpm still lists exactly the resolved packages.
     let co2 = tmp.path().join("co2");

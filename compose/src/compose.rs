@@ -252,6 +252,7 @@ pub fn compose(
         outcome.timings = timings;
         return Ok(outcome);
     }
+    let files_before = repo.files_written();
     let cachedir = opts
         .cachedir
         .clone()
@@ -412,8 +413,11 @@ pub fn compose(
     lap(&mut timings, "commit", &mut t0);
     let g = CommitStats::get;
     outcome.content_total = assembled.tree.files_recursive().len() as u64;
-    outcome.content_written = g(&stats.content_written);
-    outcome.content_bytes_written = g(&stats.content_bytes_written);
+    // Every FILE object of this compose (package contents, tmpfiles.d, rpmdb, added
+    // files) went through `repo`.
+    let files_after = repo.files_written();
+    outcome.content_written = files_after.0 - files_before.0;
+    outcome.content_bytes_written = files_after.1 - files_before.1;
     outcome.metadata_total = g(&stats.metadata_total);
     outcome.metadata_written = g(&stats.metadata_written);
     outcome.commit = Some(checksum);

@@ -584,4 +584,46 @@ mod tests {
         assert_eq!(r.data[1].checksum, ("sha256".into(), "def".into()));
         assert!(parse_repomd("<repomd></repomd>").is_err());
     }
+
+    /// The digest memo answers only for a file whose (dev, inode, size, mtime, ctime)
+    /// are unchanged; rewriting the file in place, even to the same size and with the
+    /// old mtime put back, makes it hash again. It survives a save/load; a corrupt memo
+    /// file is an empty memo.
+    #[test]
+    fn digest_memo() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.rpm");
+        fs::write(&f, b"first content").unwrap();
+        let memo = DigestMemo::default();
+        let fresh = std::sync::Mutex::new(Vec::new());
+        let sha = sha256_memo(&f, &memo, &fresh).unwrap();
+        assert_eq!(sha, hex(&Sha256::digest(b"first content")));
+        let mut memo = DigestMemo::default();
+        for (path, stamp, sha) in fresh.into_inner().unwrap() {
+            memo.files.insert(path, (stamp, sha));
+        }
+        assert_eq!(memo.lookup(&f).as_deref(), Some(sha.as_str()));
+        memo.save(dir.path());
+        let loaded = DigestMemo::load(dir.path());
+        assert_eq!(loaded.lookup(&f).as_deref(), Some(sha.as_str()));
+        // Same size, mtime restored: the ctime still gives it away.
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&f, b"other content").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(loaded.lookup(&f), None);
+        let fresh = std::sync::Mutex::new(Vec::new());
+        assert_eq!(
+            sha256_memo(&f, &loaded, &fresh).unwrap(),
+            hex(&Sha256::digest(b"other content"))
+        );
+        assert_eq!(fresh.into_inner().unwrap().len(), 1);
+        fs::write(DigestMemo::path(dir.path()), b"{not json").unwrap();
+        assert!(DigestMemo::load(dir.path()).files.is_empty());
+    }
 }

@@ -16,12 +16,19 @@ pub const DEFAULT_LEVEL: u32 = 5;
 thread_local! {
     static COMPRESSORS: RefCell<Vec<(u32, Compressor)>> = const { RefCell::new(Vec::new()) };
     static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Compress `data` at `level` (1..=12 for libdeflate; ostree's 1..=9 map directly).
 pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
+    compress_with(data, level, <[u8]>::to_vec)
+}
+
+/// [`compress`], handing the compressed bytes to `use_them` from a per-thread buffer
+/// that is reused (no allocation and zeroing of a fresh buffer per file).
+pub fn compress_with<R>(data: &[u8], level: u32, use_them: impl FnOnce(&[u8]) -> R) -> R {
     let level = level.clamp(1, 12);
-    COMPRESSORS.with(|cell| {
+    let (out, n) = COMPRESSORS.with(|cell| {
         let mut cache = cell.borrow_mut();
         let idx = match cache.iter().position(|(l, _)| *l == level) {
             Some(i) => i,
@@ -32,13 +39,25 @@ pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
             }
         };
         let c = &mut cache[idx].1;
-        let mut out = vec![0u8; c.deflate_compress_bound(data.len())];
+        let mut out = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+        let bound = c.deflate_compress_bound(data.len());
+        if out.len() < bound {
+            out.resize(bound, 0);
+        }
         // The bound guarantees room, so this cannot fail.
-        let n = c.deflate_compress(data, &mut out).unwrap_or(0);
-        out.truncate(n);
-        out
-    })
+        let n = c.deflate_compress(data, &mut out[..bound]).unwrap_or(0);
+        (out, n)
+    });
+    let r = use_them(&out[..n]);
+    // Keep the buffer for the next file unless it grew huge for one large file.
+    if out.len() <= KEEP_OUT {
+        OUT.with(|o| *o.borrow_mut() = out);
+    }
+    r
 }
+
+/// Largest compression buffer kept between files, per thread.
+const KEEP_OUT: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InflateError {

@@ -5,9 +5,14 @@
 //! R/objects/XX/YYYY….{commit,dirtree,dirmeta,filez,commitmeta}
 //! R/refs/heads/<ref>              64 hex + "\n"; '/' in a ref name makes subdirectories
 //! R/summary                       regenerated on demand (`regenerate_summary`)
-//! R/tmp/                          staging: every file is written here, then renamed,
-//!                                 so no object or ref is ever half-written under its name
+//! R/tmp/                          staging: refs, config, summary are written here, then
+//!                                 renamed, so nothing is ever half-written under its name
 //! ```
+//!
+//! Content-addressed objects are staged as anonymous `O_TMPFILE`s in their own
+//! `objects/XX/` directory and linked under their name once complete, as ostree does: no
+//! cross-directory rename (which serialises on a filesystem-wide lock), no temp name, no
+//! leftovers after a crash. Where `O_TMPFILE` is missing, they go through `tmp/` too.
 
 mod checkout;
 mod commit_dir;
@@ -21,7 +26,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
@@ -110,6 +115,11 @@ pub struct Repo {
     /// `[archive] zlib-level` when the config sets it.
     zlib_level: Option<u32>,
     tmp_counter: AtomicU64,
+    /// Set once `O_TMPFILE` turned out unsupported here; objects then go through `tmp/`.
+    no_tmpfile: AtomicBool,
+    /// FILE objects this handle created, and their bytes on disk.
+    files_written: AtomicU64,
+    file_bytes_written: AtomicU64,
 }
 
 impl Repo {
@@ -143,6 +153,9 @@ impl Repo {
             root: path.to_path_buf(),
             zlib_level: None,
             tmp_counter: AtomicU64::new(0),
+            no_tmpfile: AtomicBool::new(false),
+            files_written: AtomicU64::new(0),
+            file_bytes_written: AtomicU64::new(0),
         };
         repo.write_atomic(
             Path::new("config"),
@@ -192,6 +205,9 @@ impl Repo {
             root: path.to_path_buf(),
             zlib_level,
             tmp_counter: AtomicU64::new(0),
+            no_tmpfile: AtomicBool::new(false),
+            files_written: AtomicU64::new(0),
+            file_bytes_written: AtomicU64::new(0),
         })
     }
 
@@ -233,6 +249,53 @@ impl Repo {
     /// Write `data` to `rel` (relative to the repo) through a temp file and a rename.
     pub fn write_atomic(&self, rel: &Path, data: &[u8]) -> Result<()> {
         self.stage(rel, |f| f.write_all(data))
+    }
+
+    /// Create the content-addressed object `rel` (`objects/XX/…`) unless it exists: an
+    /// anonymous `O_TMPFILE` in its directory, filled by `fill`, then linked under its
+    /// name. A concurrent writer that linked it first wins (same name, same content):
+    /// `false` then.
+    fn stage_object(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+    ) -> Result<bool> {
+        if self.no_tmpfile.load(Ordering::Relaxed) {
+            return self.stage(rel, fill).map(|()| true);
+        }
+        let dest = self.root.join(rel);
+        let dir = dest.parent().expect("object paths have a parent");
+        let f = match open_tmpfile(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).at(dir)?;
+                open_tmpfile(dir)
+            }
+            r => r,
+        };
+        let f = match f {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.no_tmpfile.store(true, Ordering::Relaxed);
+                return self.stage(rel, fill).map(|()| true);
+            }
+            Err(e) => {
+                return Err(RepoError::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                })
+            }
+        };
+        let mut w = io::BufWriter::with_capacity(256 << 10, f);
+        fill(&mut w).at(&dest)?;
+        let f = w.into_inner().map_err(|e| e.into_error()).at(&dest)?;
+        match link_tmpfile(&f, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(RepoError::Io {
+                path: dest,
+                source: e,
+            }),
+        }
     }
 
     /// Create a temp file, let `fill` write it, then rename it to `rel`.
@@ -277,8 +340,10 @@ impl Repo {
         if self.has_object(&checksum, ty) {
             return Ok((checksum, false));
         }
-        self.write_atomic(&Self::relative_object_path(&checksum, ty), data)?;
-        Ok((checksum, true))
+        let new = self.stage_object(&Self::relative_object_path(&checksum, ty), |f| {
+            f.write_all(data)
+        })?;
+        Ok((checksum, new))
     }
 
     /// Store (overwrite) the detached metadata of `commit`.
@@ -307,17 +372,19 @@ impl Repo {
             content.len() as u64
         };
         let header_bytes = header.to_archive_header(size);
-        let compressed = if header.is_symlink() {
-            Vec::new()
+        let store = |compressed: &[u8]| {
+            self.stage_object(&rel, |w| {
+                w.write_all(&header_bytes)?;
+                w.write_all(compressed)
+            })
+            .map(|new| self.count_file(new, (header_bytes.len() + compressed.len()) as u64))
+        };
+        if header.is_symlink() {
+            store(&[])
         } else {
             let level = self.zlib_level.unwrap_or(crate::deflate::DEFAULT_LEVEL);
-            crate::deflate::compress(content, level)
-        };
-        self.stage(&rel, |w| {
-            w.write_all(&header_bytes)?;
-            w.write_all(&compressed)
-        })?;
-        Ok((header_bytes.len() + compressed.len()) as u64)
+            crate::deflate::compress_with(content, level, store)
+        }
     }
 
     /// Like [`Repo::write_file_object`] with the content streamed from a reader of
@@ -336,25 +403,48 @@ impl Repo {
         let header_bytes = header.to_archive_header(if header.is_symlink() { 0 } else { size });
         let level = self.zlib_level.unwrap_or(DEFAULT_ZLIB_LEVEL);
         let mut copied = 0;
-        self.stage(&rel, |w| {
+        let written = self.stage_object(&rel, |w| {
             w.write_all(&header_bytes)?;
             if !header.is_symlink() {
                 let mut enc = DeflateEncoder::new(w, Compression::new(level));
                 copied = io::copy(content, &mut enc)?;
                 enc.finish()?;
+                if copied != size {
+                    // Fail before the object gets its name.
+                    return Err(io::Error::other("short content"));
+                }
             }
             Ok(())
-        })?;
+        });
         if !header.is_symlink() && copied != size {
-            let _ = fs::remove_file(self.root.join(&rel));
             return Err(RepoError::Input {
                 path: rel,
                 why: format!("content changed while writing: expected {size} bytes, read {copied}"),
             });
         }
-        Ok(fs::metadata(self.root.join(&rel))
+        let new = written?;
+        let n = fs::metadata(self.root.join(&rel))
             .map(|m| m.len())
-            .unwrap_or(0))
+            .unwrap_or(0);
+        Ok(self.count_file(new, n))
+    }
+
+    /// Note a FILE object of `bytes` written (when `new`); the bytes, or 0.
+    fn count_file(&self, new: bool, bytes: u64) -> u64 {
+        if !new {
+            return 0;
+        }
+        self.files_written.fetch_add(1, Ordering::Relaxed);
+        self.file_bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        bytes
+    }
+
+    /// FILE objects created through this handle so far, and their bytes on disk.
+    pub fn files_written(&self) -> (u64, u64) {
+        (
+            self.files_written.load(Ordering::Relaxed),
+            self.file_bytes_written.load(Ordering::Relaxed),
+        )
     }
 
     /// Read a metadata object's bytes, verifying the name (for content-addressed types).
@@ -649,5 +739,129 @@ mod tests {
                 .map(String::as_str),
             Some("x")
         );
+    }
+}
+
+/// An anonymous file (mode 0644) in `dir`, or `None` where `O_TMPFILE` is unsupported.
+fn open_tmpfile(dir: &Path) -> io::Result<Option<fs::File>> {
+    use rustix::fs::{Mode, OFlags, CWD};
+    use rustix::io::Errno;
+    match rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    ) {
+        Ok(fd) => {
+            let f = fs::File::from(fd);
+            // The umask applied at creation; objects are 0644 whatever it is.
+            f.set_permissions(fs::Permissions::from_mode(0o644))?;
+            Ok(Some(f))
+        }
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Give the `O_TMPFILE` `f` the name `dest`, through `/proc/self/fd` (no privilege
+/// needed) or, without `/proc`, `AT_EMPTY_PATH`.
+fn link_tmpfile(f: &fs::File, dest: &Path) -> io::Result<()> {
+    use rustix::fs::{AtFlags, CWD};
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
+    match rustix::fs::linkat(CWD, proc_path.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
+        Err(e) if e == rustix::io::Errno::NOENT && !Path::new("/proc/self/fd").exists() => {
+            rustix::fs::linkat(f, "", CWD, dest, AtFlags::EMPTY_PATH).map_err(Into::into)
+        }
+        r => r.map_err(Into::into),
+    }
+}
+
+#[cfg(test)]
+mod staging_tests {
+    use super::*;
+    use crate::objects::Xattrs;
+
+    fn file(mode: u32, target: &str) -> FileHeader {
+        FileHeader {
+            uid: 0,
+            gid: 0,
+            mode,
+            symlink_target: target.into(),
+            xattrs: Xattrs::new(Vec::new()),
+        }
+    }
+
+    /// Objects staged as O_TMPFILEs and through tmp/ + rename are the same files;
+    /// neither leaves anything in tmp/, a second write of an object is a no-op, and
+    /// racing writers of one object all succeed.
+    #[test]
+    fn both_staging_paths_write_the_same_objects() {
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 97) as u8).collect();
+        let reg = file(0o100644, "");
+        let link = file(0o120777, "../target");
+        let mut written = Vec::new();
+        for tmpfile in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repo::init(dir.path()).unwrap();
+            repo.no_tmpfile.store(!tmpfile, Ordering::Relaxed);
+            let c = reg.checksum(&content);
+            assert!(repo.write_file_object(&c, &reg, &content).unwrap() > 0);
+            assert_eq!(repo.write_file_object(&c, &reg, &content).unwrap(), 0);
+            let l = link.checksum(b"");
+            repo.write_file_object(&l, &link, b"").unwrap();
+            let big = file(0o100755, "");
+            let cb = big.checksum(&content);
+            let n = repo
+                .write_file_object_from(&cb, &big, content.len() as u64, &mut &content[..])
+                .unwrap();
+            assert!(n > 0);
+            // A short stream is refused and leaves no object behind.
+            let short = file(0o100700, "");
+            let cs = short.checksum(&content);
+            let err = repo
+                .write_file_object_from(&cs, &short, content.len() as u64, &mut &content[..10])
+                .unwrap_err();
+            assert!(err.to_string().contains("expected 300000 bytes"), "{err}");
+            assert!(!repo.has_object(&cs, ObjectType::File));
+            let dm = crate::objects::DirMeta {
+                uid: 0,
+                gid: 0,
+                mode: 0o40755,
+                xattrs: Xattrs::new(Vec::new()),
+            };
+            let (m, new) = repo
+                .write_metadata(ObjectType::DirMeta, &dm.to_bytes())
+                .unwrap();
+            assert!(new);
+            assert_eq!(repo.read_dirmeta(&m).unwrap(), dm);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        let other = file(0o100600, "");
+                        let co = other.checksum(&content);
+                        repo.write_file_object(&co, &other, &content).unwrap();
+                    });
+                }
+            });
+            assert_eq!(repo.read_file(&c).unwrap(), (reg.clone(), content.clone()));
+            assert_eq!(repo.read_file(&l).unwrap().0, link);
+            assert_eq!(repo.read_file(&cb).unwrap().1, content);
+            let path = repo.object_path(&c, ObjectType::File);
+            let meta = fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+            assert_eq!(
+                repo.fsck(&crate::progress::NoProgress).unwrap().errors,
+                Vec::<String>::new()
+            );
+            written.push((
+                fs::read(&path).unwrap(),
+                fs::read(repo.object_path(&cb, ObjectType::File)).unwrap(),
+                fs::read(repo.object_path(&m, ObjectType::DirMeta)).unwrap(),
+            ));
+            drop(dir);
+        }
+        assert_eq!(written[0], written[1]);
     }
 }
