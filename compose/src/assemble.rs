@@ -617,7 +617,114 @@ fn kernel(t: &mut MutableTree, plan: &ComposePlan) -> Result<Option<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::translate;
+    use super::*;
+    use arbor_repo::gvariant::VarDict;
+    use arbor_repo::objects::Commit;
+    use sha2::{Digest, Sha256};
+
+    fn package(dir: &Path, name: &str, version: &str) -> DbPackage {
+        let pkg = rpm::PackageBuilder::new(name, version, "MIT", "x86_64", "test")
+            .release("1")
+            .build()
+            .unwrap();
+        let path = dir.join(format!("{name}-{version}.rpm"));
+        pkg.write_file(&path).unwrap();
+        let sha = Sha256::digest(fs::read(&path).unwrap());
+        DbPackage {
+            nevra: format!("{name}-{version}-1.x86_64"),
+            path,
+            sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    fn rpm_qa(root: &Path) -> Vec<String> {
+        let mut c = Command::new("rpm");
+        c.arg("--root").arg(root).args([
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NEVRA}\\n",
+        ]);
+        let mut l: Vec<String> = run_rpm(c).unwrap().lines().map(Into::into).collect();
+        l.sort();
+        l
+    }
+
+    /// The parent's rpmdb is updated in place (erase what went, install what came) only
+    /// when the cache's sidecar says which RPMs it holds; without one, or with one that
+    /// does not match the database, the rpmdb is written anew — `rpm -qa` lists exactly
+    /// the packages every time.
+    #[test]
+    fn rpmdb_reuses_the_parents_only_with_its_sidecar() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("repo")).unwrap();
+        let cache = tmp.path().join("cache");
+        let a = package(tmp.path(), "a", "1.0");
+        let b1 = package(tmp.path(), "b", "1.0");
+        let b2 = package(tmp.path(), "b", "2.0");
+        let c = package(tmp.path(), "c", "1.0");
+        let first = [a.clone(), b1.clone()];
+        let db = build_rpmdb(&repo, &first, None).unwrap();
+        assert_eq!(rpm_qa(&db.tmp), ["a-1.0-1.x86_64", "b-1.0-1.x86_64"]);
+        let dbtree = db.commit(&repo, &first, Some(&cache)).unwrap();
+        let mut root = MutableTree::default();
+        root.ensure_dir("usr/share", &default_dirmeta())
+            .unwrap()
+            .dirs
+            .insert("rpm".into(), dbtree);
+        let (root_tree, root_meta) = repo.write_mtree(&root, &CommitStats::default()).unwrap();
+        let parent = repo
+            .write_commit(&Commit {
+                metadata: VarDict::new(),
+                parent: None,
+                subject: String::new(),
+                body: String::new(),
+                timestamp: 0,
+                root_tree,
+                root_meta,
+            })
+            .unwrap();
+        let prev = PreviousDb {
+            parent: Some(&parent),
+            cachedir: &cache,
+        };
+        let second = [a.clone(), b2.clone(), c.clone()];
+        let want = ["a-1.0-1.x86_64", "b-2.0-1.x86_64", "c-1.0-1.x86_64"];
+        let root2 = tmp.path().join("root2");
+        assert!(rpmdb_incremental(&repo, &root2, prev, &second).unwrap());
+        assert_eq!(rpm_qa(&root2), want);
+
+        // Sidecars that do not match the database: one makes the update leave b-1.0 in
+        // (caught by the rpm -qa check), one makes rpm -e fail; both are rebuilt.
+        let sidecars: Vec<_> = fs::read_dir(cache.join("rpmdb"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(sidecars.len(), 1);
+        let ghost = package(tmp.path(), "ghost", "1.0");
+        for (claims, fails) in [(vec![&c], false), (vec![&a, &b1, &ghost], true)] {
+            let wrong = DbSidecar {
+                packages: claims
+                    .iter()
+                    .map(|p| (p.nevra.clone(), p.sha256.clone()))
+                    .collect(),
+            };
+            fs::write(&sidecars[0], serde_json::to_vec(&wrong).unwrap()).unwrap();
+            let r = rpmdb_incremental(&repo, &tmp.path().join("root3"), prev, &second);
+            assert_eq!(r.is_err(), fails);
+            assert!(!r.unwrap_or(false));
+            let _ = fs::remove_dir_all(tmp.path().join("root3"));
+            let db = build_rpmdb(&repo, &second, Some(prev)).unwrap();
+            assert_eq!(rpm_qa(&db.tmp), want);
+        }
+
+        // No sidecar: nothing to reuse; the rpmdb is written anew.
+        fs::remove_file(&sidecars[0]).unwrap();
+        assert!(!rpmdb_incremental(&repo, &tmp.path().join("root4"), prev, &second).unwrap());
+        let db = build_rpmdb(&repo, &second, Some(prev)).unwrap();
+        assert_eq!(rpm_qa(&db.tmp), want);
+    }
 
     #[test]
     fn translations() {

@@ -277,6 +277,60 @@ mod tests {
         }
     }
 
+    /// `rpmostree.rpmdb.pkglist` is read sorted by name; anything but an array of five
+    /// strings with a numeric (or empty) epoch is refused, naming what was found.
+    #[test]
+    fn pkglist_reads_and_refuses() {
+        use arbor_repo::gvariant::{Type, VarDict};
+        let tuple = |f: [&str; 5]| Value::Tuple(f.iter().map(|s| Value::str(*s)).collect());
+        let commit = |v: Option<Value>| {
+            let mut metadata = VarDict::new();
+            if let Some(v) = v {
+                metadata.set(PKGLIST_KEY, v);
+            }
+            Commit {
+                metadata,
+                parent: None,
+                subject: String::new(),
+                body: String::new(),
+                timestamp: 0,
+                root_tree: arbor_repo::Checksum::of(b"t"),
+                root_meta: arbor_repo::Checksum::of(b"m"),
+            }
+        };
+        let list = |items: Vec<Value>| Value::Array(Type::parse("(sssss)").unwrap(), items);
+        let good = commit(Some(list(vec![
+            tuple(["zlib", "", "1.3", "1", "x86_64"]),
+            tuple(["bash", "2", "5.2", "3", "x86_64"]),
+        ])));
+        assert_eq!(
+            pkglist(&good).unwrap(),
+            [
+                pkg("bash", 2, "5.2", "3", "x86_64"),
+                pkg("zlib", 0, "1.3", "1", "x86_64")
+            ]
+        );
+        assert!(matches!(pkglist(&commit(None)), Err(PkglistError::Missing)));
+        let bad_epoch = list(vec![tuple(["bash", "two", "5.2", "3", "x86_64"])]);
+        let short = Value::Array(
+            Type::parse("(ss)").unwrap(),
+            vec![Value::Tuple(vec![Value::str("bash"), Value::str("5.2")])],
+        );
+        for v in [Value::str("bash-5.2-3.x86_64"), short, bad_epoch] {
+            let text = v.to_text();
+            match pkglist(&commit(Some(v))) {
+                Err(e @ PkglistError::Malformed(_)) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("not an array of (sssss)") && msg.contains(&text),
+                        "{msg}"
+                    );
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn vercmp_known_cases() {
         use Ordering::*;
