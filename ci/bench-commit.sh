@@ -36,17 +36,24 @@ measure() {  # label repo-cmd... ; appends "wall rss" to $WORK/$label.times, pri
 }
 
 rm -f "$WORK"/*.times
+# No deletions right before a timed commit: on ext4 without a journal, inodes freed in
+# the last minute are skipped one by one when new ones are allocated (see
+# bench-compose.sh). Old repositories go first, then a pause; each run gets fresh ones.
+if compgen -G "$WORK/run*" > /dev/null; then
+    rm -rf "$WORK"/run*; sync; echo "removed old repositories; waiting 61 s" >&2; sleep 61
+fi
 for i in $(seq "$RUNS"); do
-    rm -rf "$WORK/repo-o" "$WORK/repo-a"
-    ostree --repo="$WORK/repo-o" init --mode=archive
-    "$ARBOR" init --repo "$WORK/repo-a"
+    R=$WORK/run$i
+    mkdir -p "$R"
+    ostree --repo="$R/repo-o" init --mode=archive
+    "$ARBOR" init --repo "$R/repo-a" >/dev/null
     sync
     if [ $((i % 2)) = 1 ]; then
-        co=$(measure ostree ostree --repo="$WORK/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
-        ca=$(measure arbor "$ARBOR" commit --repo "$WORK/repo-a" -b bench --timestamp $TS -s bench "$TREE")
+        co=$(measure ostree ostree --repo="$R/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
+        ca=$(measure arbor "$ARBOR" commit --repo "$R/repo-a" -b bench --timestamp $TS -s bench "$TREE")
     else
-        ca=$(measure arbor "$ARBOR" commit --repo "$WORK/repo-a" -b bench --timestamp $TS -s bench "$TREE")
-        co=$(measure ostree ostree --repo="$WORK/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
+        ca=$(measure arbor "$ARBOR" commit --repo "$R/repo-a" -b bench --timestamp $TS -s bench "$TREE")
+        co=$(measure ostree ostree --repo="$R/repo-o" commit -b bench --timestamp=$TS -s bench --tree=dir="$TREE")
     fi
     [ "$co" = "$ca" ] || { echo "checksum mismatch: ostree $co arbor $ca" >&2; exit 1; }
     printf 'run %d: ostree %ss  arbor %ss  commit %s\n' "$i" "$(tail -n1 "$WORK/ostree.times" | cut -d' ' -f1)" \
@@ -55,7 +62,7 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mo=$(cut -d' ' -f1 "$WORK/ostree.times" | median); ma=$(cut -d' ' -f1 "$WORK/arbor.times" | median)
 ro=$(cut -d' ' -f2 "$WORK/ostree.times" | sort -n | tail -1); ra=$(cut -d' ' -f2 "$WORK/arbor.times" | sort -n | tail -1)
-so=$(du -sb "$WORK/repo-o/objects" | cut -f1); sa=$(du -sb "$WORK/repo-a/objects" | cut -f1)
+so=$(du -sb "$R/repo-o/objects" | cut -f1); sa=$(du -sb "$R/repo-a/objects" | cut -f1)
 co_cpu=$(cut -d' ' -f3 "$WORK/ostree.times" | median); ca_cpu=$(cut -d' ' -f3 "$WORK/arbor.times" | median)
 echo
 printf '%-8s %10s %12s %14s %14s\n' tool median_s median_cpu_s peak_rss_kb objects_bytes

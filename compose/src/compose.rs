@@ -155,8 +155,9 @@ fn json_to_variant(v: &Json) -> Value {
 }
 
 /// The passwd/group used to map RPM owner names to ids: from the package that ships
-/// `/etc/passwd` (imported first with root-only ownership), or root-only.
-fn users(repo: &Repo, rpms: &[FetchedRpm]) -> Result<Users, ComposeError> {
+/// `/etc/passwd` (imported first with root-only ownership, cached like any import), or
+/// root-only.
+fn users(repo: &Repo, rpms: &[FetchedRpm], cachedir: &Path) -> Result<Users, ComposeError> {
     for r in rpms {
         let Ok(meta) = rpm::PackageMetadata::open(&r.path) else {
             continue;
@@ -167,12 +168,13 @@ fn users(repo: &Repo, rpms: &[FetchedRpm]) -> Result<Users, ComposeError> {
         if !paths.iter().any(|p| p == Path::new("/etc/passwd")) {
             continue;
         }
-        let (pkg, _) = import::import_rpm(
+        let (pkg, _) = import::import_rpm_known(
             repo,
             &r.path,
             &ImportOpts::default(),
             &Users::root_only(),
-            None,
+            Some(cachedir),
+            Checksum::from_hex(&r.sha256).ok().as_ref(),
         )?;
         let read = |name: &str| -> Result<String, ComposeError> {
             match pkg.tree.lookup(&format!("usr/etc/{name}")) {
@@ -266,7 +268,7 @@ pub fn compose(
     )?;
     lap(&mut timings, "fetch", &mut t0);
 
-    let users = users(repo, &rpms)?;
+    let users = users(repo, &rpms, &cachedir)?;
     let mut jobs = Vec::with_capacity(rpms.len());
     for (r, p) in rpms.iter().zip(&outcome.resolution.packages) {
         let mut remove_from = Vec::new();
