@@ -1,18 +1,13 @@
 //! A zero-copy GVariant framing reader for the big delta containers (superblock, part
 //! payload): it hands out the byte slices of tuple members and array elements without
-//! copying, so a 32 MB part payload is never duplicated just to be parsed.
+//! copying (framing shared with the decoder: `arbor_repo::gvariant::tuple_frames`,
+//! `array_frames`), so a 32 MB part payload is never duplicated just to be parsed.
 //!
 //! Unlike `arbor_repo::gvariant::Value::from_bytes` it does not insist on normal form:
 //! like GLib reading an untrusted container, it only requires every offset to be in
 //! range. It never panics on bad input.
-//!
-//! ```text
-//! tuple  : members (each aligned) ‖ end offsets of non-last variable members, reversed
-//! array  : fixed elements back to back | variable elements ‖ end offset of each element
-//! offsets: little-endian, width 1/2/4/8 from the container's total size
-//! ```
 
-use arbor_repo::gvariant::Type;
+use arbor_repo::gvariant::{array_frames, tuple_frames, GvError, Type};
 
 /// A framing problem; the caller wraps it with the name of the file being read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,93 +24,29 @@ fn err(ty: &Type, why: &'static str) -> FrameError {
     }
 }
 
-fn offset_width(size: usize) -> usize {
-    match size as u64 {
-        0 => 0,
-        1..=0xff => 1,
-        0x100..=0xffff => 2,
-        0x1_0000..=0xffff_ffff => 4,
-        _ => 8,
+impl From<GvError> for FrameError {
+    fn from(e: GvError) -> FrameError {
+        match e {
+            GvError::Malformed { ty, why } => FrameError { ty, why },
+            other => FrameError {
+                ty: String::new(),
+                why: match other {
+                    GvError::InvalidType(_) => "invalid type string",
+                    _ => "not readable",
+                },
+            },
+        }
     }
-}
-
-fn read_offset(data: &[u8], at: usize, width: usize) -> Option<usize> {
-    let bytes = data.get(at..at.checked_add(width)?)?;
-    let mut buf = [0u8; 8];
-    buf[..width].copy_from_slice(bytes);
-    usize::try_from(u64::from_le_bytes(buf)).ok()
 }
 
 /// Slices of the members of a tuple (or dict entry) of type `ty`.
 pub fn tuple<'a>(ty: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8]>, FrameError> {
-    let members: Vec<&Type> = match ty {
-        Type::Tuple(ms) => ms.iter().collect(),
-        Type::DictEntry(k, v) => vec![k.as_ref(), v.as_ref()],
-        _ => return Err(err(ty, "not a tuple type")),
-    };
-    if let Some(size) = ty.fixed_size() {
-        if data.len() != size {
-            return Err(err(ty, "fixed-size tuple of the wrong size"));
-        }
-    }
-    let w = offset_width(data.len());
-    let mut frame_end = data.len();
-    let mut pos = 0usize;
-    let mut out = Vec::with_capacity(members.len());
-    for (i, m) in members.iter().enumerate() {
-        let start = pos.next_multiple_of(m.alignment());
-        let end = if let Some(size) = m.fixed_size() {
-            start
-                .checked_add(size)
-                .ok_or_else(|| err(ty, "member out of range"))?
-        } else if i + 1 == members.len() {
-            frame_end
-        } else {
-            frame_end = frame_end
-                .checked_sub(w)
-                .ok_or_else(|| err(ty, "offset table truncated"))?;
-            read_offset(data, frame_end, w).ok_or_else(|| err(ty, "offset table truncated"))?
-        };
-        if start > end || end > frame_end {
-            return Err(err(ty, "member out of range"));
-        }
-        out.push(&data[start..end]);
-        pos = end;
-    }
-    Ok(out)
+    Ok(tuple_frames(ty, data)?)
 }
 
 /// Slices of the elements of an array whose element type is `elem`.
 pub fn array<'a>(elem: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8]>, FrameError> {
-    let aty = || Type::Array(Box::new(elem.clone()));
-    if let Some(size) = elem.fixed_size() {
-        if data.len() % size != 0 {
-            return Err(err(&aty(), "size not a multiple of the element size"));
-        }
-        return Ok(data.chunks(size).collect());
-    }
-    if data.is_empty() {
-        return Ok(Vec::new());
-    }
-    let w = offset_width(data.len());
-    let table = read_offset(data, data.len() - w, w).ok_or_else(|| err(&aty(), "too short"))?;
-    if table > data.len() || (data.len() - table) % w != 0 {
-        return Err(err(&aty(), "bad offset table"));
-    }
-    let n = (data.len() - table) / w;
-    let align = elem.alignment();
-    let mut out = Vec::with_capacity(n);
-    let mut pos = 0usize;
-    for i in 0..n {
-        let end = read_offset(data, table + i * w, w).ok_or_else(|| err(&aty(), "bad offset"))?;
-        let start = pos.next_multiple_of(align);
-        if start > end || end > table {
-            return Err(err(&aty(), "element out of range"));
-        }
-        out.push(&data[start..end]);
-        pos = end;
-    }
-    Ok(out)
+    Ok(array_frames(elem, data)?)
 }
 
 /// A variant: (type string, value bytes).

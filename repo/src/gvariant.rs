@@ -443,10 +443,11 @@ fn write_tuple<'a>(
     }
 }
 
-fn read_offset(data: &[u8], at: usize, width: usize) -> usize {
+fn read_offset(data: &[u8], at: usize, width: usize) -> Option<usize> {
+    let bytes = data.get(at..at.checked_add(width)?)?;
     let mut buf = [0u8; 8];
-    buf[..width].copy_from_slice(&data[at..at + width]);
-    u64::from_le_bytes(buf) as usize
+    buf[..width].copy_from_slice(bytes);
+    usize::try_from(u64::from_le_bytes(buf)).ok()
 }
 
 fn fixed<const N: usize>(ty: &Type, data: &[u8]) -> Result<[u8; N], GvError> {
@@ -496,7 +497,7 @@ fn decode(ty: &Type, data: &[u8], depth: usize) -> Result<Value, GvError> {
             if **elem == Type::Byte {
                 return Ok(Value::Bytes(data.to_vec()));
             }
-            Value::Array((**elem).clone(), decode_array(ty, elem, data, depth)?)
+            Value::Array((**elem).clone(), decode_array(elem, data, depth)?)
         }
         Type::Maybe(elem) => {
             if data.is_empty() {
@@ -538,44 +539,11 @@ fn decode_str(ty: &Type, data: &[u8]) -> Result<String, GvError> {
     String::from_utf8(body.to_vec()).map_err(|_| malformed(ty, "string not UTF-8"))
 }
 
-fn decode_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Vec<Value>, GvError> {
-    let mut items = Vec::new();
-    if let Some(size) = elem.fixed_size() {
-        if data.len() % size != 0 {
-            return Err(malformed(
-                ty,
-                "array size not a multiple of the element size",
-            ));
-        }
-        for chunk in data.chunks(size) {
-            items.push(decode(elem, chunk, depth + 1)?);
-        }
-        return Ok(items);
-    }
-    if data.is_empty() {
-        return Ok(items);
-    }
-    let w = reader_offset_width(data.len());
-    if data.len() < w {
-        return Err(malformed(ty, "array too short"));
-    }
-    let table_start = read_offset(data, data.len() - w, w);
-    if table_start > data.len() || (data.len() - table_start) % w != 0 {
-        return Err(malformed(ty, "bad array offset table"));
-    }
-    let n = (data.len() - table_start) / w;
-    let align = elem.alignment();
-    let mut pos = 0usize;
-    for i in 0..n {
-        let end = read_offset(data, table_start + i * w, w);
-        let start = pos.next_multiple_of(align);
-        if start > end || end > table_start {
-            return Err(malformed(ty, "array element offsets out of range"));
-        }
-        items.push(decode(elem, &data[start..end], depth + 1)?);
-        pos = end;
-    }
-    Ok(items)
+fn decode_array(elem: &Type, data: &[u8], depth: usize) -> Result<Vec<Value>, GvError> {
+    array_frames(elem, data)?
+        .into_iter()
+        .map(|d| decode(elem, d, depth + 1))
+        .collect()
 }
 
 fn decode_tuple(
@@ -584,6 +552,27 @@ fn decode_tuple(
     data: &[u8],
     depth: usize,
 ) -> Result<Vec<Value>, GvError> {
+    tuple_frames(ty, data)?
+        .into_iter()
+        .zip(members)
+        .map(|(d, m)| decode(m, d, depth + 1))
+        .collect()
+}
+
+/// The byte slices of the members of a tuple (or dict entry) of type `ty`, without
+/// decoding them (zero-copy; the delta code reads 32 MB part payloads this way). Only
+/// the framing is checked: every offset in range, fixed sizes right. Never panics.
+///
+/// ```text
+/// tuple  : members (each aligned) ‖ end offsets of non-last variable members, reversed
+/// offsets: little-endian, width 1/2/4/8 from the container's total size
+/// ```
+pub fn tuple_frames<'a>(ty: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8]>, GvError> {
+    let members: Vec<&Type> = match ty {
+        Type::Tuple(ms) => ms.iter().collect(),
+        Type::DictEntry(k, v) => vec![k.as_ref(), v.as_ref()],
+        _ => return Err(malformed(ty, "not a tuple type")),
+    };
     if let Some(size) = ty.fixed_size() {
         if data.len() != size {
             return Err(malformed(ty, "fixed-size tuple of the wrong size"));
@@ -592,27 +581,72 @@ fn decode_tuple(
     let w = reader_offset_width(data.len());
     let mut frame_end = data.len();
     let mut pos = 0usize;
-    let mut vals = Vec::with_capacity(members.len());
+    let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
         let start = pos.next_multiple_of(m.alignment());
         let end = if let Some(size) = m.fixed_size() {
-            start + size
+            start
+                .checked_add(size)
+                .ok_or_else(|| malformed(ty, "tuple member out of range"))?
         } else if i + 1 == members.len() {
             frame_end
         } else {
-            if frame_end < w {
-                return Err(malformed(ty, "tuple offset table truncated"));
-            }
-            frame_end -= w;
+            frame_end = frame_end
+                .checked_sub(w)
+                .ok_or_else(|| malformed(ty, "tuple offset table truncated"))?;
             read_offset(data, frame_end, w)
+                .ok_or_else(|| malformed(ty, "tuple offset table truncated"))?
         };
         if start > end || end > frame_end {
             return Err(malformed(ty, "tuple member out of range"));
         }
-        vals.push(decode(m, &data[start..end], depth + 1)?);
+        out.push(&data[start..end]);
         pos = end;
     }
-    Ok(vals)
+    Ok(out)
+}
+
+/// The byte slices of the elements of an array whose element type is `elem` (see
+/// [`tuple_frames`]).
+///
+/// ```text
+/// array  : fixed elements back to back | variable elements ‖ end offset of each element
+/// ```
+pub fn array_frames<'a>(elem: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8]>, GvError> {
+    let aty = || Type::Array(Box::new(elem.clone()));
+    if let Some(size) = elem.fixed_size() {
+        if data.len() % size != 0 {
+            return Err(malformed(
+                &aty(),
+                "array size not a multiple of the element size",
+            ));
+        }
+        return Ok(data.chunks(size).collect());
+    }
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
+    let w = reader_offset_width(data.len());
+    let table =
+        read_offset(data, data.len() - w, w).ok_or_else(|| malformed(&aty(), "array too short"))?;
+    if table > data.len() || (data.len() - table) % w != 0 {
+        return Err(malformed(&aty(), "bad array offset table"));
+    }
+    let n = (data.len() - table) / w;
+    let align = elem.alignment();
+    let mut out = Vec::with_capacity(n);
+    let mut pos = 0usize;
+    for i in 0..n {
+        let end = read_offset(data, table + i * w, w)
+            .ok_or_else(|| malformed(&aty(), "bad array offset table"))?;
+        let start = pos.next_multiple_of(align);
+        if start > end || end > table {
+            return Err(malformed(&aty(), "array element offsets out of range"));
+        }
+        out.push(&data[start..end]);
+        pos = end;
+    }
+    Ok(out)
 }
 
 /// Ordered `a{sv}`: OSTree metadata dictionaries. Insertion order is kept because it is
