@@ -402,21 +402,22 @@ impl Repo {
         let rel = Self::relative_object_path(checksum, ObjectType::File);
         let header_bytes = header.to_archive_header(if header.is_symlink() { 0 } else { size });
         let level = self.zlib_level.unwrap_or(DEFAULT_ZLIB_LEVEL);
-        let mut copied = 0;
+        let mut wrong_size = None;
         let written = self.stage_object(&rel, |w| {
             w.write_all(&header_bytes)?;
             if !header.is_symlink() {
                 let mut enc = DeflateEncoder::new(w, Compression::new(level));
-                copied = io::copy(content, &mut enc)?;
+                let copied = io::copy(content, &mut enc)?;
                 enc.finish()?;
                 if copied != size {
                     // Fail before the object gets its name.
-                    return Err(io::Error::other("short content"));
+                    wrong_size = Some(copied);
+                    return Err(io::Error::other("content of the wrong size"));
                 }
             }
             Ok(())
         });
-        if !header.is_symlink() && copied != size {
+        if let Some(copied) = wrong_size {
             return Err(RepoError::Input {
                 path: rel,
                 why: format!("content changed while writing: expected {size} bytes, read {copied}"),
@@ -823,6 +824,18 @@ mod staging_tests {
                 .write_file_object_from(&cs, &short, content.len() as u64, &mut &content[..10])
                 .unwrap_err();
             assert!(err.to_string().contains("expected 300000 bytes"), "{err}");
+            assert!(!repo.has_object(&cs, ObjectType::File));
+            // A reader that fails is reported as such (not as a size change).
+            struct Failing;
+            impl Read for Failing {
+                fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                    Err(io::Error::other("disk on fire"))
+                }
+            }
+            let err = repo
+                .write_file_object_from(&cs, &short, 5, &mut Failing)
+                .unwrap_err();
+            assert!(err.to_string().contains("disk on fire"), "{err}");
             assert!(!repo.has_object(&cs, ObjectType::File));
             let dm = crate::objects::DirMeta {
                 uid: 0,
