@@ -23,7 +23,7 @@ mod walk;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -253,7 +253,7 @@ impl Repo {
 
     /// Create the content-addressed object `rel` (`objects/XX/…`) unless it exists: an
     /// anonymous `O_TMPFILE` in its directory, filled by `fill`, then linked under its
-    /// name. A concurrent writer that linked it first wins (same name, same content):
+    /// name. A concurrent writer that got there first wins (same name, same content):
     /// `false` then.
     fn stage_object(
         &self,
@@ -261,7 +261,7 @@ impl Repo {
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
     ) -> Result<bool> {
         if self.no_tmpfile.load(Ordering::Relaxed) {
-            return self.stage(rel, fill).map(|()| true);
+            return self.stage_exclusive(rel, fill);
         }
         let dest = self.root.join(rel);
         let dir = dest.parent().expect("object paths have a parent");
@@ -276,7 +276,7 @@ impl Repo {
             Ok(Some(f)) => f,
             Ok(None) => {
                 self.no_tmpfile.store(true, Ordering::Relaxed);
-                return self.stage(rel, fill).map(|()| true);
+                return self.stage_exclusive(rel, fill);
             }
             Err(e) => {
                 return Err(RepoError::Io {
@@ -287,10 +287,18 @@ impl Repo {
         };
         let mut w = io::BufWriter::with_capacity(256 << 10, f);
         fill(&mut w).at(&dest)?;
-        let f = w.into_inner().map_err(|e| e.into_error()).at(&dest)?;
+        let mut f = w.into_inner().map_err(|e| e.into_error()).at(&dest)?;
         match link_tmpfile(&f, &dest) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            // No /proc (a bare chroot) and no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH: the
+            // content is still in `f`; it and every later object go through tmp/.
+            Err(e) if !proc_fd_available() => {
+                tracing::debug!("cannot link an O_TMPFILE ({e}); staging objects in tmp/");
+                self.no_tmpfile.store(true, Ordering::Relaxed);
+                f.seek(io::SeekFrom::Start(0)).at(&dest)?;
+                self.stage_exclusive(rel, |w| io::copy(&mut f, w).map(drop))
+            }
             Err(e) => Err(RepoError::Io {
                 path: dest,
                 source: e,
@@ -304,6 +312,25 @@ impl Repo {
         rel: &Path,
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
     ) -> Result<()> {
+        self.stage_in_tmp(rel, fill, false).map(drop)
+    }
+
+    /// [`Repo::stage`] for an object: never replaces one that exists (`false` then),
+    /// so that two writers of one object count it once.
+    fn stage_exclusive(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+    ) -> Result<bool> {
+        self.stage_in_tmp(rel, fill, true)
+    }
+
+    fn stage_in_tmp(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+        exclusive: bool,
+    ) -> Result<bool> {
         let tmp = self.tmp_path();
         let result = (|| {
             let f = fs::OpenOptions::new()
@@ -318,19 +345,27 @@ impl Repo {
                 .at(&tmp)?;
             drop(f);
             let dest = self.root.join(rel);
-            match fs::rename(&tmp, &dest) {
+            match rename(&tmp, &dest, exclusive) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let parent = dest.parent().expect("object paths have a parent");
                     fs::create_dir_all(parent).at(parent)?;
-                    fs::rename(&tmp, &dest).at(&dest)
+                    rename(&tmp, &dest, exclusive)
                 }
-                r => r.at(&dest),
+                r => r,
             }
+            .at(&dest)
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        match result {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                let _ = fs::remove_file(&tmp);
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        result
     }
 
     /// Store a metadata object unless present; returns its checksum and whether it was written.
@@ -750,7 +785,7 @@ fn open_tmpfile(dir: &Path) -> io::Result<Option<fs::File>> {
     match rustix::fs::openat(
         CWD,
         dir,
-        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     ) {
         Ok(fd) => {
@@ -778,6 +813,27 @@ fn link_tmpfile(f: &fs::File, dest: &Path) -> io::Result<()> {
     }
 }
 
+fn proc_fd_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// Rename `from` to `to`; with `exclusive`, only if `to` does not exist (`Ok(false)` and
+/// nothing done if it does). Where `RENAME_NOREPLACE` is unsupported, a plain rename.
+fn rename(from: &Path, to: &Path, exclusive: bool) -> io::Result<bool> {
+    if exclusive {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(true),
+            Err(e) if e == Errno::EXIST => return Ok(false),
+            Err(e) if e == Errno::INVAL || e == Errno::NOSYS || e == Errno::OPNOTSUPP => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    fs::rename(from, to).map(|()| true)
+}
+
 #[cfg(test)]
 mod staging_tests {
     use super::*;
@@ -794,8 +850,8 @@ mod staging_tests {
     }
 
     /// Objects staged as O_TMPFILEs and through tmp/ + rename are the same files;
-    /// neither leaves anything in tmp/, a second write of an object is a no-op, and
-    /// racing writers of one object all succeed.
+    /// neither leaves anything in tmp/, a second write of an object is a no-op (and is
+    /// not counted), and racing writers of one object all succeed.
     #[test]
     fn both_staging_paths_write_the_same_objects() {
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 97) as u8).collect();
@@ -857,6 +913,16 @@ mod staging_tests {
                     });
                 }
             });
+            // Four FILE objects made (reg, link, big, other), each counted once.
+            assert_eq!(repo.files_written().0, 4);
+            // The path under test was the one taken.
+            assert_eq!(repo.no_tmpfile.load(Ordering::Relaxed), !tmpfile);
+            // A second writer of an existing name is told so and changes nothing.
+            let rel = Path::new("objects/aa/test.dirmeta");
+            assert!(repo.stage_object(rel, |w| w.write_all(b"one")).unwrap());
+            assert!(!repo.stage_object(rel, |w| w.write_all(b"two")).unwrap());
+            assert_eq!(fs::read(dir.path().join(rel)).unwrap(), b"one");
+            fs::remove_file(dir.path().join(rel)).unwrap();
             assert_eq!(repo.read_file(&c).unwrap(), (reg.clone(), content.clone()));
             assert_eq!(repo.read_file(&l).unwrap().0, link);
             assert_eq!(repo.read_file(&cb).unwrap().1, content);
