@@ -39,8 +39,9 @@ rm -f "$WORK"/*.times
 # No deletions right before a timed commit: on ext4 without a journal, inodes freed in
 # the last minute are skipped one by one when new ones are allocated (see
 # bench-compose.sh). Old repositories go first, then a pause; each run gets fresh ones.
-if compgen -G "$WORK/run*" > /dev/null; then
-    rm -rf "$WORK"/run*; sync; echo "removed old repositories; waiting 61 s" >&2; sleep 61
+if compgen -G "$WORK/run*" > /dev/null || [ -e "$WORK/repo-o" ] || [ -e "$WORK/repo-a" ]; then
+    rm -rf "$WORK"/run* "$WORK/repo-o" "$WORK/repo-a"; sync
+    echo "removed old repositories; waiting 61 s" >&2; sleep 61
 fi
 for i in $(seq "$RUNS"); do
     R=$WORK/run$i

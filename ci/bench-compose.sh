@@ -5,11 +5,12 @@
 # imports) vs cold, and an unchanged re-compose. Medians of RUNS runs; wall, CPU, peak RSS.
 #   RUNS=3  WORK=/var/tmp/arbor-bench-compose  CORPUS=/var/tmp/corpus  ARBOR=target/release/arbor
 #
-# Nothing is deleted between or during the timed steps. On ext4 without a journal (this
-# machine's disk) the kernel skips inodes freed in the last 60 s one by one when it
-# allocates new ones (ialloc.c recently_deleted()): a cold compose started right after
-# `rm -rf` of a 13,000-file tree took 8.7 s instead of 4.8 s. So an old $WORK is removed
-# first and followed by a 61 s pause; each run works in its own directory.
+# No tree or repository is deleted between the timed steps (what the timed tools delete
+# themselves stays in). On ext4 without a journal (this machine's disk) the kernel skips
+# inodes freed in the last 60 s (360 s while dirty) one by one when it allocates new ones
+# (ialloc.c recently_deleted()): a cold compose started right after `rm -rf` of a
+# 13,000-file tree took 8.7 s instead of 4.8-6.4 s. So an old $WORK is removed first and
+# followed by a 61 s pause (after a sync); each run works in its own directory.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -28,6 +29,7 @@ if [ -e "$WORK" ]; then
     sleep 61
 fi
 mkdir -p "$WORK"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
 timed() {  # run label cmd...  -> appends "label wall cpu rss" to $RESULTS
@@ -56,7 +58,7 @@ for run in $(seq 1 "$RUNS"); do
     timed "$run" arbor-noop "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" "$CORPUS/v2.yaml"
     echo "run $run of $RUNS done" >&2
 done
-echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores; load before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RESULTS" "$WORK" <<'PY'
 import json, statistics, sys
 rows = {}

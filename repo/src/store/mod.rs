@@ -10,9 +10,13 @@
 //! ```
 //!
 //! Content-addressed objects are staged as anonymous `O_TMPFILE`s in their own
-//! `objects/XX/` directory and linked under their name once complete, as ostree does: no
-//! cross-directory rename (which serialises on a filesystem-wide lock), no temp name, no
-//! leftovers after a crash. Where `O_TMPFILE` is missing, they go through `tmp/` too.
+//! `objects/XX/` directory and linked under their name once complete: no cross-directory
+//! rename (which serialises on a filesystem-wide lock), no temp name, no leftovers after a
+//! crash. Where `O_TMPFILE` is missing (or cannot be linked: no /proc and no privilege),
+//! they go through `tmp/` and a no-replace rename. Objects are not fsynced one by one;
+//! `write_ref` syncs the filesystem before a ref may point at them. (ostree goes further:
+//! it links into a staging directory, syncs, then renames into `objects/`, so a power cut
+//! cannot leave a named but empty object; arbor does not do that yet.)
 
 mod checkout;
 mod commit_dir;
