@@ -1002,3 +1002,64 @@ fn composed_v1_equals_rpm_install() {
     ];
     composed_tree_equals_rpm_install("v1", &extra.map(String::from));
 }
+
+/// A compose killed while it writes objects leaves a marker of its unsynced objects; the
+/// next command to open the repository checks those objects (removing damaged ones),
+/// drops the marker, and the compose then completes into a repository both fsck's pass.
+#[test]
+fn killed_compose_is_recovered_by_the_next() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let (repo, _, _) = compose(tmp.path(), &c.join("v1.yaml"), &[]);
+    let state = Path::new(&repo).join("state");
+    let markers = || {
+        fs::read_dir(&state)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("arbor-unsynced-")
+            })
+            .count()
+    };
+    assert_eq!(markers(), 0, "v1's compose synced and dropped its marker");
+    let cache = tmp.path().join("cache");
+    let v2 = c.join("v2.yaml");
+    let args = [
+        "compose",
+        "--repo",
+        &repo,
+        "--cachedir",
+        p(&cache),
+        "--timestamp",
+        "2024-01-01T00:00:00Z",
+        p(&v2),
+    ];
+    let mut child = std::process::Command::new(util::arbor_bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as it has started writing objects (the marker appears first).
+    let start = std::time::Instant::now();
+    while markers() == 0 && start.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed mid-compose");
+    assert_eq!(markers(), 1, "the killed compose left its marker");
+
+    let again = arbor(&[&["-v"][..], &args[..]].concat());
+    again.ok();
+    assert!(
+        again
+            .stderr
+            .contains("a writer stopped before syncing its objects"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(markers(), 0);
+    arbor(&["fsck", "--repo", &repo]).ok();
+    util::ostree(&[&format!("--repo={repo}"), "fsck"]).ok();
+}

@@ -88,7 +88,12 @@ impl Repo {
         Ok(report)
     }
 
-    fn check_loose(&self, prefix: &str, name: &str, path: &PathBuf) -> Result<(), String> {
+    pub(super) fn check_loose(
+        &self,
+        prefix: &str,
+        name: &str,
+        path: &PathBuf,
+    ) -> Result<(), String> {
         let rel = format!("objects/{prefix}/{name}");
         let (stem, ext) = name
             .split_once('.')

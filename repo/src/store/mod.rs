@@ -23,6 +23,7 @@ mod commit_dir;
 mod fsck;
 mod mtree;
 mod refs;
+mod unsynced;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -124,6 +125,26 @@ pub struct Repo {
     /// FILE objects this handle created, and their bytes on disk.
     files_written: AtomicU64,
     file_bytes_written: AtomicU64,
+    /// The marker of the objects written since the last sync (see `unsynced.rs`).
+    unsynced: Unsynced,
+}
+
+#[derive(Debug, Default)]
+struct Unsynced {
+    /// Set once the current marker is durable; objects may then be written.
+    marked: AtomicBool,
+    marker: std::sync::Mutex<Option<PathBuf>>,
+    counter: AtomicU64,
+}
+
+impl Drop for Repo {
+    /// Objects written and never synced (a command that stops early) are synced here,
+    /// which also drops their marker.
+    fn drop(&mut self) {
+        if self.unsynced.marked.load(Ordering::Acquire) {
+            let _ = self.sync();
+        }
+    }
 }
 
 impl Repo {
@@ -160,6 +181,7 @@ impl Repo {
             no_tmpfile: AtomicBool::new(false),
             files_written: AtomicU64::new(0),
             file_bytes_written: AtomicU64::new(0),
+            unsynced: Unsynced::default(),
         };
         repo.write_atomic(
             Path::new("config"),
@@ -205,14 +227,17 @@ impl Repo {
             ),
             None => None,
         };
-        Ok(Repo {
+        let repo = Repo {
             root: path.to_path_buf(),
             zlib_level,
             tmp_counter: AtomicU64::new(0),
             no_tmpfile: AtomicBool::new(false),
             files_written: AtomicU64::new(0),
             file_bytes_written: AtomicU64::new(0),
-        })
+            unsynced: Unsynced::default(),
+        };
+        repo.recover_unsynced();
+        Ok(repo)
     }
 
     pub fn path(&self) -> &Path {
@@ -264,6 +289,7 @@ impl Repo {
         rel: &Path,
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
     ) -> Result<bool> {
+        self.mark_unsynced()?;
         if self.no_tmpfile.load(Ordering::Relaxed) {
             return self.stage_exclusive(rel, fill);
         }
@@ -387,6 +413,7 @@ impl Repo {
 
     /// Store (overwrite) the detached metadata of `commit`.
     pub fn write_commitmeta(&self, commit: &Checksum, metadata: &VarDict) -> Result<()> {
+        self.mark_unsynced()?;
         self.write_atomic(
             &Self::relative_object_path(commit, ObjectType::CommitMeta),
             &metadata.to_value().to_bytes(),
@@ -621,15 +648,6 @@ impl Repo {
             return Err(bad(format!("checksum mismatch, actual {actual}")));
         }
         Ok((header, content))
-    }
-
-    /// Flush everything written so far to stable storage (`syncfs`), so that a ref or
-    /// summary written afterwards never points at objects lost in a crash.
-    pub fn sync(&self) -> Result<()> {
-        let dir = fs::File::open(&self.root).at(&self.root)?;
-        rustix::fs::syncfs(&dir)
-            .map_err(io::Error::from)
-            .at(&self.root)
     }
 
     /// Rebuild `summary` from the refs under `refs/heads` (and any static deltas), and
