@@ -31,16 +31,19 @@ fn boot_id() -> String {
 }
 
 impl Repo {
+    fn marker(&self) -> std::sync::MutexGuard<'_, Option<PathBuf>> {
+        self.unsynced
+            .marker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Make sure a marker covers the objects about to be written (see the module docs).
     pub(super) fn mark_unsynced(&self) -> Result<()> {
         if self.unsynced.marked.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut current = self
-            .unsynced
-            .marker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut current = self.marker();
         if current.is_some() {
             return Ok(());
         }
@@ -62,11 +65,7 @@ impl Repo {
     /// meanwhile get a marker of their own.
     pub fn sync(&self) -> Result<()> {
         let covered = {
-            let mut current = self
-                .unsynced
-                .marker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut current = self.marker();
             self.unsynced.marked.store(false, Ordering::Release);
             current.take()
         };
@@ -74,11 +73,7 @@ impl Repo {
         if let Err(e) = rustix::fs::syncfs(&dir) {
             if let Some(p) = covered {
                 // Still not durable: keep covering those objects.
-                let mut current = self
-                    .unsynced
-                    .marker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut current = self.marker();
                 if current.is_none() {
                     *current = Some(p);
                     self.unsynced.marked.store(true, Ordering::Release);
