@@ -7,16 +7,18 @@
 //! R/summary                       regenerated on demand (`regenerate_summary`)
 //! R/tmp/                          staging: refs, config, summary are written here, then
 //!                                 renamed, so nothing is ever half-written under its name
+//! R/state/arbor-unsynced-…        while objects may be unsynced (see `unsynced.rs`)
 //! ```
 //!
 //! Content-addressed objects are staged as anonymous `O_TMPFILE`s in their own
 //! `objects/XX/` directory and linked under their name once complete: no cross-directory
 //! rename (which serialises on a filesystem-wide lock), no temp name, no leftovers after a
 //! crash. Where `O_TMPFILE` is missing (or cannot be linked: no /proc and no privilege),
-//! they go through `tmp/` and a no-replace rename. Objects are not fsynced one by one;
-//! `write_ref` syncs the filesystem before a ref may point at them. (ostree goes further:
-//! it links into a staging directory, syncs, then renames into `objects/`, so a power cut
-//! cannot leave a named but empty object; arbor does not do that yet.)
+//! they go through `tmp/` and a no-replace rename. Objects are not fsynced one by one:
+//! `write_ref` syncs the filesystem before a ref may point at them, and until that sync a
+//! marker in `state/` says that objects may be unsynced, so that after a crash or power
+//! cut the next open checks them and removes damaged ones (`unsynced.rs`; ostree gets
+//! there by staging objects in a directory and renaming them in after a sync).
 
 mod checkout;
 mod commit_dir;
