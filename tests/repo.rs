@@ -560,3 +560,36 @@ fn summary_lists_refs_for_ostree() {
     let refs = arbor(&["refs", "--repo", &a]).ok().to_string();
     assert_eq!(refs, "other/nested/ref\ntest/main\n");
 }
+
+/// Objects and their directories are world-readable (a web server serves the repository
+/// as another user) whatever the umask of the process that wrote them: a commit under
+/// umask 077.
+#[test]
+fn objects_are_readable_under_a_strict_umask() {
+    let tmp = tempdir();
+    let input = tmp.path().join("in");
+    edge_case_tree(&input);
+    let repo = tmp.path().join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let cmd = format!(
+        "umask 077 && exec {} commit --repo {} -b main --timestamp {TS} {}",
+        util::arbor_bin().display(),
+        p(&repo),
+        p(&input)
+    );
+    util::run("sh", &["-c", &cmd]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    let mut objects = 0;
+    for d in fs::read_dir(repo.join("objects")).unwrap() {
+        let d = d.unwrap().path();
+        let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o775, "{}", d.display());
+        for f in fs::read_dir(&d).unwrap() {
+            let f = f.unwrap().path();
+            let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{}", f.display());
+            objects += 1;
+        }
+    }
+    assert!(objects > 10);
+}

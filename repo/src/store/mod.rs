@@ -299,7 +299,7 @@ impl Repo {
         let dir = dest.parent().expect("object paths have a parent");
         let f = match open_tmpfile(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).at(dir)?;
+                create_dirs(dir).at(dir)?;
                 open_tmpfile(dir)
             }
             r => r,
@@ -380,7 +380,7 @@ impl Repo {
             match rename(&tmp, &dest, exclusive) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let parent = dest.parent().expect("object paths have a parent");
-                    fs::create_dir_all(parent).at(parent)?;
+                    create_dirs(parent).at(parent)?;
                     rename(&tmp, &dest, exclusive)
                 }
                 r => r,
@@ -834,6 +834,22 @@ fn link_tmpfile(f: &fs::File, dest: &Path) -> io::Result<()> {
             rustix::fs::linkat(f, "", CWD, dest, AtFlags::EMPTY_PATH).map_err(Into::into)
         }
         r => r.map_err(Into::into),
+    }
+}
+
+/// `create_dir_all`, each new directory 0775 whatever the umask (like the ones `init`
+/// makes), so that a web server running as another user can serve the repository.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
