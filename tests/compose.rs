@@ -375,22 +375,13 @@ fn compose_tiny_pulls_over_http() {
     assert!(v["arbor-kernel"].is_null());
     arbor(&["summary", "--repo", &repo, "-u"]).ok();
     let server = util::HttpServer::start(Path::new(&repo));
-    let client = tmp.path().join("client");
-    let cr = format!("--repo={}", p(&client));
-    util::ostree(&[&cr, "init", "--mode=bare-user"]).ok();
-    util::ostree(&[
-        &cr,
-        "remote",
-        "add",
-        "--no-gpg-verify",
-        "origin",
-        &server.url(),
-    ])
-    .ok();
-    util::ostree(&[&cr, "pull", "origin", "corpus/tiny/x86_64"]).ok();
-    util::ostree(&[&cr, "fsck"]).ok();
+    let client = util::Client::host(&tmp.path().join("client"), &server.url());
+    client
+        .ostree(&["pull", "origin", "corpus/tiny/x86_64"])
+        .ok();
+    client.ostree(&["fsck"]).ok();
     let co = tmp.path().join("co");
-    util::ostree(&[&cr, "checkout", "-U", &c1, p(&co)]).ok();
+    client.ostree(&["checkout", "-U", &c1, p(&co)]).ok();
     assert!(co.join("usr/share/rpm/rpmdb.sqlite").is_file());
     let pkglist = arbor(&[
         "show",
@@ -663,21 +654,8 @@ fn rpm_install(rpms: &[std::path::PathBuf], dest: &Path) -> std::collections::Ha
         if batch.is_empty() {
             continue;
         }
-        let mut args = vec![
-            "--root",
-            p(dest),
-            "--dbpath",
-            "/var/lib/rpm",
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            "--notriggers",
-            "--nosignature",
-            "--nodigest",
-            "--ignorearch",
-        ];
-        args.extend(batch.iter().map(|r| p(r)));
-        util::run("rpm", &args).ok();
+        let batch: Vec<&Path> = batch.iter().map(|r| r.as_ref()).collect();
+        util::rpm_install(dest, &batch, &[]);
     }
     listed
 }

@@ -8,7 +8,9 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use util::{arbor, edge_case_tree, ostree, set_xattr, system_python, tempdir, HttpServer, TempDir};
+use util::{
+    arbor, edge_case_tree, ostree, set_xattr, system_python, tempdir, Client, HttpServer, TempDir,
+};
 
 const REF: &str = "main";
 
@@ -181,56 +183,35 @@ fn content_listing(root: &Path) -> Vec<String> {
 }
 
 /// A bare-user client repo with `origin` pointing at `url`, holding `have` if given.
-fn client(f: &Fixture, name: &str, url: &str, have: Option<&str>) -> String {
-    let c = f.path(name);
-    let c = c.to_str().unwrap().to_string();
-    ostree(&[&format!("--repo={}", &c), "init", "--mode=bare-user"]).ok();
-    ostree(&[
-        &format!("--repo={}", &c),
-        "remote",
-        "add",
-        "--no-gpg-verify",
-        "origin",
-        url,
-    ])
-    .ok();
+fn client(f: &Fixture, name: &str, url: &str, have: Option<&str>) -> Client {
+    let c = Client::host(&f.path(name), url);
     if let Some(commit) = have {
-        ostree(&[&format!("--repo={}", &c), "pull-local", f.repo(), commit]).ok();
+        c.ostree(&["pull-local", f.repo(), commit]).ok();
     }
     c
 }
 
+/// `arbor delta show --json NAME` in the fixture's repository.
+fn show_json(f: &Fixture, name: &str) -> serde_json::Value {
+    let show = arbor(&["delta", "show", "--repo", f.repo(), "--json", name]);
+    serde_json::from_str(show.ok().trim()).unwrap()
+}
+
 /// Pull `main` with --require-static-deltas, fsck, check out and compare with tree B.
-fn pull_and_check(f: &Fixture, client_repo: &str) {
-    let pull = ostree(&[
-        &format!("--repo={}", client_repo),
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        REF,
-    ]);
+fn pull_and_check(f: &Fixture, c: &Client) {
+    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", REF]);
     pull.ok();
     let all = format!("{}{}", pull.stdout, pull.stderr);
     assert!(
         all.contains("delta part"),
         "pull did not use delta parts:\n{all}"
     );
-    let head = ostree(&[
-        &format!("--repo={}", client_repo),
-        "rev-parse",
-        &format!("origin:{REF}"),
-    ]);
+    let head = c.ostree(&["rev-parse", &format!("origin:{REF}")]);
     assert_eq!(head.ok().trim(), f.b);
-    ostree(&[&format!("--repo={}", client_repo), "fsck"]).ok();
-    let co = PathBuf::from(format!("{client_repo}-checkout"));
-    ostree(&[
-        &format!("--repo={}", client_repo),
-        "checkout",
-        "-U",
-        &f.b,
-        co.to_str().unwrap(),
-    ])
-    .ok();
+    c.ostree(&["fsck"]).ok();
+    let co = PathBuf::from(format!("{}-checkout", c.path().display()));
+    c.ostree(&["checkout", "-U", &f.b, co.to_str().unwrap()])
+        .ok();
     assert_eq!(content_listing(&co), content_listing(&f.tree_b));
 }
 
@@ -288,15 +269,7 @@ fn fallbacks_and_bsdiff_limit_over_http() {
     );
     assert_eq!(r["fallbacks"], 1, "{r}");
     assert!(r["parts"].as_u64().unwrap() >= 1);
-    let show = arbor(&[
-        "delta",
-        "show",
-        "--repo",
-        f.repo(),
-        "--json",
-        r["name"].as_str().unwrap(),
-    ]);
-    let info: serde_json::Value = serde_json::from_str(show.ok().trim()).unwrap();
+    let info = show_json(&f, r["name"].as_str().unwrap());
     assert_eq!(info["fallbacks"][0]["usize"], 2_500_008);
     assert!(info["parts"]
         .as_array()
@@ -350,23 +323,12 @@ fn ostree_shows_and_applies_arbor_deltas_offline() {
     assert!(list.ok().contains(&name));
     let c = client(&f, "offline", "http://127.0.0.1:9/", Some(&f.a));
     let dir = PathBuf::from(r["path"].as_str().unwrap());
-    ostree(&[
-        &format!("--repo={}", &c),
-        "static-delta",
-        "apply-offline",
-        dir.to_str().unwrap(),
-    ])
-    .ok();
-    ostree(&[&format!("--repo={}", &c), "fsck"]).ok();
+    c.ostree(&["static-delta", "apply-offline", dir.to_str().unwrap()])
+        .ok();
+    c.ostree(&["fsck"]).ok();
     let co = f.path("offline-co");
-    ostree(&[
-        &format!("--repo={}", &c),
-        "checkout",
-        "-U",
-        &f.b,
-        co.to_str().unwrap(),
-    ])
-    .ok();
+    c.ostree(&["checkout", "-U", &f.b, co.to_str().unwrap()])
+        .ok();
     assert_eq!(content_listing(&co), content_listing(&f.tree_b));
 
     // Inline parts: a single-file delta, applied from its superblock.
@@ -388,14 +350,9 @@ fn ostree_shows_and_applies_arbor_deltas_offline() {
         "inline delta left a part file"
     );
     let c2 = client(&f, "offline-inline", "http://127.0.0.1:9/", Some(&f.a));
-    ostree(&[
-        &format!("--repo={}", &c2),
-        "static-delta",
-        "apply-offline",
-        sb.to_str().unwrap(),
-    ])
-    .ok();
-    ostree(&[&format!("--repo={}", &c2), "fsck"]).ok();
+    c2.ostree(&["static-delta", "apply-offline", sb.to_str().unwrap()])
+        .ok();
+    c2.ostree(&["fsck"]).ok();
     arbor(&["delta", "verify", "--repo", f.repo(), &name]).ok();
 }
 
@@ -445,34 +402,12 @@ fn unchanged_tree_gives_an_empty_delta_that_pulls() {
     assert_eq!(g["objects"], 0, "{g}");
     arbor(&["delta", "verify", "--repo", r, &format!("{a}-{b}")]).ok();
     let server = HttpServer::start(&repo);
-    let c = dir.join("client");
-    let c = c.to_str().unwrap();
-    ostree(&[&format!("--repo={}", c), "init", "--mode=bare-user"]).ok();
-    ostree(&[
-        &format!("--repo={}", c),
-        "remote",
-        "add",
-        "--no-gpg-verify",
-        "origin",
-        &server.url(),
-    ])
-    .ok();
-    ostree(&[&format!("--repo={}", c), "pull-local", r, &a]).ok();
-    ostree(&[
-        &format!("--repo={}", c),
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        REF,
-    ])
-    .ok();
-    assert_eq!(
-        ostree(&[&format!("--repo={}", c), "rev-parse", "origin:main"])
-            .ok()
-            .trim(),
-        b
-    );
-    ostree(&[&format!("--repo={}", c), "fsck"]).ok();
+    let c = Client::host(&dir.join("client"), &server.url());
+    c.ostree(&["pull-local", r, &a]).ok();
+    c.ostree(&["pull", "--require-static-deltas", "origin", REF])
+        .ok();
+    assert_eq!(c.ostree(&["rev-parse", "origin:main"]).ok().trim(), b);
+    c.ostree(&["fsck"]).ok();
 }
 
 #[test]
@@ -575,8 +510,7 @@ fn reads_verifies_and_applies_stock_ostree_deltas() {
     assert!(list.ok().contains(&name));
     arbor(&["delta", "verify", "--repo", f.repo(), &name]).ok();
     arbor(&["delta", "verify", "--repo", f.repo(), &f.b]).ok();
-    let show = arbor(&["delta", "show", "--repo", f.repo(), "--json", &name]);
-    let info: serde_json::Value = serde_json::from_str(show.ok().trim()).unwrap();
+    let info = show_json(&f, &name);
     assert_eq!(info["to"], f.b);
 
     // Apply into an archive repository holding only A, then compare with the source.
@@ -586,9 +520,7 @@ fn reads_verifies_and_applies_stock_ostree_deltas() {
     ostree(&[&format!("--repo={}", t), "pull-local", f.repo(), &f.a]).ok();
     // Stock deltas carry fallbacks for big files; offline they must already be present.
     let delta_dir = {
-        let show = arbor(&["delta", "show", "--repo", f.repo(), "--json", &name]);
-        let v: serde_json::Value = serde_json::from_str(show.ok().trim()).unwrap();
-        for fb in v["fallbacks"].as_array().unwrap() {
+        for fb in info["fallbacks"].as_array().unwrap() {
             let c = fb["checksum"].as_str().unwrap();
             let rel = format!("objects/{}/{}.filez", &c[..2], &c[2..]);
             fs::create_dir_all(target.join(&rel).parent().unwrap()).unwrap();
@@ -620,10 +552,9 @@ fn reads_verifies_and_applies_stock_ostree_deltas() {
         "--min-fallback-size=0",
     ])
     .ok();
-    let info = arbor(&["delta", "show", "--repo", f.repo(), "--json", &name]);
-    let v: serde_json::Value = serde_json::from_str(info.ok().trim()).unwrap();
-    assert_eq!(v["endianness"], "B");
-    assert!(v["parts"][0]["inline"].as_bool().unwrap());
+    let info = show_json(&f, &name);
+    assert_eq!(info["endianness"], "B");
+    assert!(info["parts"][0]["inline"].as_bool().unwrap());
     arbor(&["delta", "verify", "--repo", f.repo(), &name]).ok();
 }
 
@@ -840,71 +771,39 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
     let pinned = format!("{REF}@{}", f.b);
     let hidden = f.path("indexes-hidden");
     fs::rename(f.repo.join("delta-indexes"), &hidden).unwrap();
-    ostree(&[
-        &format!("--repo={c}"),
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        &pinned,
-    ])
-    .fails_with("delta");
+    c.ostree(&["pull", "--require-static-deltas", "origin", &pinned])
+        .fails_with("delta");
     fs::rename(&hidden, f.repo.join("delta-indexes")).unwrap();
-    let pull = ostree(&[
-        &format!("--repo={c}"),
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        &pinned,
-    ]);
+    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
     pull.ok();
     let all = format!("{}{}", pull.stdout, pull.stderr);
     assert!(
         all.contains("delta part"),
         "pull did not use delta parts:\n{all}"
     );
-    ostree(&[&format!("--repo={c}"), "fsck"]).ok();
+    c.ostree(&["fsck"]).ok();
     let co = f.path("client-co");
-    ostree(&[
-        &format!("--repo={c}"),
-        "checkout",
-        "-U",
-        &f.b,
-        co.to_str().unwrap(),
-    ])
-    .ok();
+    c.ostree(&["checkout", "-U", &f.b, co.to_str().unwrap()])
+        .ok();
     assert_eq!(content_listing(&co), content_listing(&f.tree_b));
 
     // The newer (2025.x) client, inside its chroot: pinned pulls of A (scratch-less:
     // objects) and then B through the index.
-    let name = format!("arbor-test-delta-index-{}", std::process::id());
-    let inside = format!("/var/tmp/{name}");
-    let outside = util::newer_root().join(format!("var/tmp/{name}"));
-    let _ = fs::remove_dir_all(&outside);
-    let crepo = format!("--repo={inside}");
     let result = {
-        util::ostree_newer(&[&crepo, "init", "--mode=bare-user"]).ok();
-        util::ostree_newer(&[
-            &crepo,
-            "remote",
-            "add",
-            "--no-gpg-verify",
-            "origin",
-            &server.url(),
-        ])
-        .ok();
-        util::ostree_newer(&[&crepo, "pull", "origin", &format!("{REF}@{}", f.a)]).ok();
-        let pull =
-            util::ostree_newer(&[&crepo, "pull", "--require-static-deltas", "origin", &pinned]);
+        let c = Client::newer("arbor-test-delta-index", &server.url());
+        c.ostree(&["pull", "origin", &format!("{REF}@{}", f.a)])
+            .ok();
+        let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
         pull.ok();
         let all = format!("{}{}", pull.stdout, pull.stderr);
-        util::ostree_newer(&[&crepo, "fsck"]).ok();
-        let head = util::ostree_newer(&[&crepo, "rev-parse", &format!("origin:{REF}")])
+        c.ostree(&["fsck"]).ok();
+        let head = c
+            .ostree(&["rev-parse", &format!("origin:{REF}")])
             .ok()
             .trim()
             .to_string();
         (all, head)
     };
-    let _ = fs::remove_dir_all(&outside);
     assert!(
         result.0.contains("delta part"),
         "newer client did not use delta parts:\n{}",
@@ -926,15 +825,7 @@ fn detached_metadata_travels_in_the_superblock() {
     );
     repo.write_commitmeta(&b, &md).unwrap();
     let r = generate(f.repo(), &["--from", &f.a, "--to", &f.b]);
-    let show = arbor(&[
-        "delta",
-        "show",
-        "--repo",
-        f.repo(),
-        "--json",
-        r["name"].as_str().unwrap(),
-    ]);
-    let info: serde_json::Value = serde_json::from_str(show.ok().trim()).unwrap();
+    let info = show_json(&f, r["name"].as_str().unwrap());
     assert_eq!(info["commitmeta"], true, "{info}");
     // The server's loose .commitmeta is gone: the only copy is in the superblock.
     let meta = f
@@ -945,14 +836,14 @@ fn detached_metadata_travels_in_the_superblock() {
     let server = HttpServer::start(&f.repo);
     let c = client(&f, "client", &server.url(), Some(&f.a));
     pull_and_check(&f, &c);
-    let got = ostree(&[
-        &format!("--repo={c}"),
+    let got = c.ostree(&[
         "show",
         "--print-detached-metadata-key=arbor.test.detached",
         &f.b,
     ]);
     assert_eq!(got.ok().trim(), "'carried by the delta'");
-    let client_meta =
-        PathBuf::from(&c).join(format!("objects/{}/{}.commitmeta", &f.b[..2], &f.b[2..]));
+    let client_meta = c
+        .path()
+        .join(format!("objects/{}/{}.commitmeta", &f.b[..2], &f.b[2..]));
     assert!(client_meta.is_file(), "client has no .commitmeta");
 }

@@ -61,24 +61,9 @@ fn oracle(rpms: &[PathBuf], etc: Option<&Path>, excludedocs: bool) -> util::Temp
             fs::copy(etc.join(f), r.join("etc").join(f)).unwrap();
         }
     }
-    let mut args = vec![
-        "-i",
-        "--root",
-        s(r),
-        "--dbpath",
-        "/var/lib/rpm",
-        "--nodeps",
-        "--noscripts",
-        "--notriggers",
-        "--nosignature",
-        "--nodigest",
-        "--ignorearch",
-    ];
-    if excludedocs {
-        args.push("--excludedocs");
-    }
-    args.extend(rpms.iter().map(|p| s(p)));
-    run("rpm", &args).ok();
+    let rpms: Vec<&Path> = rpms.iter().map(PathBuf::as_path).collect();
+    let extra: &[&str] = if excludedocs { &["--excludedocs"] } else { &[] };
+    util::rpm_install(r, &rpms, extra);
     fs::create_dir_all(r.join("usr/lib")).unwrap();
     for (from, to) in [("etc", "usr/etc"), ("boot", "usr/lib/ostree-boot")] {
         if r.join(from).exists() {

@@ -152,30 +152,22 @@ fn content_listing(root: &Path) -> Vec<String> {
     lines
 }
 
-/// A bare-user client repository with remote `origin` at `url`.
+/// A bare-user client repository with remote `origin` at `url` (in its own temp dir,
+/// with room for checkouts beside it).
 struct Client {
     dir: TempDir,
+    client: util::Client,
 }
 
 impl Client {
     fn new(url: &str) -> Client {
         let dir = tempdir();
-        let c = Client { dir };
-        c.ostree(&["init", "--mode=bare-user"]).ok();
-        c.ostree(&["remote", "add", "--no-gpg-verify", "origin", url])
-            .ok();
-        c
-    }
-
-    fn repo_arg(&self) -> String {
-        format!("--repo={}", p(&self.dir.path().join("repo")))
+        let client = util::Client::host(&dir.path().join("repo"), url);
+        Client { dir, client }
     }
 
     fn ostree(&self, args: &[&str]) -> Run {
-        let r = self.repo_arg();
-        let mut full = vec![r.as_str()];
-        full.extend_from_slice(args);
-        ostree(&full)
+        self.client.ostree(args)
     }
 
     /// Refs the remote's summary advertises.

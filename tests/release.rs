@@ -299,20 +299,18 @@ fn release_progress_json_and_bad_inputs() {
         );
     }
     // A client pulls it from the destination directory with the from-scratch delta.
-    let client = tmp.path().join("client");
-    let cr = format!("--repo={}", p(&client));
-    ostree(&[&cr, "init", "--mode=bare-user"]).ok();
-    ostree(&[&cr, "remote", "add", "--no-gpg-verify", "o", &to]).ok();
-    ostree(&[
-        &cr,
-        "pull",
-        "--require-static-deltas",
-        "o",
-        "corpus/tiny/x86_64",
-    ])
-    .ok();
+    let client = util::Client::host(&tmp.path().join("client"), &to);
+    client
+        .ostree(&[
+            "pull",
+            "--require-static-deltas",
+            "origin",
+            "corpus/tiny/x86_64",
+        ])
+        .ok();
     assert_eq!(
-        ostree(&[&cr, "rev-parse", "o:corpus/tiny/x86_64"])
+        client
+            .ostree(&["rev-parse", "origin:corpus/tiny/x86_64"])
             .ok()
             .trim(),
         commit

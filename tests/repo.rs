@@ -8,7 +8,7 @@ mod util {
 use std::fs;
 use std::path::Path;
 
-use util::{arbor, dir_listing, edge_case_tree, ostree, tempdir, HttpServer};
+use util::{arbor, dir_listing, edge_case_tree, ostree, tempdir, Client, HttpServer};
 
 const TS: &str = "2020-01-01T00:00:00Z";
 
@@ -213,35 +213,18 @@ fn ostree_pulls_arbor_repo_over_http() {
     let (tmp, input, a, _o, ac, _oc) = both_commit(&[]);
     arbor(&["summary", "--repo", &a, "-u"]).ok();
     let server = HttpServer::start(Path::new(&a));
-    let client = tmp.path().join("client");
-    let crepo = format!("--repo={}", p(&client));
-    ostree(&[&crepo, "init", "--mode=bare-user"]).ok();
-    ostree(&[
-        &crepo,
-        "remote",
-        "add",
-        "--no-gpg-verify",
-        "origin",
-        &server.url(),
-    ])
-    .ok();
-    let summary = ostree(&[&crepo, "remote", "summary", "origin"])
-        .ok()
-        .to_string();
+    let c = Client::host(&tmp.path().join("client"), &server.url());
+    let summary = c.ostree(&["remote", "summary", "origin"]).ok().to_string();
     assert!(
         summary.contains("test/main") && summary.contains(&ac),
         "{summary}"
     );
-    ostree(&[&crepo, "pull", "origin", "test/main"]).ok();
-    ostree(&[&crepo, "fsck"]).ok();
-    assert_eq!(
-        ostree(&[&crepo, "rev-parse", "origin:test/main"])
-            .ok()
-            .trim(),
-        ac
-    );
+    c.ostree(&["pull", "origin", "test/main"]).ok();
+    c.ostree(&["fsck"]).ok();
+    assert_eq!(c.ostree(&["rev-parse", "origin:test/main"]).ok().trim(), ac);
     let co = tmp.path().join("checkout");
-    ostree(&[&crepo, "checkout", "-U", "origin:test/main", p(&co)]).ok();
+    c.ostree(&["checkout", "-U", "origin:test/main", p(&co)])
+        .ok();
     assert_eq!(content_listing(&co), content_listing(Path::new(&input)));
 }
 
@@ -275,31 +258,14 @@ fn newer_ostree_client_accepts_arbor_repo() {
         "the newer client must not be 2022.7: {version}"
     );
     // The client repo lives inside the chroot.
-    let name = format!("arbor-test-client-{}", std::process::id());
-    let inside = format!("/var/tmp/{name}");
-    let outside = util::newer_root().join(format!("var/tmp/{name}"));
-    let _ = fs::remove_dir_all(&outside);
-    let crepo = format!("--repo={inside}");
-    let pull = || {
-        util::ostree_newer(&[&crepo, "init", "--mode=bare-user"]).ok();
-        util::ostree_newer(&[
-            &crepo,
-            "remote",
-            "add",
-            "--no-gpg-verify",
-            "origin",
-            &server.url(),
-        ])
-        .ok();
-        util::ostree_newer(&[&crepo, "pull", "origin", "test/main"]).ok();
-        util::ostree_newer(&[&crepo, "fsck"]).ok();
-        util::ostree_newer(&[&crepo, "rev-parse", "origin:test/main"])
-            .ok()
-            .trim()
-            .to_string()
-    };
-    let result = pull();
-    let _ = fs::remove_dir_all(&outside);
+    let c = Client::newer("arbor-test-client", &server.url());
+    c.ostree(&["pull", "origin", "test/main"]).ok();
+    c.ostree(&["fsck"]).ok();
+    let result = c
+        .ostree(&["rev-parse", "origin:test/main"])
+        .ok()
+        .trim()
+        .to_string();
     assert_eq!(result, ac);
 }
 

@@ -136,6 +136,93 @@ pub fn ostree_newer(args: &[&str]) -> Run {
     run(script, &refs)
 }
 
+/// A client repository (`bare-user`) with an `origin` remote at a URL, driven by a real
+/// ostree: the host's 2022.7 ([`Client::host`]) or the newer 2025.x in its chroot
+/// ([`Client::newer`]: the repository lives inside the chroot and is removed on drop).
+pub struct Client {
+    arg: String,
+    newer: bool,
+    /// Where the repository is, seen from this process.
+    path: PathBuf,
+}
+
+impl Client {
+    /// A client repository at `path`, for the host's ostree.
+    pub fn host(path: &Path, url: &str) -> Client {
+        let c = Client {
+            arg: format!("--repo={}", path.to_str().expect("utf-8 path")),
+            newer: false,
+            path: path.to_path_buf(),
+        };
+        c.init(url)
+    }
+
+    /// A client repository `/var/tmp/<name>-<pid>` inside the newer client's chroot.
+    pub fn newer(name: &str, url: &str) -> Client {
+        let name = format!("{name}-{}", std::process::id());
+        let outside = newer_root().join("var/tmp").join(&name);
+        let _ = fs::remove_dir_all(&outside);
+        let c = Client {
+            arg: format!("--repo=/var/tmp/{name}"),
+            newer: true,
+            path: outside,
+        };
+        c.init(url)
+    }
+
+    fn init(self, url: &str) -> Client {
+        self.ostree(&["init", "--mode=bare-user"]).ok();
+        self.ostree(&["remote", "add", "--no-gpg-verify", "origin", url])
+            .ok();
+        self
+    }
+
+    /// `ostree --repo=<this repository> ARGS…`.
+    pub fn ostree(&self, args: &[&str]) -> Run {
+        let mut full = vec![self.arg.as_str()];
+        full.extend_from_slice(args);
+        if self.newer {
+            ostree_newer(&full)
+        } else {
+            ostree(&full)
+        }
+    }
+
+    /// The repository's directory, seen from this process.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.newer {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The real `rpm -i --root ROOT --nodeps --noscripts …` of `rpms` (what the importer is
+/// judged against), with `extra` options such as `--excludedocs`.
+pub fn rpm_install(root: &Path, rpms: &[&Path], extra: &[&str]) {
+    let mut args = vec![
+        "-i",
+        "--root",
+        root.to_str().expect("utf-8 path"),
+        "--dbpath",
+        "/var/lib/rpm",
+        "--nodeps",
+        "--noscripts",
+        "--notriggers",
+        "--nosignature",
+        "--nodigest",
+        "--ignorearch",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(rpms.iter().map(|r| r.to_str().expect("utf-8 path")));
+    run("rpm", &args).ok();
+}
+
 /// Where the newer ostree chroot lives (built on first use).
 pub fn newer_root() -> PathBuf {
     PathBuf::from(
