@@ -20,6 +20,7 @@ use arbor_repo::tree::{default_dirmeta, MutableTree, TreeEntry};
 use arbor_repo::{Checksum, DirMeta, Repo, RepoError};
 
 use crate::plan::{BootLocation, ComposePlan};
+use crate::rpmmd::FetchedRpm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
@@ -194,15 +195,6 @@ fn skeleton(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> 
     Ok(())
 }
 
-/// One package of the rpmdb: its NEVRA (`name-[epoch:]version-release.arch`), its RPM
-/// file and that file's SHA-256 (hex).
-#[derive(Debug, Clone)]
-pub struct DbPackage {
-    pub nevra: String,
-    pub path: PathBuf,
-    pub sha256: String,
-}
-
 /// Where a previous rpmdb may be found: the parent commit's `usr/share/rpm`, usable
 /// when `CACHEDIR/rpmdb/<checksum of its rpmdb.sqlite>.json` says which RPM files
 /// (by digest) it was written from. Every rpmdb written gets such a sidecar.
@@ -243,8 +235,25 @@ fn run_rpm(mut c: Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// What the rpmdb under `root` lists, sorted, as `name-[epoch:]version-release.arch`
+/// with the epoch only when non-zero — the form [`FetchedRpm::nevra`] has (rpm's own
+/// `%{NEVRA}` prints `0:` for a package whose header carries `Epoch: 0`).
+fn rpm_qa(root: &Path) -> Result<Vec<String>> {
+    let mut c = Command::new("rpm");
+    c.arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NEVRA}\\n"]);
+    let mut listed: Vec<String> = run_rpm(c)?
+        .lines()
+        // Names cannot hold ':', so "-0:" can only be a zero epoch.
+        .map(|l| l.replacen("-0:", "-", 1))
+        .collect();
+    listed.sort();
+    Ok(listed)
+}
+
 /// `rpm --justdb -i` of `rpms` into the database under `root`.
-fn justdb_install(root: &Path, rpms: &[&DbPackage]) -> Result<()> {
+fn justdb_install(root: &Path, rpms: &[&FetchedRpm]) -> Result<()> {
     if rpms.is_empty() {
         return Ok(());
     }
@@ -263,7 +272,7 @@ fn rpmdb_incremental(
     repo: &Repo,
     root: &Path,
     prev: PreviousDb<'_>,
-    rpms: &[DbPackage],
+    rpms: &[FetchedRpm],
 ) -> Result<bool> {
     let arbor_repo::store::Node::Dir { tree, .. } =
         (match prev.parent.map(|p| repo.lookup_path(p, "usr/share/rpm")) {
@@ -317,7 +326,7 @@ fn rpmdb_incremental(
             None => nevra.clone(),
         })
         .collect();
-    let install: Vec<&DbPackage> = rpms
+    let install: Vec<&FetchedRpm> = rpms
         .iter()
         .filter(|r| !old.contains(r.sha256.as_str()))
         .collect();
@@ -332,12 +341,7 @@ fn rpmdb_incremental(
         run_rpm(c)?;
     }
     justdb_install(root, &install)?;
-    let mut c = Command::new("rpm");
-    c.arg("--root")
-        .arg(root)
-        .args(["--dbpath", "/usr/share/rpm", "-qa", "--qf", "%{NEVRA}\\n"]);
-    let mut listed: Vec<String> = run_rpm(c)?.lines().map(str::to_string).collect();
-    listed.sort();
+    let listed = rpm_qa(root)?;
     let mut want: Vec<String> = rpms.iter().map(|r| r.nevra.clone()).collect();
     want.sort();
     if listed != want {
@@ -359,14 +363,15 @@ fn rpmdb_incremental(
 /// [`RpmdbDir::commit`] then stores it (after the import: it uses the thread pool).
 pub fn build_rpmdb(
     repo: &Repo,
-    rpms: &[DbPackage],
+    rpms: &[FetchedRpm],
     prev: Option<PreviousDb<'_>>,
 ) -> Result<RpmdbDir> {
-    let dir = RpmdbDir {
+    let mut dir = RpmdbDir {
         tmp: repo
             .path()
             .join("tmp")
             .join(format!("arbor-rpmdb-{}", std::process::id())),
+        reused: false,
     };
     let fresh = || -> Result<()> {
         let _ = fs::remove_dir_all(&dir.tmp);
@@ -385,6 +390,7 @@ pub fn build_rpmdb(
         fresh()?;
         justdb_install(&dir.tmp, &rpms.iter().collect::<Vec<_>>())?;
     }
+    dir.reused = reused;
     Ok(dir)
 }
 
@@ -392,6 +398,8 @@ pub fn build_rpmdb(
 #[derive(Debug)]
 pub struct RpmdbDir {
     tmp: PathBuf,
+    /// Whether the parent's database was updated (rather than written anew).
+    pub reused: bool,
 }
 
 impl Drop for RpmdbDir {
@@ -403,12 +411,7 @@ impl Drop for RpmdbDir {
 impl RpmdbDir {
     /// Store the database's files and return the tree of `usr/share/rpm`; the cache
     /// notes which packages (`rpms`) it holds.
-    pub fn commit(
-        self,
-        repo: &Repo,
-        rpms: &[DbPackage],
-        cachedir: Option<&Path>,
-    ) -> Result<MutableTree> {
+    pub fn commit(self, repo: &Repo, rpms: &[FetchedRpm], cachedir: &Path) -> Result<MutableTree> {
         let db = self.tmp.join("usr/share/rpm");
         let stats = CommitStats::default();
         let opts = CommitDirOpts {
@@ -421,7 +424,7 @@ impl RpmdbDir {
             repo.write_directory(&db, &opts, &arbor_repo::progress::NoProgress, &stats)?;
         let mut dbtree = repo.load_mtree(&dt, &dm)?;
         dbtree.meta = dirmeta(0o755);
-        if let (Some(cachedir), Some(sqlite)) = (cachedir, dbtree.files.get("rpmdb.sqlite")) {
+        if let Some(sqlite) = dbtree.files.get("rpmdb.sqlite") {
             let sidecar = DbSidecar {
                 packages: rpms
                     .iter()
@@ -622,33 +625,23 @@ mod tests {
     use arbor_repo::objects::Commit;
     use sha2::{Digest, Sha256};
 
-    fn package(dir: &Path, name: &str, version: &str) -> DbPackage {
-        let pkg = rpm::PackageBuilder::new(name, version, "MIT", "x86_64", "test")
-            .release("1")
-            .build()
-            .unwrap();
+    fn package(dir: &Path, name: &str, version: &str) -> FetchedRpm {
+        let mut b = rpm::PackageBuilder::new(name, version, "MIT", "x86_64", "test");
+        b.release("1");
+        if name == "a" {
+            // An explicit `Epoch: 0`, which rpm's %{NEVRA} prints as "a-0:1.0-1".
+            b.epoch(0);
+        }
+        let pkg = b.build().unwrap();
         let path = dir.join(format!("{name}-{version}.rpm"));
         pkg.write_file(&path).unwrap();
         let sha = Sha256::digest(fs::read(&path).unwrap());
-        DbPackage {
+        FetchedRpm {
+            downloaded: false,
             nevra: format!("{name}-{version}-1.x86_64"),
             path,
             sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
         }
-    }
-
-    fn rpm_qa(root: &Path) -> Vec<String> {
-        let mut c = Command::new("rpm");
-        c.arg("--root").arg(root).args([
-            "--dbpath",
-            "/usr/share/rpm",
-            "-qa",
-            "--qf",
-            "%{NEVRA}\\n",
-        ]);
-        let mut l: Vec<String> = run_rpm(c).unwrap().lines().map(Into::into).collect();
-        l.sort();
-        l
     }
 
     /// The parent's rpmdb is updated in place (erase what went, install what came) only
@@ -666,8 +659,22 @@ mod tests {
         let c = package(tmp.path(), "c", "1.0");
         let first = [a.clone(), b1.clone()];
         let db = build_rpmdb(&repo, &first, None).unwrap();
-        assert_eq!(rpm_qa(&db.tmp), ["a-1.0-1.x86_64", "b-1.0-1.x86_64"]);
-        let dbtree = db.commit(&repo, &first, Some(&cache)).unwrap();
+        assert_eq!(
+            rpm_qa(&db.tmp).unwrap(),
+            ["a-1.0-1.x86_64", "b-1.0-1.x86_64"]
+        );
+        // rpm itself names `a` with its explicit zero epoch; rpm_qa does not.
+        let mut raw = Command::new("rpm");
+        raw.arg("--root").arg(&db.tmp).args([
+            "--dbpath",
+            "/usr/share/rpm",
+            "-q",
+            "--qf",
+            "%{NEVRA}",
+            "a",
+        ]);
+        assert_eq!(run_rpm(raw).unwrap(), "a-0:1.0-1.x86_64");
+        let dbtree = db.commit(&repo, &first, &cache).unwrap();
         let mut root = MutableTree::default();
         root.ensure_dir("usr/share", &default_dirmeta())
             .unwrap()
@@ -693,7 +700,7 @@ mod tests {
         let want = ["a-1.0-1.x86_64", "b-2.0-1.x86_64", "c-1.0-1.x86_64"];
         let root2 = tmp.path().join("root2");
         assert!(rpmdb_incremental(&repo, &root2, prev, &second).unwrap());
-        assert_eq!(rpm_qa(&root2), want);
+        assert_eq!(rpm_qa(&root2).unwrap(), want);
 
         // Sidecars that do not match the database: one makes the update leave b-1.0 in
         // (caught by the rpm -qa check), one makes rpm -e fail; both are rebuilt.
@@ -716,14 +723,14 @@ mod tests {
             assert!(!r.unwrap_or(false));
             let _ = fs::remove_dir_all(tmp.path().join("root3"));
             let db = build_rpmdb(&repo, &second, Some(prev)).unwrap();
-            assert_eq!(rpm_qa(&db.tmp), want);
+            assert_eq!(rpm_qa(&db.tmp).unwrap(), want);
         }
 
         // No sidecar: nothing to reuse; the rpmdb is written anew.
         fs::remove_file(&sidecars[0]).unwrap();
         assert!(!rpmdb_incremental(&repo, &tmp.path().join("root4"), prev, &second).unwrap());
         let db = build_rpmdb(&repo, &second, Some(prev)).unwrap();
-        assert_eq!(rpm_qa(&db.tmp), want);
+        assert_eq!(rpm_qa(&db.tmp).unwrap(), want);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct ComposeOutcome {
     pub unchanged: bool,
     pub cache_hits: usize,
     pub imported: usize,
+    /// The rpmdb is the parent's, updated with only the packages that changed.
+    pub rpmdb_reused: bool,
     /// NEVRA → scriptlets present but not run.
     pub skipped_scriptlets: BTreeMap<String, Vec<String>>,
     pub kernel: Option<String>,
@@ -240,6 +242,7 @@ pub fn compose(
         unchanged,
         cache_hits: 0,
         imported: 0,
+        rpmdb_reused: false,
         skipped_scriptlets: BTreeMap::new(),
         kernel: None,
         timestamp,
@@ -292,14 +295,6 @@ pub fn compose(
             Checksum::from_hex(&r.sha256).ok(),
         ));
     }
-    let db_packages: Vec<assemble::DbPackage> = rpms
-        .iter()
-        .map(|r| assemble::DbPackage {
-            nevra: r.nevra.clone(),
-            path: r.path.clone(),
-            sha256: r.sha256.clone(),
-        })
-        .collect();
     let prev_db = assemble::PreviousDb {
         parent: parent.as_ref(),
         cachedir: &cachedir,
@@ -309,7 +304,7 @@ pub fn compose(
     let (imported, rpmdb) = std::thread::scope(|s| {
         let db = s.spawn(|| {
             let t = Instant::now();
-            let r = assemble::build_rpmdb(repo, &db_packages, Some(prev_db));
+            let r = assemble::build_rpmdb(repo, &rpms, Some(prev_db));
             (r, t.elapsed().as_secs_f64())
         });
         let imported = import::import_rpms_known(repo, &jobs, &users, Some(&cachedir));
@@ -319,7 +314,9 @@ pub fn compose(
     progress.finish();
     let imported = imported?;
     let (rpmdb, rpmdb_secs) = rpmdb;
-    let rpmdb = rpmdb?.commit(repo, &db_packages, Some(&cachedir))?;
+    let rpmdb = rpmdb?;
+    outcome.rpmdb_reused = rpmdb.reused;
+    let rpmdb = rpmdb.commit(repo, &rpms, &cachedir)?;
     timings.insert("rpmdb-during-import".into(), rpmdb_secs);
     lap(&mut timings, "import", &mut t0);
     for (pkg, hit) in &imported {
@@ -446,6 +443,7 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-packages": o.resolution.packages.len(),
         "arbor-packages-imported": o.imported,
         "arbor-import-cache-hits": o.cache_hits,
+        "arbor-rpmdb-reused": o.rpmdb_reused,
         "arbor-unchanged": o.unchanged,
         "arbor-kernel": o.kernel,
         "arbor-skipped-scriptlets": o.skipped_scriptlets,

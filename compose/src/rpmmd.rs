@@ -559,10 +559,23 @@ fn fetch_one(
             path: part.clone(),
             source,
         })?;
+        let sha256 = if kind == "sha256" {
+            actual
+        } else {
+            hex(&Sha256::digest(&body))
+        };
+        // Remembered like a verified local file: the next compose does not hash it again.
+        if let Some(stamp) = Stamp::of(&cached) {
+            fresh.lock().unwrap_or_else(|p| p.into_inner()).push((
+                cached.clone(),
+                stamp,
+                sha256.clone(),
+            ));
+        }
         return Ok(FetchedRpm {
             nevra: p.nevra(),
             path: cached,
-            sha256: hex(&Sha256::digest(&body)),
+            sha256,
             downloaded: true,
         });
     }

@@ -120,3 +120,29 @@ fn no_panic_on_any_corruption() {
         }
     }
 }
+
+/// An RPM whose bytes no longer have the digest the fetcher verified (replaced between
+/// fetch and import) is refused, on a cache miss and with no cache at all.
+#[test]
+fn refuses_an_rpm_that_changed_after_verification() {
+    let (tmp, repo) = setup();
+    let rpm = everything(tmp.path(), CompressionWithLevel::Gzip(1));
+    let verified = Checksum::of(b"the bytes the fetcher saw");
+    let cache = tmp.path().join("cache");
+    for dir in [Some(cache.as_path()), None] {
+        let e = import_rpm_known(
+            &repo,
+            &rpm,
+            &ImportOpts::default(),
+            &users(),
+            dir,
+            Some(&verified),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("everything.rpm") && e.contains("changed after its digest was verified"),
+            "{e}"
+        );
+    }
+}
