@@ -789,27 +789,19 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
 
     // The newer (2025.x) client, inside its chroot: pinned pulls of A (scratch-less:
     // objects) and then B through the index.
-    let result = {
-        let c = Client::newer("arbor-test-delta-index", &server.url());
-        c.ostree(&["pull", "origin", &format!("{REF}@{}", f.a)])
-            .ok();
-        let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
-        pull.ok();
-        let all = format!("{}{}", pull.stdout, pull.stderr);
-        c.ostree(&["fsck"]).ok();
-        let head = c
-            .ostree(&["rev-parse", &format!("origin:{REF}")])
-            .ok()
-            .trim()
-            .to_string();
-        (all, head)
-    };
+    let c = Client::newer("arbor-test-delta-index", &server.url());
+    c.ostree(&["pull", "origin", &format!("{REF}@{}", f.a)])
+        .ok();
+    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
+    pull.ok();
+    let all = format!("{}{}", pull.stdout, pull.stderr);
     assert!(
-        result.0.contains("delta part"),
-        "newer client did not use delta parts:\n{}",
-        result.0
+        all.contains("delta part"),
+        "newer client did not use delta parts:\n{all}"
     );
-    assert_eq!(result.1, f.b);
+    c.ostree(&["fsck"]).ok();
+    let head = c.ostree(&["rev-parse", &format!("origin:{REF}")]);
+    assert_eq!(head.ok().trim(), f.b);
 }
 
 #[test]

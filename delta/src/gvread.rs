@@ -25,15 +25,13 @@ fn err(ty: &Type, why: &'static str) -> FrameError {
 }
 
 impl From<GvError> for FrameError {
+    /// The framing functions only report `Malformed`.
     fn from(e: GvError) -> FrameError {
         match e {
             GvError::Malformed { ty, why } => FrameError { ty, why },
             other => FrameError {
-                ty: String::new(),
-                why: match other {
-                    GvError::InvalidType(_) => "invalid type string",
-                    _ => "not readable",
-                },
+                ty: other.to_string(),
+                why: "unexpected error",
             },
         }
     }

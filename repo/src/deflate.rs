@@ -19,13 +19,9 @@ thread_local! {
     static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Compress `data` at `level` (1..=12 for libdeflate; ostree's 1..=9 map directly).
-pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
-    compress_with(data, level, <[u8]>::to_vec)
-}
-
-/// [`compress`], handing the compressed bytes to `use_them` from a per-thread buffer
-/// that is reused (no allocation and zeroing of a fresh buffer per file).
+/// Compress `data` at `level` (1..=12 for libdeflate; ostree's 1..=9 map directly),
+/// handing the compressed bytes to `use_them` from a per-thread buffer that is reused
+/// (no allocation and zeroing of a fresh buffer per file).
 pub fn compress_with<R>(data: &[u8], level: u32, use_them: impl FnOnce(&[u8]) -> R) -> R {
     let level = level.clamp(1, 12);
     let (out, n) = COMPRESSORS.with(|cell| {
@@ -96,7 +92,7 @@ mod tests {
         let data: Vec<u8> = (0..100_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        let z = compress(&data, DEFAULT_LEVEL);
+        let z = compress_with(&data, DEFAULT_LEVEL, <[u8]>::to_vec);
         assert!(z.len() < data.len() / 4);
         assert_eq!(decompress(&z, data.len()).unwrap(), data);
         assert!(matches!(
@@ -109,7 +105,7 @@ mod tests {
         ));
         assert!(decompress(&z[..z.len() / 2], data.len()).is_err());
         // Empty content still gets a (tiny) stream, as ostree writes it.
-        let e = compress(b"", DEFAULT_LEVEL);
+        let e = compress_with(b"", DEFAULT_LEVEL, <[u8]>::to_vec);
         assert!(!e.is_empty());
         assert_eq!(decompress(&e, 0).unwrap(), b"");
         // A stream written by zlib (flate2) is read too.

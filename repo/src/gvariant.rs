@@ -515,10 +515,9 @@ fn decode(ty: &Type, data: &[u8], depth: usize) -> Result<Value, GvError> {
                 Value::Maybe((**elem).clone(), Some(Box::new(v)))
             }
         }
-        Type::Tuple(members) => Value::Tuple(decode_tuple(ty, members, data, depth)?),
-        Type::DictEntry(k, v) => {
-            let members = [(**k).clone(), (**v).clone()];
-            let mut vals = decode_tuple(ty, &members, data, depth)?;
+        Type::Tuple(_) => Value::Tuple(decode_tuple(ty, data, depth)?),
+        Type::DictEntry(..) => {
+            let mut vals = decode_tuple(ty, data, depth)?;
             let v = vals.pop().ok_or_else(|| malformed(ty, "dict entry"))?;
             let k = vals.pop().ok_or_else(|| malformed(ty, "dict entry"))?;
             Value::DictEntry(Box::new(k), Box::new(v))
@@ -546,17 +545,21 @@ fn decode_array(elem: &Type, data: &[u8], depth: usize) -> Result<Vec<Value>, Gv
         .collect()
 }
 
-fn decode_tuple(
-    ty: &Type,
-    members: &[Type],
-    data: &[u8],
-    depth: usize,
-) -> Result<Vec<Value>, GvError> {
+fn decode_tuple(ty: &Type, data: &[u8], depth: usize) -> Result<Vec<Value>, GvError> {
     tuple_frames(ty, data)?
         .into_iter()
-        .zip(members)
+        .zip(tuple_members(ty)?)
         .map(|(d, m)| decode(m, d, depth + 1))
         .collect()
+}
+
+/// The member types of a tuple or dict entry type.
+fn tuple_members(ty: &Type) -> Result<Vec<&Type>, GvError> {
+    match ty {
+        Type::Tuple(ms) => Ok(ms.iter().collect()),
+        Type::DictEntry(k, v) => Ok(vec![k.as_ref(), v.as_ref()]),
+        _ => Err(malformed(ty, "not a tuple type")),
+    }
 }
 
 /// The byte slices of the members of a tuple (or dict entry) of type `ty`, without
@@ -568,11 +571,7 @@ fn decode_tuple(
 /// offsets: little-endian, width 1/2/4/8 from the container's total size
 /// ```
 pub fn tuple_frames<'a>(ty: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8]>, GvError> {
-    let members: Vec<&Type> = match ty {
-        Type::Tuple(ms) => ms.iter().collect(),
-        Type::DictEntry(k, v) => vec![k.as_ref(), v.as_ref()],
-        _ => return Err(malformed(ty, "not a tuple type")),
-    };
+    let members = tuple_members(ty)?;
     if let Some(size) = ty.fixed_size() {
         if data.len() != size {
             return Err(malformed(ty, "fixed-size tuple of the wrong size"));

@@ -134,9 +134,9 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-/// One delta as JSON; `seconds` is the wall time of the command when it is known.
+/// One delta as JSON; `seconds` (the wall time of the command) only when it is known.
 pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: Option<f64>) -> Value {
-    json!({
+    let mut v = json!({
         "name": r.name.to_string(),
         "from": r.name.from.map(|c| c.to_hex()),
         "to": r.name.to.to_hex(),
@@ -148,8 +148,11 @@ pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: Option<f64>) -> Val
         "fallback_bytes": r.fallback_bytes(),
         "objects": r.objects,
         "bsdiff_objects": r.bsdiff,
-        "seconds": seconds,
-    })
+    });
+    if let Some(s) = seconds {
+        v["seconds"] = json!(s);
+    }
+    v
 }
 
 impl DeltaTuning {

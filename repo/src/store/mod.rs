@@ -284,13 +284,13 @@ impl Repo {
 
     /// Create the content-addressed object `rel` (`objects/XX/…`) unless it exists: an
     /// anonymous `O_TMPFILE` in its directory, filled by `fill`, then linked under its
-    /// name. A concurrent writer that got there first wins (same name, same content):
-    /// `false` then.
+    /// name. Returns its size, or `None` when a concurrent writer got there first (same
+    /// name, same content).
     fn stage_object(
         &self,
         rel: &Path,
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         self.mark_unsynced()?;
         if self.no_tmpfile.load(Ordering::Relaxed) {
             return self.stage_exclusive(rel, fill);
@@ -304,25 +304,17 @@ impl Repo {
             }
             r => r,
         };
-        let f = match f {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                self.no_tmpfile.store(true, Ordering::Relaxed);
-                return self.stage_exclusive(rel, fill);
-            }
-            Err(e) => {
-                return Err(RepoError::Io {
-                    path: dir.to_path_buf(),
-                    source: e,
-                })
-            }
+        let Some(f) = f.at(dir)? else {
+            self.no_tmpfile.store(true, Ordering::Relaxed);
+            return self.stage_exclusive(rel, fill);
         };
         let mut w = io::BufWriter::with_capacity(256 << 10, f);
         fill(&mut w).at(&dest)?;
         let mut f = w.into_inner().map_err(|e| e.into_error()).at(&dest)?;
+        let size = f.stream_position().at(&dest)?;
         match link_tmpfile(&f, &dest) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Ok(()) => Ok(Some(size)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
             // No /proc (a bare chroot) and no CAP_DAC_READ_SEARCH for AT_EMPTY_PATH: the
             // content is still in `f`; it and every later object go through tmp/.
             Err(e) if !proc_fd_available() => {
@@ -331,10 +323,7 @@ impl Repo {
                 f.seek(io::SeekFrom::Start(0)).at(&dest)?;
                 self.stage_exclusive(rel, |w| io::copy(&mut f, w).map(drop))
             }
-            Err(e) => Err(RepoError::Io {
-                path: dest,
-                source: e,
-            }),
+            Err(e) => Err(e).at(&dest),
         }
     }
 
@@ -347,13 +336,13 @@ impl Repo {
         self.stage_in_tmp(rel, fill, false).map(drop)
     }
 
-    /// [`Repo::stage`] for an object: never replaces one that exists (`false` then),
-    /// so that two writers of one object count it once.
+    /// [`Repo::stage`] for an object: never replaces one that exists (`None` then), so
+    /// that two writers of one object count it once; the object's size otherwise.
     fn stage_exclusive(
         &self,
         rel: &Path,
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         self.stage_in_tmp(rel, fill, true)
     }
 
@@ -362,7 +351,7 @@ impl Repo {
         rel: &Path,
         fill: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
         exclusive: bool,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let tmp = self.tmp_path();
         let result = (|| {
             let f = fs::OpenOptions::new()
@@ -372,12 +361,13 @@ impl Repo {
                 .at(&tmp)?;
             let mut w = io::BufWriter::with_capacity(256 << 10, f);
             fill(&mut w).at(&tmp)?;
-            let f = w.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
+            let mut f = w.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
             f.set_permissions(fs::Permissions::from_mode(0o644))
                 .at(&tmp)?;
+            let size = f.stream_position().at(&tmp)?;
             drop(f);
             let dest = self.root.join(rel);
-            match rename(&tmp, &dest, exclusive) {
+            let renamed = match rename(&tmp, &dest, exclusive) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let parent = dest.parent().expect("object paths have a parent");
                     create_dirs(parent).at(parent)?;
@@ -385,19 +375,13 @@ impl Repo {
                 }
                 r => r,
             }
-            .at(&dest)
+            .at(&dest)?;
+            Ok(renamed.then_some(size))
         })();
-        match result {
-            Ok(true) => Ok(true),
-            Ok(false) => {
-                let _ = fs::remove_file(&tmp);
-                Ok(false)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
+        if !matches!(result, Ok(Some(_))) {
+            let _ = fs::remove_file(&tmp);
         }
+        result
     }
 
     /// Store a metadata object unless present; returns its checksum and whether it was written.
@@ -410,7 +394,7 @@ impl Repo {
         let new = self.stage_object(&Self::relative_object_path(&checksum, ty), |f| {
             f.write_all(data)
         })?;
-        Ok((checksum, new))
+        Ok((checksum, new.is_some()))
     }
 
     /// Store (overwrite) the detached metadata of `commit`.
@@ -445,7 +429,7 @@ impl Repo {
                 w.write_all(&header_bytes)?;
                 w.write_all(compressed)
             })
-            .map(|new| self.count_file(new, (header_bytes.len() + compressed.len()) as u64))
+            .map(|written| self.count_file(written))
         };
         if header.is_symlink() {
             store(&[])
@@ -491,18 +475,15 @@ impl Repo {
                 why: format!("content changed while writing: expected {size} bytes, read {copied}"),
             });
         }
-        let new = written?;
-        let n = fs::metadata(self.root.join(&rel))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Ok(self.count_file(new, n))
+        Ok(self.count_file(written?))
     }
 
-    /// Note a FILE object of `bytes` written (when `new`); the bytes, or 0.
-    fn count_file(&self, new: bool, bytes: u64) -> u64 {
-        if !new {
+    /// Note a FILE object of `written` bytes created (`None`: it was there); the bytes,
+    /// or 0.
+    fn count_file(&self, written: Option<u64>) -> u64 {
+        let Some(bytes) = written else {
             return 0;
-        }
+        };
         self.files_written.fetch_add(1, Ordering::Relaxed);
         self.file_bytes_written.fetch_add(bytes, Ordering::Relaxed);
         bytes
@@ -830,7 +811,7 @@ fn link_tmpfile(f: &fs::File, dest: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
     match rustix::fs::linkat(CWD, proc_path.as_str(), CWD, dest, AtFlags::SYMLINK_FOLLOW) {
-        Err(e) if e == rustix::io::Errno::NOENT && !Path::new("/proc/self/fd").exists() => {
+        Err(e) if e == rustix::io::Errno::NOENT && !proc_fd_available() => {
             rustix::fs::linkat(f, "", CWD, dest, AtFlags::EMPTY_PATH).map_err(Into::into)
         }
         r => r.map_err(Into::into),
@@ -955,12 +936,28 @@ mod staging_tests {
             });
             // Four FILE objects made (reg, link, big, other), each counted once.
             assert_eq!(repo.files_written().0, 4);
+            let other = file(0o100600, "").checksum(&content);
+            let on_disk: u64 = [c, l, cb, other]
+                .iter()
+                .map(|c| {
+                    fs::metadata(repo.object_path(c, ObjectType::File))
+                        .unwrap()
+                        .len()
+                })
+                .sum();
+            assert_eq!(repo.files_written().1, on_disk);
             // The path under test was the one taken.
             assert_eq!(repo.no_tmpfile.load(Ordering::Relaxed), !tmpfile);
             // A second writer of an existing name is told so and changes nothing.
             let rel = Path::new("objects/aa/test.dirmeta");
-            assert!(repo.stage_object(rel, |w| w.write_all(b"one")).unwrap());
-            assert!(!repo.stage_object(rel, |w| w.write_all(b"two")).unwrap());
+            assert_eq!(
+                repo.stage_object(rel, |w| w.write_all(b"one")).unwrap(),
+                Some(3)
+            );
+            assert_eq!(
+                repo.stage_object(rel, |w| w.write_all(b"two")).unwrap(),
+                None
+            );
             assert_eq!(fs::read(dir.path().join(rel)).unwrap(), b"one");
             fs::remove_file(dir.path().join(rel)).unwrap();
             assert_eq!(repo.read_file(&c).unwrap(), (reg.clone(), content.clone()));

@@ -62,7 +62,10 @@ impl Repo {
     }
 
     /// `syncfs`, then drop the marker of the objects it made durable. Objects written
-    /// meanwhile get a marker of their own.
+    /// meanwhile get a marker of their own. A writer that checked the marker before this
+    /// call and is still writing when it runs would be left uncovered: callers sync once
+    /// their writes are done (refs are written after the objects they name), never beside
+    /// them.
     pub fn sync(&self) -> Result<()> {
         let covered = {
             let mut current = self.marker();
@@ -228,6 +231,12 @@ mod tests {
             state.join(format!("{PREFIX}0000-other-boot-1234-0")),
         )
         .unwrap();
+
+        // A marker of this boot whose process has exited is stale too.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        fs::write(state.join(format!("{PREFIX}{}-{pid}-0", boot_id())), b"").unwrap();
 
         let repo = Repo::open(dir.path()).unwrap();
         assert!(markers(dir.path()).is_empty());
