@@ -334,7 +334,8 @@ struct DonePart {
 }
 
 /// Generate the delta `from` → `to` (`from = None`: from scratch) in `repo`'s `deltas/`.
-/// The summary is not touched; see `Repo::regenerate_summary`.
+/// Neither the summary nor `delta-indexes/` is touched: after a batch of deltas, call
+/// [`crate::index::refresh`] once.
 pub fn generate(
     repo: &Repo,
     from: Option<Checksum>,
@@ -492,7 +493,6 @@ pub fn generate(
         &repo.path().join(&rel_dir),
         if opts.inline_parts { 0 } else { parts.len() },
     )?;
-    crate::index::reindex(repo)?;
     Ok(GenerateReport {
         objects: parts.iter().map(|p| p.objects.len() as u64).sum(),
         name,

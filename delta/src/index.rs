@@ -74,6 +74,14 @@ pub struct ReindexReport {
     pub removed: usize,
 }
 
+/// After deltas were added: rewrite `delta-indexes/` and the summary, which both list
+/// them. Once per batch, not per delta: each pass lists and hashes every superblock.
+pub fn refresh(repo: &Repo) -> Result<()> {
+    reindex(repo)?;
+    repo.regenerate_summary()?;
+    Ok(())
+}
+
 /// Regenerate every delta index of `repo` (see the module documentation).
 pub fn reindex(repo: &Repo) -> Result<ReindexReport> {
     let mut by_target: BTreeMap<Checksum, BTreeMap<String, Checksum>> = BTreeMap::new();

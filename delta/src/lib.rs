@@ -23,6 +23,6 @@ pub use apply::{apply_to_repo, verify, ApplyReport, VerifyReport};
 pub use error::{DeltaError, Result};
 pub use format::{DeltaName, Superblock};
 pub use generate::{generate, GenerateOpts, GenerateReport};
-pub use index::{reindex, ReindexReport};
+pub use index::{refresh, reindex, ReindexReport};
 pub use inspect::{show, DeltaInfo};
 pub use source::DeltaSource;

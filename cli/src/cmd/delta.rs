@@ -217,8 +217,7 @@ impl GenerateOpts {
             reports.push(rep);
         }
         if !reports.is_empty() {
-            repo.regenerate_summary()
-                .context("regenerating the summary")?;
+            arbor_delta::refresh(&repo).context("regenerating delta indexes and the summary")?;
         }
         let seconds = started.elapsed().as_secs_f64();
         for r in &reports {

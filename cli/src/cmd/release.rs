@@ -171,8 +171,8 @@ impl ReleaseOpts {
                 }
             }
             if !generated.is_empty() {
-                repo.regenerate_summary()
-                    .context("regenerating the local summary")?;
+                arbor_delta::refresh(&repo)
+                    .context("regenerating delta indexes and the local summary")?;
             }
         }
         timings.insert("delta".into(), json!(t.elapsed().as_secs_f64()));
