@@ -197,18 +197,24 @@ fn show_json(f: &Fixture, name: &str) -> serde_json::Value {
     serde_json::from_str(show.ok().trim()).unwrap()
 }
 
-/// Pull `main` with --require-static-deltas, fsck, check out and compare with tree B.
-fn pull_and_check(f: &Fixture, c: &Client) {
-    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", REF]);
+/// Pull `rev` from origin with --require-static-deltas; it must use delta parts and
+/// leave a repository that passes fsck.
+fn pull_with_deltas(c: &Client, rev: &str) {
+    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", rev]);
     pull.ok();
     let all = format!("{}{}", pull.stdout, pull.stderr);
     assert!(
         all.contains("delta part"),
-        "pull did not use delta parts:\n{all}"
+        "pull of {rev} did not use delta parts:\n{all}"
     );
+    c.ostree(&["fsck"]).ok();
+}
+
+/// Pull `main` with --require-static-deltas, fsck, check out and compare with tree B.
+fn pull_and_check(f: &Fixture, c: &Client) {
+    pull_with_deltas(c, REF);
     let head = c.ostree(&["rev-parse", &format!("origin:{REF}")]);
     assert_eq!(head.ok().trim(), f.b);
-    c.ostree(&["fsck"]).ok();
     let co = PathBuf::from(format!("{}-checkout", c.path().display()));
     c.ostree(&["checkout", "-U", &f.b, co.to_str().unwrap()])
         .ok();
@@ -774,14 +780,7 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
     c.ostree(&["pull", "--require-static-deltas", "origin", &pinned])
         .fails_with("delta");
     fs::rename(&hidden, f.repo.join("delta-indexes")).unwrap();
-    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
-    pull.ok();
-    let all = format!("{}{}", pull.stdout, pull.stderr);
-    assert!(
-        all.contains("delta part"),
-        "pull did not use delta parts:\n{all}"
-    );
-    c.ostree(&["fsck"]).ok();
+    pull_with_deltas(&c, &pinned);
     let co = f.path("client-co");
     c.ostree(&["checkout", "-U", &f.b, co.to_str().unwrap()])
         .ok();
@@ -792,14 +791,7 @@ fn delta_indexes_match_ostree_reindex_and_serve_pinned_pulls() {
     let c = Client::newer("arbor-test-delta-index", &server.url());
     c.ostree(&["pull", "origin", &format!("{REF}@{}", f.a)])
         .ok();
-    let pull = c.ostree(&["pull", "--require-static-deltas", "origin", &pinned]);
-    pull.ok();
-    let all = format!("{}{}", pull.stdout, pull.stderr);
-    assert!(
-        all.contains("delta part"),
-        "newer client did not use delta parts:\n{all}"
-    );
-    c.ostree(&["fsck"]).ok();
+    pull_with_deltas(&c, &pinned);
     let head = c.ostree(&["rev-parse", &format!("origin:{REF}")]);
     assert_eq!(head.ok().trim(), f.b);
 }
