@@ -134,15 +134,40 @@ fn resolve_lockfile_round_trip() {
         .as_str()
         .unwrap()
         .starts_with("sha256:"));
-    // v2's treefile pinned to v1's lockfile resolves to v1's packages where v1's
-    // builds are available (the v2 repo carries only v2 builds: so pin against v1).
+    // With both v1's and v2's repositories enabled, the newest builds win; pinned to
+    // v1's lockfile, the same treefile resolves to exactly v1's packages.
     let lf = tmp.path().join("v1.lock.json");
     fs::write(&lf, &lock).unwrap();
-    let pinned = arbor(&["resolve", "--lockfile", p(&lf), p(&c.join("v1.yaml"))])
-        .ok()
-        .to_string();
-    let plain = arbor(&["resolve", p(&c.join("v1.yaml"))]).ok().to_string();
-    assert_eq!(pinned, plain);
+    let both = treefile_variant(&c, "v2.yaml", tmp.path(), |s| {
+        s.replace("  - corpus-v2\n", "  - corpus-v1\n  - corpus-v2\n")
+    });
+    let v1 = arbor(&["resolve", p(&c.join("v1.yaml"))]).ok().to_string();
+    let v2 = arbor(&["resolve", p(&c.join("v2.yaml"))]).ok().to_string();
+    assert_ne!(v1, v2);
+    assert_eq!(arbor(&["resolve", p(&both)]).ok(), v2);
+    let pinned = arbor(&["resolve", "--lockfile", p(&lf), p(&both)]);
+    assert_eq!(pinned.ok(), v1);
+    // A pin whose digest no repository has (the package was rebuilt, or the lockfile
+    // edited) fails, naming the pin.
+    let mut tampered: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    tampered["packages"]["bash"]["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    fs::write(&lf, tampered.to_string()).unwrap();
+    let out = arbor(&["resolve", "--lockfile", p(&lf), p(&both)]);
+    out.fails_with("the lockfile pins builds that no enabled repository has");
+    out.fails_with("bash-");
+    // compose --write-lockfile-to writes what resolve --json prints.
+    let tiny_lock = tmp.path().join("tiny.lock.json");
+    let (_, _, _) = compose(
+        tmp.path(),
+        &c.join("tiny.yaml"),
+        &["--write-lockfile-to", p(&tiny_lock)],
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&tiny_lock).unwrap()).unwrap();
+    let printed: serde_json::Value =
+        serde_json::from_str(arbor(&["resolve", "--json", p(&c.join("tiny.yaml"))]).ok()).unwrap();
+    assert_eq!(written["packages"], printed["packages"]);
+    assert_eq!(written["packages"].as_object().unwrap().len(), 3);
 }
 
 #[test]
@@ -161,6 +186,12 @@ fn resolve_bad_inputs() {
     arbor(&["resolve", p(&t)]).fails_with("corpus-missing");
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "include: tiny.yaml\n");
     arbor(&["resolve", p(&t)]).fails_with("include loop");
+    let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
+        s + "repo-packages: [{repo: elsewhere, packages: [tiny-app]}]\n"
+    });
+    arbor(&["resolve", p(&t)]).fails_with(
+        "repo-packages: repo \"elsewhere\" is not among the enabled repos (corpus-tiny)",
+    );
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
         s + "postprocess:\n  - echo hi\n"
     });
@@ -286,6 +317,44 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
         .join("usr/etc/systemd/system/multi-user.target.wants/ssh.service")
         .symlink_metadata()
         .is_ok());
+    // etc-group-members: [sudo] keeps root and sudo in /usr/etc/group, the rest moves.
+    let names = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(co.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("usr/etc/group"), ["root", "sudo"]);
+    let lib_groups = names("usr/lib/group");
+    assert!(
+        lib_groups.contains(&"daemon".to_string()) && !lib_groups.contains(&"sudo".to_string())
+    );
+    // default-target: multi-user.target.
+    assert_eq!(
+        std::fs::read_link(co.join("usr/lib/systemd/system/default.target")).unwrap(),
+        Path::new("multi-user.target")
+    );
+    // rpm-ostree's compose JSON: the timestamp as an ISO string, the content checksum
+    // as ostree computes it (GLib's OSTree binding), no pkgdiff without a parent.
+    assert_eq!(v["ostree-timestamp"], "2024-01-01T00:00:00Z");
+    assert!(v["pkgdiff"].is_null());
+    let content = util::run(
+        util::system_python(),
+        &[
+            "-c",
+            &format!(
+                "import gi\ngi.require_version('OSTree', '1.0')\nfrom gi.repository import OSTree, Gio\n\
+                 r = OSTree.Repo.new(Gio.File.new_for_path({repo:?}))\nr.open(None)\n\
+                 _, c = r.load_variant(OSTree.ObjectType.COMMIT, {c1:?})\n\
+                 print(OSTree.commit_get_content_checksum(c))"
+            ),
+        ],
+    )
+    .ok()
+    .trim()
+    .to_string();
+    assert_eq!(v["ostree-content-checksum"], content.as_str());
 
     // Unchanged inputs: no new commit, exit 0, says so.
     let again = arbor(&[
@@ -322,6 +391,28 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     );
     assert_eq!(std::fs::read_to_string(tmp.path().join("id")).unwrap(), c2);
     assert_eq!(v2["ostree-version"], "12.2");
+    // --write-commitid-to writes the id instead of moving the ref (as rpm-ostree).
+    let head = util::ostree(&[&r, "rev-parse", "corpus/bookworm/x86_64/minimal"]);
+    assert_eq!(head.ok().trim(), c1);
+    // pkgdiff: the kernel image package replaced (removed + added), the rest upgraded.
+    let diff = v2["pkgdiff"].as_array().unwrap();
+    let row = |name: &str| {
+        diff.iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("{name}: {diff:?}"))
+    };
+    assert_eq!(row("linux-image-6.1.0-56-cloud-amd64")[1], 0);
+    assert_eq!(row("linux-image-6.1.0-50-cloud-amd64")[1], 1);
+    let up = row("linux-image-cloud-amd64");
+    assert_eq!(up[1], 2);
+    assert_eq!(up[2]["PreviousPackage"][1], "6.1.176-1");
+    assert_eq!(
+        up[2]["NewPackage"],
+        serde_json::json!(["linux-image-cloud-amd64", "6.1.192-2", "x86_64"])
+    );
+    assert!(diff
+        .windows(2)
+        .all(|w| (w[0][1].as_u64(), w[0][0].as_str()) <= (w[1][1].as_u64(), w[1][0].as_str())));
     let hits = v2["arbor-import-cache-hits"].as_u64().unwrap();
     let imported = v2["arbor-packages-imported"].as_u64().unwrap();
     assert_eq!(hits + imported, 182);
@@ -341,9 +432,7 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     let co2 = tmp.path().join("co2");
     arbor(&["checkout", "--repo", &repo, &c2, p(&co2)]).ok();
     assert_rpmdb_lists(&co2, &c.join("v2.yaml"));
-    let log = arbor(&["log", "--repo", &repo, "corpus/bookworm/x86_64/minimal"])
-        .ok()
-        .to_string();
+    let log = arbor(&["log", "--repo", &repo, &c2]).ok().to_string();
     assert!(log.contains(&format!("Parent:  {c1}")), "{log}");
 
     // The real ostree deploys v1 in a fake sysroot, then upgrades to v2.
@@ -407,6 +496,153 @@ fn compose_tiny_pulls_over_http() {
     assert_eq!(v[0][1], "2", "epoch as a string");
 }
 
+/// The treefile keys that shape the tree, on the tiny corpus: includes with variables
+/// and a conditional include in a subdirectory, add-files relative to the file that
+/// lists them, remove-files, remove-from-packages, documentation: false,
+/// packages-$basearch, repo-packages, tmp-is-dir: false, machineid-compat: true, a
+/// dated automatic-version-prefix, `$releasever` in a .repo baseurl, and a treefile
+/// named without a directory.
+#[test]
+fn compose_treefile_keys_shape_the_tree() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let dir = tmp.path();
+    std::os::unix::fs::symlink(c.join("tiny"), dir.join("tiny-12")).unwrap();
+    fs::write(
+        dir.join("corpus-tiny.repo"),
+        format!(
+            "[corpus-tiny]\nbaseurl=file://{}/tiny-$releasever\nenabled=1\ngpgcheck=0\n",
+            p(dir)
+        ),
+    )
+    .unwrap();
+    let tiny = fs::read_to_string(c.join("tiny.yaml")).unwrap();
+    let top = tiny
+        .replace("documentation: true", "documentation: false")
+        .replace("machineid-compat: false", "machineid-compat: true")
+        .replace("tmp-is-dir: true", "tmp-is-dir: false")
+        .replace(
+            "automatic-version-prefix: \"1\"",
+            "automatic-version-prefix: \"1.<date:%Y%m%d>\"",
+        )
+        + "variables: {flavor: full}\ninclude: sub/common.yaml\n\
+           remove-files: [usr/share/tiny/empty]\n\
+           remove-from-packages: [[tiny, '/usr/share/tiny/hard-.*']]\n\
+           repo-packages: [{repo: corpus-tiny, packages: [tiny-app]}]\n";
+    fs::write(dir.join("tiny.yaml"), top).unwrap();
+    fs::create_dir(dir.join("sub")).unwrap();
+    fs::write(
+        dir.join("sub/common.yaml"),
+        "conditional-include:\n  - if: flavor == full\n    include: full.yaml\n  - if: flavor == slim\n    include: missing.yaml\nadd-files: [[motd, /etc/motd]]\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("sub/full.yaml"),
+        "packages-x86_64: [tiny-extras]\npackages-aarch64: [nope]\n",
+    )
+    .unwrap();
+    fs::write(dir.join("sub/motd"), "hello from sub\n").unwrap();
+    let repo = dir.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let compose_here = |extra: &[&str]| {
+        let mut args = vec![
+            "compose",
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            "cache",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.push("tiny.yaml");
+        let out = std::process::Command::new(util::arbor_bin())
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v
+    };
+    let v = compose_here(&["--timestamp", "2024-01-01T10:00:00Z"]);
+    assert_eq!(v["ostree-version"], "1.20240101.0");
+    let c1 = v["ostree-commit"].as_str().unwrap().to_string();
+    let co = dir.join("co");
+    arbor(&["checkout", "--repo", p(&repo), &c1, p(&co)]).ok();
+    assert_eq!(
+        fs::read_to_string(co.join("usr/etc/motd")).unwrap(),
+        "hello from sub\n"
+    );
+    assert!(co.join("usr/share/tiny/hello wörld ☃ (copy).txt").is_file());
+    for gone in [
+        "usr/share/tiny/empty",
+        "usr/share/tiny/hard-a",
+        "usr/share/tiny/hard-b",
+        "usr/share/doc/tiny-extras/README",
+    ] {
+        assert!(
+            co.join(gone).symlink_metadata().is_err(),
+            "{gone} should be gone"
+        );
+    }
+    assert_eq!(
+        fs::read_link(co.join("tmp")).unwrap(),
+        Path::new("sysroot/tmp")
+    );
+    assert_eq!(fs::read(co.join("usr/etc/machine-id")).unwrap(), b"");
+    let pkgs = arbor(&["db", "list", "--repo", p(&repo), &c1])
+        .ok()
+        .to_string();
+    assert!(
+        pkgs.contains("tiny-extras-") && pkgs.contains("tiny-app-"),
+        "{pkgs}"
+    );
+    // Forced again the same day: the date's counter goes up; nothing changed.
+    let v2 = compose_here(&["--timestamp", "2024-01-01T11:00:00Z", "--force-nocache"]);
+    assert_eq!(v2["ostree-version"], "1.20240101.1");
+    assert_eq!(v2["pkgdiff"], serde_json::json!([]));
+    assert_ne!(v2["ostree-commit"], v["ostree-commit"]);
+    // (The trees differ: rpm records install times in the rpmdb.)
+    assert_eq!(v2["ostree-content-checksum"].as_str().unwrap().len(), 64);
+    // The flattened treefile shows every variable, the reserved ones included.
+    let flat = arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--print-only",
+        p(&dir.join("tiny.yaml")),
+    ])
+    .ok()
+    .to_string();
+    let flat: serde_json::Value = serde_json::from_str(&flat).unwrap();
+    assert_eq!(flat["variables"]["flavor"], "full");
+    assert_eq!(flat["variables"]["basearch"], "x86_64");
+
+    // Refused with the culprit named: a package remove-from-packages names that is not
+    // installed, an add-files destination under /usr/local.
+    let edit = |from: &str, to: &str| {
+        let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
+        fs::write(dir.join("bad.yaml"), t.replace(from, to)).unwrap();
+        arbor(&[
+            "compose",
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            p(&dir.join("cache")),
+            p(&dir.join("bad.yaml")),
+        ])
+    };
+    edit("[[tiny, ", "[[not-installed, ")
+        .fails_with("remove-from-packages: package \"not-installed\"");
+    fs::write(
+        dir.join("sub/common.yaml"),
+        "add-files: [[motd, /usr/local/motd]]\n",
+    )
+    .unwrap();
+    edit("", "").fails_with("unsupported destination \"/usr/local/motd\"");
+}
+
 #[test]
 fn compose_print_only_and_dry_run() {
     let c = corpus_dir();
@@ -423,6 +659,13 @@ fn compose_print_only_and_dry_run() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ref"], "corpus/bookworm/x86_64/minimal");
     assert_eq!(v["recommends"], false);
+    // No repository needed to print; `metadata` is carried through.
+    let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
+        s + "metadata: {build-system: ci}\n"
+    });
+    let out = arbor(&["compose", "--print-only", p(&t)]).ok().to_string();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["metadata"]["build-system"], "ci");
     let repo = tmp.path().join("repo");
     arbor(&["init", "--repo", p(&repo)]).ok();
     let dry = arbor(&[

@@ -3,7 +3,6 @@
 
 mod cmd;
 mod progress;
-mod time;
 
 use std::process::ExitCode;
 

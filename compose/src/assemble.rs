@@ -509,7 +509,7 @@ fn split_passwd(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<
             .lines()
             .map(|l| {
                 let key = l.split(':').next().unwrap_or("").trim();
-                if matches!(key, "passwd" | "group" | "shadow") && !l.contains("altfiles") {
+                if matches!(key, "passwd" | "group") && !l.contains("altfiles") {
                     l.replacen("files", "files altfiles", 1) + "\n"
                 } else {
                     format!("{l}\n")

@@ -50,6 +50,9 @@ pub struct ComposeOpts {
     pub lockfile: Option<Lockfile>,
     /// Commit timestamp (default: now).
     pub timestamp: Option<u64>,
+    /// Leave the ref alone (rpm-ostree's `--write-commitid-to`: the caller takes the
+    /// commit id instead).
+    pub no_ref: bool,
 }
 
 /// What a compose did.
@@ -76,6 +79,10 @@ pub struct ComposeOutcome {
     pub content_bytes_written: u64,
     pub metadata_total: u64,
     pub metadata_written: u64,
+    /// The root tree's content checksum (ostree's `ostree_commit_get_content_checksum`).
+    pub content_checksum: Option<String>,
+    /// Packages changed since the parent commit, when there is one with a package list.
+    pub pkgdiff: Option<crate::rpmdb::PkgDiff>,
     /// Seconds per phase.
     pub timings: BTreeMap<String, f64>,
 }
@@ -84,8 +91,12 @@ pub struct ComposeOutcome {
 /// NEVRA and repodata checksum, add-files contents, and the importer version.
 pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, ComposeError> {
     let mut h = Hasher::new();
+    let mut hashed = plan.flattened.clone();
+    if let Some(obj) = hashed.as_object_mut() {
+        obj.remove("metadata");
+    }
     h.update(
-        serde_json::to_string(&plan.flattened)
+        serde_json::to_string(&hashed)
             .map_err(|e| ComposeError::Other(e.to_string()))?
             .as_bytes(),
     );
@@ -108,22 +119,50 @@ pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, Compos
 }
 
 /// rpm-ostree's automatic versioning: `prefix`, then `prefix.1`, `prefix.2`, … while
-/// the previous version carries the same prefix.
-pub fn next_version(prefix: &str, previous: Option<&str>) -> String {
-    let Some(prev) = previous else {
-        return prefix.to_string();
+/// the previous version carries the same prefix. A prefix with `<date:FORMAT>` tags
+/// (strftime, UTC, at the commit's timestamp) always ends in a counter that starts at 0
+/// and restarts when the substituted prefix changes: `39.<date:%Y%m%d>` gives
+/// `39.20261126.0`, `39.20261126.1`, then `39.20261127.0`.
+pub fn next_version(
+    prefix: &str,
+    previous: Option<&str>,
+    timestamp: u64,
+) -> Result<String, ComposeError> {
+    let counter = |p: &str| {
+        previous
+            .and_then(|prev| prev.strip_prefix(p))
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|n| n.parse::<u64>().ok())
     };
-    if prev == prefix {
-        return format!("{prefix}.1");
+    if !prefix.contains("<date:") {
+        return Ok(match (previous, counter(prefix)) {
+            (Some(prev), _) if prev == prefix => format!("{prefix}.1"),
+            (_, Some(n)) => format!("{prefix}.{}", n + 1),
+            _ => prefix.to_string(),
+        });
     }
-    match prev
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix('.'))
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        Some(n) => format!("{prefix}.{}", n + 1),
-        None => prefix.to_string(),
+    let mut dated = String::new();
+    let mut rest = prefix;
+    while let Some(i) = rest.find("<date:") {
+        dated.push_str(&rest[..i]);
+        let after = &rest[i + "<date:".len()..];
+        let end = after.find('>').ok_or_else(|| {
+            ComposeError::Other(format!(
+                "automatic-version-prefix {prefix:?}: unterminated <date:"
+            ))
+        })?;
+        dated.push_str(
+            &crate::time::strftime(&after[..end], timestamp).map_err(|e| {
+                ComposeError::Other(format!("automatic-version-prefix {prefix:?}: {e}"))
+            })?,
+        );
+        rest = &after[end + 1..];
     }
+    dated.push_str(rest);
+    Ok(match counter(&dated) {
+        Some(n) => format!("{dated}.{}", n + 1),
+        None => format!("{dated}.0"),
+    })
 }
 
 /// JSON (`add-commit-metadata`) to GVariant.
@@ -218,6 +257,13 @@ pub fn compose(
     progress.finish();
     let resolution = resolution?;
     lap(&mut timings, "resolve", &mut t0);
+    for (pkg, _) in &plan.remove_from_packages {
+        if !resolution.packages.iter().any(|p| p.name == *pkg) {
+            return Err(ComposeError::Other(format!(
+                "remove-from-packages: package {pkg:?} is not in the resolved package set"
+            )));
+        }
+    }
     let inputhash = input_hash(plan, &resolution)?;
     let parent = repo.read_ref(&plan.ref_)?;
     let parent_commit = parent.map(|p| repo.read_commit(&p)).transpose()?;
@@ -251,6 +297,8 @@ pub fn compose(
         content_bytes_written: 0,
         metadata_total: 0,
         metadata_written: 0,
+        content_checksum: None,
+        pkgdiff: None,
         timings: BTreeMap::new(),
     };
     if (unchanged && !opts.force_nocache) || opts.dry_run {
@@ -345,7 +393,14 @@ pub fn compose(
     let version = plan
         .automatic_version_prefix
         .as_deref()
-        .map(|prefix| next_version(prefix, parent_commit.as_ref().and_then(|c| c.version())));
+        .map(|prefix| {
+            next_version(
+                prefix,
+                parent_commit.as_ref().and_then(|c| c.version()),
+                timestamp,
+            )
+        })
+        .transpose()?;
     if let Some(v) = &version {
         md.set("version", Value::str(v.clone()));
     }
@@ -408,7 +463,28 @@ pub fn compose(
         root_meta,
     };
     let checksum = repo.write_commit(&commit)?;
-    repo.write_ref(&plan.ref_, &checksum)?;
+    if !opts.no_ref {
+        repo.write_ref(&plan.ref_, &checksum)?;
+    }
+    outcome.content_checksum = Some(content_checksum(&root_tree, &root_meta));
+    if let Some(old) = parent_commit
+        .as_ref()
+        .and_then(|c| crate::rpmdb::pkglist(c).ok())
+    {
+        let new: Vec<crate::rpmdb::Package> = outcome
+            .resolution
+            .packages
+            .iter()
+            .map(|p| crate::rpmdb::Package {
+                name: p.name.clone(),
+                epoch: p.epoch,
+                version: p.version.clone(),
+                release: p.release.clone(),
+                arch: p.arch.clone(),
+            })
+            .collect();
+        outcome.pkgdiff = Some(crate::rpmdb::diff(&old, &new));
+    }
     lap(&mut timings, "commit", &mut t0);
     let g = CommitStats::get;
     outcome.content_total = assembled.tree.files_recursive().len() as u64;
@@ -431,8 +507,11 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
     serde_json::json!({
         "ref": plan.ref_,
         "ostree-commit": o.commit.map(|c| c.to_hex()),
+        "ostree-content-checksum": o.content_checksum,
         "ostree-version": o.version,
-        "ostree-timestamp": o.timestamp,
+        // A string, as rpm-ostree writes it (JSON has no 64-bit integers).
+        "ostree-timestamp": crate::time::rfc3339(o.timestamp),
+        "pkgdiff": o.pkgdiff.as_ref().map(pkgdiff_json),
         "rpm-ostree-inputhash": o.inputhash,
         "ostree-n-metadata-total": o.metadata_total,
         "ostree-n-metadata-written": o.metadata_written,
@@ -451,15 +530,73 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
     })
 }
 
+/// ostree's content checksum of a commit: SHA-256 of the root dirtree's and the root
+/// dirmeta's checksums (raw bytes), which names the tree whatever the commit metadata.
+pub fn content_checksum(root_tree: &Checksum, root_meta: &Checksum) -> String {
+    let mut h = Hasher::new();
+    h.update(&root_tree.0);
+    h.update(&root_meta.0);
+    h.finish().to_hex()
+}
+
+/// rpm-ostree's `pkgdiff` (`a(sua{sv})` as JSON): `[name, type, {PreviousPackage,
+/// NewPackage: [name, evr, arch]}]`, type 0 added, 1 removed, 2 upgraded, 3 downgraded,
+/// sorted by type, then name.
+pub fn pkgdiff_json(d: &crate::rpmdb::PkgDiff) -> Json {
+    use crate::rpmdb::Package;
+    use serde_json::json;
+    let pkg = |p: &Package| json!([p.name, p.evr(), p.arch]);
+    let mut rows: Vec<(u32, &str, Json)> = Vec::new();
+    for p in &d.added {
+        rows.push((0, &p.name, json!({"NewPackage": pkg(p)})));
+    }
+    for p in &d.removed {
+        rows.push((1, &p.name, json!({"PreviousPackage": pkg(p)})));
+    }
+    for (kind, pairs) in [(2, &d.upgraded), (3, &d.downgraded)] {
+        for (o, n) in pairs {
+            rows.push((
+                kind,
+                &o.name,
+                json!({"PreviousPackage": pkg(o), "NewPackage": pkg(n)}),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    Json::Array(
+        rows.into_iter()
+            .map(|(kind, name, v)| json!([name, kind, v]))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn versions() {
-        assert_eq!(next_version("22", None), "22");
-        assert_eq!(next_version("22", Some("22")), "22.1");
-        assert_eq!(next_version("22", Some("22.1")), "22.2");
-        assert_eq!(next_version("23", Some("22.7")), "23");
+        let v = |p: &str, prev: Option<&str>| next_version(p, prev, 1_795_000_000).unwrap();
+        assert_eq!(v("22", None), "22");
+        assert_eq!(v("22", Some("22")), "22.1");
+        assert_eq!(v("22", Some("22.1")), "22.2");
+        assert_eq!(v("23", Some("22.7")), "23");
+        // 1_795_000_000 is 2026-11-18 (UTC).
+        assert_eq!(v("39.<date:%Y%m%d>", None), "39.20261118.0");
+        assert_eq!(
+            v("39.<date:%Y%m%d>", Some("39.20261118.0")),
+            "39.20261118.1"
+        );
+        assert_eq!(
+            v("39.<date:%Y%m%d>", Some("39.20261118.7")),
+            "39.20261118.8"
+        );
+        assert_eq!(
+            v("39.<date:%Y%m%d>", Some("39.20261117.4")),
+            "39.20261118.0"
+        );
+        assert_eq!(v("<date:%Y>.<date:%j>", None), "2026.322.0");
+        assert!(next_version("x<date:%Y", None, 0).is_err());
+        assert!(next_version("<date:%Q>", None, 0).is_err());
     }
 }

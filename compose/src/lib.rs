@@ -13,5 +13,6 @@ pub mod resolve;
 pub mod rpmdb;
 pub mod rpmmd;
 pub mod solve;
+pub mod time;
 pub mod treefile;
 pub mod union;

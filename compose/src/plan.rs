@@ -26,6 +26,12 @@ pub struct RepoConfig {
     /// `file://`, `http://` or `https://` URLs, tried in order.
     pub baseurls: Vec<String>,
     pub enabled: bool,
+    /// dnf's `priority` (lower wins; default 99).
+    pub priority: i32,
+    /// `exclude`/`excludepkgs`: name globs the solver must not see from this repo.
+    pub exclude: Vec<String>,
+    /// `includepkgs`: when set, only names matching these globs are seen from it.
+    pub include_only: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +94,7 @@ impl ComposePlan {
         tf: Treefile,
         basearch: &str,
     ) -> Result<ComposePlan, TreefileError> {
-        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let dir = treefile::parent_dir(path).to_path_buf();
         let mut flattened = serde_json::to_value(&tf).map_err(|e| invalid(path, e.to_string()))?;
         if let Some(obj) = flattened.as_object_mut() {
             for (arch, pkgs) in &tf.arch_packages {
@@ -200,11 +206,17 @@ impl ComposePlan {
         }
         let mut repo_packages: Vec<(String, Vec<String>)> = Vec::new();
         for rp in tf.repo_packages.iter().flatten() {
+            let pkgs: Vec<String> = rp
+                .packages
+                .iter()
+                .flat_map(|p| p.split_whitespace())
+                .map(str::to_string)
+                .collect();
             // A later entry overrides an earlier one for the same package.
-            for (_, pkgs) in repo_packages.iter_mut() {
-                pkgs.retain(|p| !rp.packages.contains(p));
+            for (_, earlier) in repo_packages.iter_mut() {
+                earlier.retain(|p| !pkgs.contains(p));
             }
-            repo_packages.push((rp.repo.clone(), rp.packages.clone()));
+            repo_packages.push((rp.repo.clone(), pkgs));
         }
         repo_packages.retain(|(_, p)| !p.is_empty());
 
@@ -217,17 +229,11 @@ impl ComposePlan {
             add_commit_metadata.insert(k, v);
         }
         let mut add_files = Vec::new();
-        for (src, dest) in tf.add_files.iter().flatten() {
-            let ok = ["/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/"]
-                .iter()
-                .any(|p| dest.starts_with(p));
-            if !ok || dest.contains("/../") {
-                return Err(invalid(
-                    path,
-                    format!("add-files: destination {dest:?} must be under /usr or /etc"),
-                ));
-            }
-            add_files.push((dir.join(src), dest.clone()));
+        for ((src, dest), from) in tf.add_files.iter().flatten().zip(&tf.add_files_dirs) {
+            add_files.push((
+                from.join(src),
+                add_files_dest(dest).map_err(|e| invalid(path, e))?,
+            ));
         }
         let remove_files = tf.remove_files.clone().unwrap_or_default();
         for f in &remove_files {
@@ -249,7 +255,32 @@ impl ComposePlan {
             }
             remove_from_packages.push((pkg.clone(), regexes.to_vec()));
         }
-        let repos = load_repos(&dir, tf.repos.as_deref())?;
+        let repos = load_repos(&dir, tf.repos.as_deref(), releasever.as_deref(), basearch)?;
+        if let Some((repo, _)) = repo_packages
+            .iter()
+            .find(|(r, _)| !repos.iter().any(|c| c.id == *r))
+        {
+            return Err(invalid(
+                path,
+                format!(
+                    "repo-packages: repo {repo:?} is not among the enabled repos ({})",
+                    repos
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let machineid_compat = tf.machineid_compat.unwrap_or(true);
+        if !machineid_compat && tf.units.as_ref().is_some_and(|u| !u.is_empty()) {
+            tracing::warn!(
+                "{}: `units` with `machineid-compat: false`: rpm-ostree refuses this pair, \
+                 since systemd's first boot (no machine-id) runs `preset-all`, which may \
+                 disable these units again; arbor links them anyway",
+                path.display()
+            );
+        }
         Ok(ComposePlan {
             treefile: path.to_path_buf(),
             dir,
@@ -271,7 +302,7 @@ impl ComposePlan {
             default_target: tf.default_target.clone(),
             boot_location,
             tmp_is_dir: tf.tmp_is_dir.unwrap_or(container || edition_2024),
-            machineid_compat: tf.machineid_compat.unwrap_or(true),
+            machineid_compat,
             etc_group_members: tf.etc_group_members.clone().unwrap_or_default(),
             container,
             flattened,
@@ -279,9 +310,35 @@ impl ComposePlan {
     }
 }
 
+/// An `add-files` destination as rpm-ostree accepts it: under `/usr` (not `/usr/local`),
+/// `/etc`, or the `/bin`, `/sbin`, `/lib`, `/lib64` compat paths; no `.` or `..`.
+fn add_files_dest(dest: &str) -> Result<String, String> {
+    let rel = dest.trim_start_matches('/');
+    let ok = ["usr/", "etc/", "bin/", "sbin/", "lib/", "lib64/"]
+        .iter()
+        .any(|p| rel.starts_with(p))
+        && !rel.starts_with("usr/local/")
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(format!("/{rel}"))
+    } else {
+        Err(format!(
+            "add-files: unsupported destination {dest:?} (a file under /usr but not \
+             /usr/local, /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
+        ))
+    }
+}
+
 /// Repositories from the `*.repo` files in `dir`: the named ones (all must exist), or
 /// every enabled one when `names` is `None`.
-fn load_repos(dir: &Path, names: Option<&[String]>) -> Result<Vec<RepoConfig>, TreefileError> {
+fn load_repos(
+    dir: &Path,
+    names: Option<&[String]>,
+    releasever: Option<&str>,
+    basearch: &str,
+) -> Result<Vec<RepoConfig>, TreefileError> {
     let mut all: Vec<RepoConfig> = Vec::new();
     let entries = fs::read_dir(dir).map_err(|source| TreefileError::Io {
         path: dir.into(),
@@ -297,7 +354,7 @@ fn load_repos(dir: &Path, names: Option<&[String]>) -> Result<Vec<RepoConfig>, T
             path: f.clone(),
             source,
         })?;
-        all.extend(parse_repo_file(&f, &text)?);
+        all.extend(parse_repo_file(&f, &text, releasever, basearch)?);
     }
     match names {
         None => Ok(all.into_iter().filter(|r| r.enabled).collect()),
@@ -318,8 +375,40 @@ fn load_repos(dir: &Path, names: Option<&[String]>) -> Result<Vec<RepoConfig>, T
     }
 }
 
-/// Parse a yum `.repo` file (INI). Only `baseurl` repositories are supported.
-pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, TreefileError> {
+/// dnf's variables in `.repo` values: `$releasever`, `$basearch` (also as `${…}`);
+/// `$releasever` without a `releasever` in the treefile is an error.
+fn repo_vars(
+    path: &Path,
+    value: &str,
+    releasever: Option<&str>,
+    basearch: &str,
+) -> Result<String, TreefileError> {
+    let mut out = value.to_string();
+    for (name, v) in [("basearch", Some(basearch)), ("releasever", releasever)] {
+        for pat in [format!("${{{name}}}"), format!("${name}")] {
+            if out.contains(&pat) {
+                let v = v.ok_or_else(|| {
+                    invalid(
+                        path,
+                        format!("{value:?} uses ${name}, but the treefile sets no {name}"),
+                    )
+                })?;
+                out = out.replace(&pat, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a yum `.repo` file (INI). Only `baseurl` repositories are supported; `$releasever`
+/// and `$basearch` are substituted in URLs; `priority`, `exclude`/`excludepkgs` and
+/// `includepkgs` are honoured as dnf does.
+pub fn parse_repo_file(
+    path: &Path,
+    text: &str,
+    releasever: Option<&str>,
+    basearch: &str,
+) -> Result<Vec<RepoConfig>, TreefileError> {
     let mut out: Vec<RepoConfig> = Vec::new();
     let mut last_key = String::new();
     for raw in text.lines() {
@@ -340,6 +429,9 @@ pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, Treef
                 name: id.trim().into(),
                 baseurls: vec![],
                 enabled: true,
+                priority: 99,
+                exclude: vec![],
+                include_only: vec![],
             });
             continue;
         }
@@ -348,11 +440,10 @@ pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, Treef
         };
         // Continuation lines (leading whitespace) add more base URLs.
         if raw.starts_with([' ', '\t']) && last_key == "baseurl" {
-            repo.baseurls.extend(
-                line.split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            );
+            for u in line.split([',', ' ']).filter(|s| !s.is_empty()) {
+                repo.baseurls
+                    .push(repo_vars(path, u, releasever, basearch)?);
+            }
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
@@ -362,12 +453,29 @@ pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, Treef
         last_key = k.to_string();
         match k {
             "name" => repo.name = v.into(),
-            "baseurl" => repo.baseurls.extend(
-                v.split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
+            "baseurl" => {
+                for u in v.split([',', ' ']).filter(|s| !s.is_empty()) {
+                    repo.baseurls
+                        .push(repo_vars(path, u, releasever, basearch)?);
+                }
+            }
+            "enabled" => repo.enabled = is_true(v),
+            "priority" => {
+                repo.priority = v.parse().map_err(|_| {
+                    invalid(
+                        path,
+                        format!("repo {}: priority {v:?} is not a number", repo.id),
+                    )
+                })?
+            }
+            "exclude" | "excludepkgs" => repo.exclude.extend(globs(v)),
+            "includepkgs" => repo.include_only.extend(globs(v)),
+            "gpgcheck" | "repo_gpgcheck" if is_true(v) => tracing::warn!(
+                "{}: repo {}: {k}={v}: arbor does not check signatures; packages are \
+                 checked against the repository metadata's checksums only",
+                path.display(),
+                repo.id
             ),
-            "enabled" => repo.enabled = matches!(v, "1" | "true" | "yes" | "True"),
             "metalink" | "mirrorlist" => {
                 return Err(TreefileError::NotImplemented {
                     path: path.into(),
@@ -386,20 +494,44 @@ pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, Treef
     Ok(out)
 }
 
+fn is_true(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// dnf's package lists in `.repo` files: separated by commas or spaces.
+fn globs(v: &str) -> impl Iterator<Item = String> + '_ {
+    v.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn repo_files() {
+        let x = Path::new("x.repo");
         let r = parse_repo_file(
-            Path::new("x.repo"),
-            "[a]\nname=A\nbaseurl=file:///srv/a\n  http://m/a\nenabled=1\ngpgcheck=0\n[b]\nbaseurl=http://b\nenabled=0\n",
+            x,
+            "[a]\nname=A\nbaseurl=file:///srv/$releasever/a\n  http://m/${basearch}/a\nenabled=1\ngpgcheck=0\npriority=10\nexclude=foo*, bar\n[b]\nbaseurl=http://b\nenabled=0\nincludepkgs=baz\n",
+            Some("12"),
+            "x86_64",
         )
         .unwrap();
-        assert_eq!(r[0].baseurls, ["file:///srv/a", "http://m/a"]);
+        assert_eq!(r[0].baseurls, ["file:///srv/12/a", "http://m/x86_64/a"]);
+        assert_eq!((r[0].priority, r[1].priority), (10, 99));
+        assert_eq!(r[0].exclude, ["foo*", "bar"]);
+        assert_eq!(r[1].include_only, ["baz"]);
         assert!(!r[1].enabled);
-        assert!(parse_repo_file(Path::new("x.repo"), "[a]\nmetalink=http://x\n").is_err());
+        assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n", None, "x86_64").is_err());
+        let e = parse_repo_file(x, "[a]\nbaseurl=http://m/$releasever/\n", None, "x86_64")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("releasever") && e.contains("x.repo"), "{e}");
+        assert!(
+            parse_repo_file(x, "[a]\nbaseurl=http://b\npriority=high\n", None, "x86_64").is_err()
+        );
     }
 
     #[test]

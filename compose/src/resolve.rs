@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 use crate::plan::ComposePlan;
 use crate::rpmmd::{self, FetchError, Http, LoadedRepo};
-use crate::solve::{self, SolveError, SolveRequest, SolvedPackage};
+use crate::solve::{self, Lock, SolveError, SolveRequest, SolvedPackage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -99,19 +99,34 @@ pub fn resolve(
         }
     }
     if let Some(lock) = lock {
-        for (name, (evra, _)) in lock {
+        for (name, (evra, digest)) in lock {
+            let bad = |why: String| ResolveError::Lockfile {
+                path: name.clone(),
+                why,
+            };
             let (evr, arch) = evra
                 .rsplit_once('.')
-                .ok_or_else(|| ResolveError::Lockfile {
-                    path: name.clone(),
-                    why: format!("bad evra {evra:?}"),
-                })?;
+                .ok_or_else(|| bad(format!("bad evra {evra:?}")))?;
             let evr = if evr.contains(':') {
                 evr.to_string()
             } else {
                 format!("0:{evr}")
             };
-            req.locked.push((name.clone(), evr, arch.to_string()));
+            let digest = match digest {
+                None => None,
+                Some(d) => match d.split_once(':') {
+                    Some((kind, hex)) if !hex.is_empty() => {
+                        Some((kind.to_string(), hex.to_string()))
+                    }
+                    _ => return Err(bad(format!("bad digest {d:?} (want TYPE:HEX)"))),
+                },
+            };
+            req.locked.push(Lock {
+                name: name.clone(),
+                evr,
+                arch: arch.to_string(),
+                digest,
+            });
         }
     }
     let load = |filelists: bool| -> Result<Vec<LoadedRepo>, FetchError> {
@@ -125,15 +140,7 @@ pub fn resolve(
     match solve::resolve(&metadata, &req) {
         Ok(packages) => Ok(Resolution { repos, packages }),
         // File dependencies beyond primary's short file list need filelists: retry.
-        Err(e @ (SolveError::Problems(_) | SolveError::NotFound(_))) => {
-            let needs_files = match &e {
-                SolveError::Problems(p) => p.iter().any(|m| m.contains(" /")),
-                SolveError::NotFound(n) => n.starts_with('/'),
-                _ => false,
-            };
-            if !needs_files {
-                return Err(e.into());
-            }
+        Err(e) if e.needs_filelists() => {
             let repos = load(true)?;
             let metadata: Vec<_> = repos.iter().map(|r| r.metadata.clone()).collect();
             let packages = solve::resolve(&metadata, &req)?;

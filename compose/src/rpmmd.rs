@@ -308,6 +308,9 @@ fn load_from(
             id: repo.id.clone(),
             primary_xml: primary,
             filelists_xml: filelists,
+            priority: repo.priority,
+            exclude: repo.exclude.clone(),
+            include_only: repo.include_only.clone(),
         },
     })
 }

@@ -29,8 +29,25 @@ pub enum SolveError {
         what: &'static str,
         why: String,
     },
+    #[error("{cause}\nthe lockfile pins builds that no enabled repository has:\n{}", .pins.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    LockUnavailable {
+        pins: Vec<String>,
+        cause: Box<SolveError>,
+    },
     #[error("libsolv: {0}")]
     Internal(String),
+}
+
+impl SolveError {
+    /// The error names a file path dnf would look up in filelists.
+    pub fn needs_filelists(&self) -> bool {
+        match self {
+            SolveError::Problems(p) => p.iter().any(|m| m.contains(" /")),
+            SolveError::NotFound(n) => n.starts_with('/'),
+            SolveError::LockUnavailable { cause, .. } => cause.needs_filelists(),
+            _ => false,
+        }
+    }
 }
 
 /// One repository's decompressed rpm-md metadata.
@@ -40,6 +57,12 @@ pub struct RepoMetadata {
     pub primary_xml: Vec<u8>,
     /// Needed when a dependency names a file outside primary's short file list.
     pub filelists_xml: Option<Vec<u8>>,
+    /// dnf's repo `priority`: lower wins (default 99).
+    pub priority: i32,
+    /// Name globs hidden from this repo (`exclude`), and, when not empty, the only
+    /// names it shows (`includepkgs`).
+    pub exclude: Vec<String>,
+    pub include_only: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,11 +75,51 @@ pub struct SolveRequest {
     pub recommends: bool,
     /// Base architecture (`x86_64`); noarch is always allowed.
     pub arch: String,
-    /// Lockfile pins: name → (`epoch:version-release`, arch); other builds of a pinned
-    /// name are invisible.
-    pub locked: Vec<(String, String, String)>,
+    /// Lockfile pins; other builds of a pinned name are invisible.
+    pub locked: Vec<Lock>,
     /// `repo-packages`: (repo id, name); that name is only taken from that repo.
     pub pinned: Vec<(String, String)>,
+}
+
+/// A lockfile pin: this name only in this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub name: String,
+    /// `epoch:version-release`
+    pub evr: String,
+    pub arch: String,
+    /// (checksum type, hex) the package's repodata checksum must equal, when the
+    /// repodata uses the same checksum type.
+    pub digest: Option<(String, String)>,
+}
+
+impl Lock {
+    fn admits(&self, p: &SolvedPackage) -> bool {
+        p.evr() == self.evr
+            && p.arch == self.arch
+            && match (&self.digest, &p.checksum) {
+                (Some((k, want)), Some((pk, have))) if k == pk => want.eq_ignore_ascii_case(have),
+                _ => true,
+            }
+    }
+
+    fn describe(&self) -> String {
+        let d = self
+            .digest
+            .as_ref()
+            .map(|(k, v)| format!(" ({k}:{v})"))
+            .unwrap_or_default();
+        format!("{}-{}.{}{d}", self.name, self.evr, self.arch)
+    }
+}
+
+/// `fnmatch(3)` without flags, as dnf matches package globs.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match (CString::new(pattern), CString::new(name)) {
+        // SAFETY: two valid C strings.
+        (Ok(p), Ok(n)) => unsafe { libc::fnmatch(p.as_ptr(), n.as_ptr(), 0) == 0 },
+        _ => false,
+    }
 }
 
 /// A package chosen by the solver.
@@ -367,6 +430,8 @@ pub fn resolve(
         let id = c(&r.id)?;
         // SAFETY: valid pool; the repo is owned by the pool.
         let repo = unsafe { sys::repo_create(pool.pool, id.as_ptr()) };
+        // SAFETY: valid repo; libsolv prefers higher priorities, dnf lower ones.
+        unsafe { (*repo).priority = -r.priority };
         pool.add_xml(repo, &r.id, "primary", &r.primary_xml, 0)?;
         if let Some(fl) = &r.filelists_xml {
             pool.add_xml(repo, &r.id, "filelists", fl, sys::REPO_EXTEND_SOLVABLES)?;
@@ -381,7 +446,12 @@ pub fn resolve(
         sys::pool_createwhatprovides(pool.pool);
     }
     let mut pool = pool;
-    if !req.exclude.is_empty() || !req.locked.is_empty() || !req.pinned.is_empty() {
+    let repo_filtered = repos
+        .iter()
+        .any(|r| !r.exclude.is_empty() || !r.include_only.is_empty());
+    let mut unavailable_locks = Vec::new();
+    if !req.exclude.is_empty() || !req.locked.is_empty() || !req.pinned.is_empty() || repo_filtered
+    {
         let mut map = Box::new(sys::Map {
             map: ptr::null_mut(),
             size: 0,
@@ -395,12 +465,18 @@ pub fn resolve(
             for name in &req.exclude {
                 pool.by_name(name).into_iter().for_each(&mut hide);
             }
-            for (name, evr, arch) in &req.locked {
-                for id in pool.by_name(name) {
-                    let d = pool.describe(id, &repo_ids);
-                    if d.evr() != *evr || d.arch != *arch {
+            for lock in &req.locked {
+                let builds = pool.by_name(&lock.name);
+                let mut admitted = false;
+                for &id in &builds {
+                    if lock.admits(&pool.describe(id, &repo_ids)) {
+                        admitted = true;
+                    } else {
                         hide(id);
                     }
+                }
+                if !builds.is_empty() && !admitted {
+                    unavailable_locks.push(lock.describe());
                 }
             }
             for (repo, name) in &req.pinned {
@@ -410,10 +486,43 @@ pub fn resolve(
                     }
                 }
             }
+            if repo_filtered {
+                for id in 2..pool.nsolvables() {
+                    let s = pool.solvable(id);
+                    if (*s).repo.is_null() {
+                        continue;
+                    }
+                    let Some(r) = repo_ids
+                        .iter()
+                        .position(|(ptr, _)| *ptr == (*s).repo as usize)
+                        .map(|i| &repos[i])
+                    else {
+                        continue;
+                    };
+                    let name = pool.id2str((*s).name);
+                    if r.exclude.iter().any(|g| glob_match(g, &name))
+                        || (!r.include_only.is_empty()
+                            && !r.include_only.iter().any(|g| glob_match(g, &name)))
+                    {
+                        hide(id);
+                    }
+                }
+            }
             (*pool.pool).considered = &mut *map;
         }
         pool.considered = Some(map);
     }
+    let with_locks = |e: SolveError| match e {
+        e @ (SolveError::Problems(_) | SolveError::NotFound(_))
+            if !unavailable_locks.is_empty() =>
+        {
+            SolveError::LockUnavailable {
+                pins: unavailable_locks.clone(),
+                cause: Box::new(e),
+            }
+        }
+        e => e,
+    };
 
     let mut jobs = Queue::new();
     for spec in &req.install {
@@ -431,7 +540,7 @@ pub fn resolve(
         // SAFETY: valid pool and queue.
         unsafe { sys::selection_make(pool.pool, &mut sel.0, cspec.as_ptr(), flags as c_int) };
         if sel.as_slice().is_empty() {
-            return Err(SolveError::NotFound(spec.clone()));
+            return Err(with_locks(SolveError::NotFound(spec.clone())));
         }
         // dnf installs the obsoleter of a requested package name instead of it.
         let named = pool.by_name(spec);
@@ -485,7 +594,7 @@ pub fn resolve(
                 }
             }
         }
-        return Err(SolveError::Problems(problems));
+        return Err(with_locks(SolveError::Problems(problems)));
     }
     let mut decisions = Queue::new();
     // SAFETY: valid solver and queue.
@@ -539,6 +648,9 @@ mod tests {
     fn resolves_and_reports_problems() {
         let repo = RepoMetadata {
             id: "t".into(),
+            priority: 99,
+            exclude: vec![],
+            include_only: vec![],
             primary_xml: primary(&[
                 ("a", "1", &["b"]),
                 ("b", "2", &[]),
@@ -584,5 +696,97 @@ mod tests {
             resolve(&[repo], &excl),
             Err(SolveError::Problems(_))
         ));
+    }
+
+    fn meta(id: &str, priority: i32, pkgs: &[(&str, &str, &[&str])]) -> RepoMetadata {
+        RepoMetadata {
+            id: id.into(),
+            primary_xml: primary(pkgs),
+            filelists_xml: None,
+            priority,
+            exclude: vec![],
+            include_only: vec![],
+        }
+    }
+
+    fn chosen(repos: &[RepoMetadata], req: &SolveRequest) -> Vec<String> {
+        resolve(repos, req)
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}-{}@{}", p.name, p.version, p.repo))
+            .collect()
+    }
+
+    /// `.repo` priority, exclude and includepkgs act as in dnf.
+    #[test]
+    fn repo_priority_and_filters() {
+        let req = SolveRequest {
+            install: vec!["a".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        let old = meta("old", 99, &[("a", "1", &[]), ("b", "1", &[])]);
+        let new = meta("new", 99, &[("a", "2", &[])]);
+        assert_eq!(chosen(&[old.clone(), new.clone()], &req), ["a-2@new"]);
+        // A lower number wins over a newer version.
+        let preferred = RepoMetadata {
+            priority: 10,
+            ..old.clone()
+        };
+        assert_eq!(chosen(&[preferred, new.clone()], &req), ["a-1@old"]);
+        // Excluded by glob in the newer repo: the older one serves it.
+        let excluding = RepoMetadata {
+            exclude: vec!["a*".into()],
+            ..new.clone()
+        };
+        assert_eq!(chosen(&[old.clone(), excluding], &req), ["a-1@old"]);
+        // includepkgs: only the listed names come from that repo.
+        let only_b = RepoMetadata {
+            include_only: vec!["b".into()],
+            ..new
+        };
+        assert_eq!(chosen(&[old.clone(), only_b.clone()], &req), ["a-1@old"]);
+        let only_b_old = RepoMetadata {
+            include_only: vec!["b".into()],
+            ..old
+        };
+        let e = resolve(&[only_b_old, only_b], &req).unwrap_err();
+        assert!(
+            matches!(e, SolveError::NotFound(_) | SolveError::Problems(_)),
+            "{e}"
+        );
+    }
+
+    /// A lockfile pin hides other builds; a pin no repository has (wrong version or
+    /// digest) is named when the resolution fails.
+    #[test]
+    fn lockfile_pins() {
+        let repo = meta("r", 99, &[("a", "1", &[]), ("a", "2", &[])]);
+        let pin = |ver: &str, digest: Option<&str>| SolveRequest {
+            install: vec!["a".into()],
+            arch: "x86_64".into(),
+            locked: vec![Lock {
+                name: "a".into(),
+                evr: format!("0:{ver}-1"),
+                arch: "x86_64".into(),
+                digest: digest.map(|d| ("sha256".to_string(), d.to_string())),
+            }],
+            ..Default::default()
+        };
+        let ab = "ab".repeat(32);
+        assert_eq!(
+            chosen(std::slice::from_ref(&repo), &pin("1", None)),
+            ["a-1@r"]
+        );
+        assert_eq!(
+            chosen(std::slice::from_ref(&repo), &pin("1", Some(&ab))),
+            ["a-1@r"]
+        );
+        for bad in [pin("3", None), pin("1", Some(&"cd".repeat(32)))] {
+            let e = resolve(std::slice::from_ref(&repo), &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("lockfile pins") && e.contains("a-0:"), "{e}");
+        }
     }
 }

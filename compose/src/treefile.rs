@@ -77,7 +77,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "modules",
     "platform-module",
     "bootstrap_packages",
-    "metadata",
     "automatic-version-suffix",
 ];
 
@@ -120,6 +119,10 @@ pub struct Treefile {
     pub add_commit_metadata: Option<BTreeMap<String, Json>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add_files: Option<Vec<(String, String)>>,
+    /// The directory of the file that declared each `add-files` entry: sources are
+    /// relative to it, as in rpm-ostree.
+    #[serde(skip)]
+    pub add_files_dirs: Vec<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_files: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,6 +149,10 @@ pub struct Treefile {
     pub rpmdb: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<bool>,
+    /// Carried for other tools (`--print-only`); not part of the input hash, as in
+    /// rpm-ostree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, Json>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -328,6 +335,9 @@ impl Treefile {
             parent.automatic_version_prefix,
         );
         merge_map(&mut self.add_commit_metadata, parent.add_commit_metadata);
+        let mut dirs = parent.add_files_dirs;
+        dirs.append(&mut self.add_files_dirs);
+        self.add_files_dirs = dirs;
         merge_vec(&mut self.add_files, parent.add_files);
         merge_vec(&mut self.remove_files, parent.remove_files);
         merge_vec(&mut self.remove_from_packages, parent.remove_from_packages);
@@ -342,13 +352,76 @@ impl Treefile {
         merge_opt(&mut self.selinux, parent.selinux);
         merge_opt(&mut self.rpmdb, parent.rpmdb);
         merge_opt(&mut self.container, parent.container);
+        merge_map(&mut self.metadata, parent.metadata);
     }
 }
 
 /// Load `path` with all its includes resolved for `basearch`.
+///
+/// Variables work as in rpm-ostree: one map for the whole include graph, filled in the
+/// order files are read (the including file before its includes, siblings in order),
+/// where a variable already seen wins over a later file's. `basearch`, and `releasever`
+/// where a file sets it, are added to each file's variables; defining them is an error.
+/// A file's `conditional-include`s are evaluated against the map as it stands when the
+/// file is read; inline ones are merged before any included file.
 pub fn load(path: &Path, basearch: &str) -> Result<Treefile> {
     let mut seen = HashSet::new();
-    load_rec(path, basearch, 0, &mut seen, &BTreeMap::new())
+    let mut vars = BTreeMap::new();
+    let mut tf = load_rec(path, basearch, 0, &mut seen, &mut vars)?;
+    tf.variables = Some(vars);
+    Ok(tf)
+}
+
+/// The directory a path is relative to: its parent, or `.` for a bare file name.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Keys an inline `conditional-include` may not use: they name files or variables,
+/// which only a file can bring (rpm-ostree's rule; arbor refuses instead of ignoring).
+const NOT_INLINE: &[&str] = &[
+    "include",
+    "arch-include",
+    "conditional-include",
+    "add-files",
+    "variables",
+];
+
+/// What `container: true` and `edition: 2024` imply, applied to the file that says so
+/// (as rpm-ostree does when it parses that file: they override that file's own values).
+fn apply_implied(path: &Path, tf: &mut Treefile) -> Result<()> {
+    if tf.container == Some(true) {
+        tf.boot_location = Some("modules".into());
+        tf.selinux = Some(false);
+        tf.tmp_is_dir = Some(true);
+        let none = CheckSpec {
+            kind: "none".into(),
+            filename: None,
+            entries: None,
+        };
+        tf.check_passwd = Some(none.clone());
+        tf.check_groups = Some(none);
+    }
+    match &tf.edition {
+        None => {}
+        Some(e) => match e.to_string().trim_matches('"') {
+            "2014" => {}
+            "2024" => {
+                tf.boot_location = Some("modules".into());
+                tf.tmp_is_dir = Some(true);
+            }
+            other => {
+                return Err(TreefileError::Invalid {
+                    path: path.into(),
+                    why: format!("edition {other:?}: known editions are 2014 and 2024"),
+                })
+            }
+        },
+    }
+    Ok(())
 }
 
 fn load_rec(
@@ -356,7 +429,7 @@ fn load_rec(
     basearch: &str,
     depth: usize,
     seen: &mut HashSet<(u64, u64)>,
-    outer_vars: &BTreeMap<String, Json>,
+    vars: &mut BTreeMap<String, Json>,
 ) -> Result<Treefile> {
     if depth > MAX_INCLUDE_DEPTH {
         return Err(TreefileError::TooDeep { path: path.into() });
@@ -369,76 +442,82 @@ fn load_rec(
         return Err(TreefileError::IncludeLoop { path: path.into() });
     }
     let mut tf = parse_value(path, read_value(path)?)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let includes = tf.include.take().map(|i| i.items()).unwrap_or_default();
-    let arch_includes = tf
-        .arch_include
-        .take()
-        .and_then(|m| m.get(basearch).map(OneOrMany::items))
-        .unwrap_or_default();
-    for inc in includes.iter().chain(arch_includes.iter()) {
-        let parent = load_rec(&dir.join(inc), basearch, depth + 1, seen, outer_vars)?;
-        tf.merge_parent(parent);
+    apply_implied(path, &mut tf)?;
+    let dir = parent_dir(path);
+    tf.add_files_dirs = vec![dir.to_path_buf(); tf.add_files.as_ref().map_or(0, Vec::len)];
+
+    let mut own = tf.variables.take().unwrap_or_default();
+    for reserved in ["releasever", "basearch"] {
+        if own.contains_key(reserved) {
+            return Err(TreefileError::Invalid {
+                path: path.into(),
+                why: format!("variables: cannot define the reserved variable {reserved:?}"),
+            });
+        }
     }
-    if let Some(conds) = tf.conditional_include.take() {
-        for ci in conds {
-            let mut vars = outer_vars.clone();
-            vars.extend(tf.variables.clone().unwrap_or_default());
-            vars.insert("basearch".into(), Json::String(basearch.into()));
-            if let Some(r) = &tf.releasever {
-                vars.insert("releasever".into(), r.clone());
-            }
-            let all = ci
-                .condition
-                .items()
-                .iter()
-                .map(|c| {
-                    eval_condition(c, &vars).map_err(|why| TreefileError::Invalid {
-                        path: path.into(),
-                        why,
-                    })
+    own.insert("basearch".into(), Json::String(basearch.into()));
+    if let Some(r) = &tf.releasever {
+        own.insert("releasever".into(), r.clone());
+    }
+    own.append(vars); // what was seen first wins
+    *vars = own;
+
+    let mut includes = tf.include.take().map(|i| i.items()).unwrap_or_default();
+    if let Some(arch) = tf.arch_include.take().and_then(|mut m| m.remove(basearch)) {
+        includes.extend(arch.items());
+    }
+    for ci in tf.conditional_include.take().unwrap_or_default() {
+        let all = ci
+            .condition
+            .items()
+            .iter()
+            .map(|c| {
+                eval_condition(c, vars).map_err(|why| TreefileError::Invalid {
+                    path: path.into(),
+                    why,
                 })
-                .collect::<Result<Vec<bool>>>()?;
-            if !all.iter().all(|b| *b) {
-                continue;
-            }
-            match &ci.include {
-                Json::String(f) => {
-                    let parent = load_rec(&dir.join(f), basearch, depth + 1, seen, &vars)?;
-                    tf.merge_parent(parent);
-                }
-                Json::Array(files) => {
-                    for f in files {
-                        let f = f.as_str().ok_or_else(|| TreefileError::Invalid {
+            })
+            .collect::<Result<Vec<bool>>>()?;
+        if !all.iter().all(|b| *b) {
+            continue;
+        }
+        match ci.include {
+            Json::String(f) => includes.push(f),
+            Json::Array(files) => {
+                for f in files {
+                    let Json::String(f) = f else {
+                        return Err(TreefileError::Invalid {
                             path: path.into(),
                             why: "conditional-include: include list items must be file names"
                                 .into(),
-                        })?;
-                        let parent = load_rec(&dir.join(f), basearch, depth + 1, seen, &vars)?;
-                        tf.merge_parent(parent);
-                    }
-                }
-                inline @ Json::Object(_) => {
-                    let parent = parse_value(path, inline.clone())?;
-                    if parent.include.is_some() || parent.add_files.is_some() {
-                        return Err(TreefileError::Invalid {
-                            path: path.into(),
-                            why:
-                                "an inline conditional-include may not use keys that refer to files"
-                                    .into(),
                         });
-                    }
-                    tf.merge_parent(parent);
-                }
-                _ => {
-                    return Err(TreefileError::Invalid {
-                        path: path.into(),
-                        why: "conditional-include: include must be a file, a list or a mapping"
-                            .into(),
-                    })
+                    };
+                    includes.push(f);
                 }
             }
+            Json::Object(inline) => {
+                if let Some(k) = NOT_INLINE.iter().find(|k| inline.contains_key(**k)) {
+                    return Err(TreefileError::Invalid {
+                        path: path.into(),
+                        why: format!(
+                            "an inline conditional-include may not use {k:?} (only a file can)"
+                        ),
+                    });
+                }
+                let parent = parse_value(path, Json::Object(inline))?;
+                tf.merge_parent(parent);
+            }
+            _ => {
+                return Err(TreefileError::Invalid {
+                    path: path.into(),
+                    why: "conditional-include: include must be a file, a list or a mapping".into(),
+                })
+            }
         }
+    }
+    for inc in &includes {
+        let parent = load_rec(&dir.join(inc), basearch, depth + 1, seen, vars)?;
+        tf.merge_parent(parent);
     }
     Ok(tf)
 }
@@ -567,5 +646,102 @@ mod tests {
             "os/x86_64/stable"
         );
         assert!(substitute("${nope}", &vars).is_err());
+    }
+
+    /// rpm-ostree's variable scoping: one map for the include graph, filled as files
+    /// are read, the first definition winning; includes see the includer's variables.
+    #[test]
+    fn variables_reach_includes_and_the_first_definition_wins() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        write(
+            &d.path().join("sub"),
+            "inc.yaml",
+            "variables: {stream: testing, extra: 1}\nadd-files: [[f2.txt, /usr/share/f2]]\nconditional-include:\n  - if: stream == stable\n    include: stable.yaml\n  - if: [releasever == 40, extra == 1]\n    include: {packages: [forty]}\n",
+        );
+        write(&d.path().join("sub"), "stable.yaml", "packages: [s]\n");
+        let top = write(
+            d.path(),
+            "top.yaml",
+            "variables: {stream: stable}\nreleasever: 40\nadd-files: [[f1.txt, /usr/share/f1]]\ninclude: sub/inc.yaml\n",
+        );
+        let t = load(&top, "x86_64").unwrap();
+        assert_eq!(t.packages.as_deref().unwrap(), ["s", "forty"]);
+        let vars = t.variables.unwrap();
+        assert_eq!(vars["stream"], "stable", "the includer's definition wins");
+        assert_eq!(vars["extra"], 1);
+        assert_eq!(vars["basearch"], "x86_64");
+        assert_eq!(vars["releasever"], 40);
+        // add-files sources are relative to the file that lists them.
+        let files: Vec<_> = t
+            .add_files
+            .unwrap()
+            .into_iter()
+            .zip(t.add_files_dirs)
+            .map(|((src, _), dir)| dir.join(src))
+            .collect();
+        assert_eq!(
+            files,
+            [d.path().join("sub/f2.txt"), d.path().join("f1.txt")]
+        );
+
+        let p = write(d.path(), "r.yaml", "variables: {basearch: arm}\n");
+        let e = load(&p, "x86_64").unwrap_err().to_string();
+        assert!(e.contains("reserved") && e.contains("basearch"), "{e}");
+    }
+
+    /// Inline conditional-includes merge before included files (so an inline scalar
+    /// beats an included file's) and may not bring files or variables.
+    #[test]
+    fn inline_conditional_includes() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "r.yaml",
+            "recommends: false\nunits: [from-file]\n",
+        );
+        let p = write(
+            d.path(),
+            "t.yaml",
+            "include: r.yaml\nconditional-include:\n  - if: basearch == x86_64\n    include: {recommends: true, units: [inline]}\n",
+        );
+        let t = load(&p, "x86_64").unwrap();
+        assert_eq!(t.recommends, Some(true));
+        assert_eq!(t.units.unwrap(), ["from-file", "inline"]);
+        for key in [
+            "include: x.yaml",
+            "conditional-include: []",
+            "arch-include: {}",
+            "variables: {a: 1}",
+        ] {
+            let body = format!(
+                "conditional-include:\n  - if: basearch == x86_64\n    include: {{{key}}}\n"
+            );
+            let p = write(d.path(), "n.yaml", &body);
+            let e = load(&p, "x86_64").unwrap_err().to_string();
+            assert!(
+                e.contains("inline") && e.contains(key.split(':').next().unwrap()),
+                "{e}"
+            );
+        }
+    }
+
+    /// `container: true` and `edition: 2024` set what they imply in the file that
+    /// says so; unknown editions are refused.
+    #[test]
+    fn container_and_edition_imply_settings() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "c.yaml", "container: true\nselinux: true\n");
+        let t = load(&p, "x86_64").unwrap();
+        assert_eq!(t.selinux, Some(false));
+        assert_eq!(t.tmp_is_dir, Some(true));
+        assert_eq!(t.boot_location.as_deref(), Some("modules"));
+        assert_eq!(t.check_passwd.unwrap().kind, "none");
+        let p = write(d.path(), "e.yaml", "edition: 2024\nboot-location: new\n");
+        let t = load(&p, "x86_64").unwrap();
+        assert_eq!(t.boot_location.as_deref(), Some("modules"));
+        assert_eq!(t.tmp_is_dir, Some(true));
+        let p = write(d.path(), "x.yaml", "edition: 2099\n");
+        assert!(load(&p, "x86_64").unwrap_err().to_string().contains("2099"));
     }
 }

@@ -72,7 +72,7 @@ impl CommitOpts {
         arbor_repo::store::validate_ref_name(&self.branch)
             .with_context(|| format!("--branch {}", self.branch))?;
         let timestamp = match &self.timestamp {
-            Some(t) => crate::time::parse_timestamp(t)
+            Some(t) => arbor_compose::time::parse_timestamp(t)
                 .with_context(|| format!("could not parse --timestamp {t:?}"))?,
             None => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?

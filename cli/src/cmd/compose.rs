@@ -14,8 +14,14 @@ use crate::progress::Bar;
 
 #[derive(Args)]
 pub struct ComposeCmdOpts {
-    #[command(flatten)]
-    repo: RepoArg,
+    /// Path to the OSTree repository (not needed with --print-only).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ARBOR_REPO",
+        required_unless_present = "print_only"
+    )]
+    repo: Option<PathBuf>,
     #[command(flatten)]
     inputs: ComposeInputs,
     /// Resolve and report the transaction, but fetch, import and commit nothing.
@@ -27,7 +33,8 @@ pub struct ComposeCmdOpts {
     /// Write the resolved package set as a lockfile (rpm-ostree JSON schema).
     #[arg(long, value_name = "FILE")]
     write_lockfile_to: Option<PathBuf>,
-    /// Write the new commit checksum to this file.
+    /// Write the new commit checksum to this file instead of updating the ref (as
+    /// rpm-ostree does: the caller decides what the ref points at, e.g. after signing).
     #[arg(long, value_name = "FILE")]
     write_commitid_to: Option<PathBuf>,
     /// Write a JSON summary (rpm-ostree's compose JSON keys, plus arbor's) to this file.
@@ -68,7 +75,7 @@ impl ComposeInputs {
             .transpose()?;
         let timestamp = match &self.timestamp {
             Some(t) => Some(
-                crate::time::parse_timestamp(t)
+                arbor_compose::time::parse_timestamp(t)
                     .with_context(|| format!("could not parse --timestamp {t:?}"))?,
             ),
             None => None,
@@ -79,6 +86,7 @@ impl ComposeInputs {
             dry_run,
             lockfile,
             timestamp,
+            no_ref: false,
         })
     }
 }
@@ -90,8 +98,12 @@ impl ComposeCmdOpts {
             println!("{}", serde_json::to_string_pretty(&plan.flattened)?);
             return Ok(ExitCode::SUCCESS);
         }
-        let repo = self.repo.open()?;
-        let opts = self.inputs.opts(self.dry_run)?;
+        let repo = RepoArg {
+            repo: self.repo.clone().unwrap_or_default(),
+        }
+        .open()?;
+        let mut opts = self.inputs.opts(self.dry_run)?;
+        opts.no_ref = self.write_commitid_to.is_some();
         let out = compose::compose(&repo, &plan, &opts, &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         if let Some(f) = &self.write_lockfile_to {

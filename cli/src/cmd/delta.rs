@@ -349,7 +349,10 @@ impl ShowOpts {
             "Superblock: {} bytes, sha256 {}",
             info.superblock_size, info.digest
         );
-        println!("Timestamp: {}", crate::time::format_utc(info.timestamp));
+        println!(
+            "Timestamp: {}",
+            arbor_compose::time::format_utc(info.timestamp)
+        );
         println!(
             "Endianness: {}",
             match info.endianness {

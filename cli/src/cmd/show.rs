@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::RepoArg;
-use crate::time;
+use arbor_compose::time;
 
 #[derive(Args)]
 pub struct ShowOpts {

@@ -1,5 +1,5 @@
-//! UTC timestamps without a date library: formatting for display and parsing the
-//! forms `--timestamp` accepts.
+//! UTC timestamps without a date library: formatting for display, the strftime subset
+//! `automatic-version-prefix` date tags use, and parsing the forms `--timestamp` accepts.
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -43,6 +43,38 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{}T{}Z", &s[..10], &s[11..19])
 }
 
+/// `strftime` for a UTC time, with the conversions a version or a date needs: `%Y %y %m
+/// %d %j %H %M %S %%`. Anything else is refused (naming it) rather than copied.
+pub fn strftime(format: &str, secs: u64) -> Result<String, String> {
+    let secs = secs as i64;
+    let days = secs.div_euclid(86_400);
+    let (y, mo, d) = civil_from_days(days);
+    let rem = secs.rem_euclid(86_400);
+    let yday = days - days_from_civil(y, 1, 1) + 1;
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('y') => out.push_str(&format!("{:02}", y.rem_euclid(100))),
+            Some('m') => out.push_str(&format!("{mo:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some('j') => out.push_str(&format!("{yday:03}")),
+            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
+            Some('M') => out.push_str(&format!("{:02}", rem / 60 % 60)),
+            Some('S') => out.push_str(&format!("{:02}", rem % 60)),
+            Some('%') => out.push('%'),
+            Some(other) => return Err(format!("unsupported conversion %{other}")),
+            None => return Err("a lone % at the end".into()),
+        }
+    }
+    Ok(out)
+}
+
 /// Accepts seconds since the epoch (`1577836800` or `@1577836800`) or a UTC date
 /// `YYYY-MM-DD[THH:MM:SS[Z]]`.
 pub fn parse_timestamp(s: &str) -> Option<u64> {
@@ -83,5 +115,10 @@ mod tests {
         assert_eq!(rfc3339(1_709_210_096), "2024-02-29T12:34:56Z");
         assert_eq!(parse_timestamp("2020-13-01"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(
+            strftime("%Y%m%d.%j %H:%M:%S %y%%", 1_709_210_096).unwrap(),
+            "20240229.060 12:34:56 24%"
+        );
+        assert!(strftime("%Q", 0).unwrap_err().contains("%Q"));
     }
 }
