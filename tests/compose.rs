@@ -168,6 +168,16 @@ fn resolve_lockfile_round_trip() {
         serde_json::from_str(arbor(&["resolve", "--json", p(&c.join("tiny.yaml"))]).ok()).unwrap();
     assert_eq!(written["packages"], printed["packages"]);
     assert_eq!(written["packages"].as_object().unwrap().len(), 3);
+    for generated in [
+        &written["metadata"]["generated"],
+        &written["metadata"]["rpmmd_repos"]["corpus-tiny"]["generated"],
+    ] {
+        let g = generated.as_str().unwrap_or_else(|| panic!("{written}"));
+        assert!(
+            g.len() == 20 && g.ends_with('Z') && g.as_bytes()[10] == b'T',
+            "{g}"
+        );
+    }
 }
 
 #[test]

@@ -428,12 +428,7 @@ pub fn compose(
         .repos
         .iter()
         .map(|r| {
-            let ts = r
-                .repomd
-                .revision
-                .as_deref()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0);
+            let ts = r.repomd.timestamp.unwrap_or(0);
             VarDict(vec![
                 ("id".into(), Value::str(r.config.id.clone())),
                 ("timestamp".into(), Value::Uint64(ts)),

@@ -72,11 +72,16 @@ pub fn lockfile_json(res: &Resolution) -> Json {
         .repos
         .iter()
         .map(|r| {
-            let generated = r.repomd.revision.clone().unwrap_or_default();
+            let generated = r.repomd.timestamp.map(crate::time::rfc3339);
             (r.config.id.clone(), json!({"generated": generated}))
         })
         .collect();
-    json!({"packages": packages, "metadata": {"rpmmd_repos": repos}})
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    json!({"packages": packages,
+           "metadata": {"generated": crate::time::rfc3339(now), "rpmmd_repos": repos}})
 }
 
 /// Load the plan's repositories and solve its package request (pinned by `lock`).

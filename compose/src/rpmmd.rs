@@ -121,6 +121,9 @@ pub struct RepomdData {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repomd {
     pub revision: Option<String>,
+    /// When the metadata was generated: the newest `<timestamp>` of its data entries
+    /// (dnf's "timestamp generated"), else a numeric revision.
+    pub timestamp: Option<u64>,
     pub data: Vec<RepomdData>,
     /// SHA-256 of repomd.xml itself (goes into the compose input hash).
     pub digest: String,
@@ -142,6 +145,7 @@ fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 /// Parse repomd.xml (a small, regular format; no general XML parser needed).
 pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
     let mut data = Vec::new();
+    let mut timestamp: Option<u64> = None;
     let mut rest = xml;
     while let Some(i) = rest.find("<data ") {
         let block_end = rest[i..].find("</data>").ok_or("unterminated <data>")? + i;
@@ -171,6 +175,11 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
         let ck_val = ck[ck_tag_end + 1..ck.find("</checksum>").ok_or("unterminated <checksum>")?]
             .trim()
             .to_string();
+        if let Some(t) = between(block, "<timestamp>", "</timestamp>")
+            .and_then(|t| t.trim().split('.').next()?.parse::<u64>().ok())
+        {
+            timestamp = timestamp.max(Some(t));
+        }
         data.push(RepomdData {
             kind,
             href,
@@ -182,8 +191,10 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
         return Err("no <data> entries".into());
     }
     let revision = between(xml, "<revision>", "</revision>").map(|s| s.trim().to_string());
+    let timestamp = timestamp.or_else(|| revision.as_deref()?.parse().ok());
     Ok(Repomd {
         revision,
+        timestamp,
         data,
         digest: hex(&Sha256::digest(xml.as_bytes())),
     })
@@ -593,9 +604,10 @@ mod tests {
     fn repomd() {
         let xml = r#"<?xml version="1.0"?><repomd xmlns="http://linux.duke.edu/metadata/repo"><revision>1700000000</revision>
 <data type="primary"><checksum type="sha256">abc</checksum><location href="repodata/abc-primary.xml.zst"/></data>
-<data type="filelists"><checksum type="sha256">def</checksum><open-checksum type="sha256">x</open-checksum><location href="repodata/def-filelists.xml.gz"/></data></repomd>"#;
+<data type="filelists"><checksum type="sha256">def</checksum><open-checksum type="sha256">x</open-checksum><location href="repodata/def-filelists.xml.gz"/><timestamp>1700000123</timestamp></data></repomd>"#;
         let r = parse_repomd(xml).unwrap();
         assert_eq!(r.revision.as_deref(), Some("1700000000"));
+        assert_eq!(r.timestamp, Some(1_700_000_123));
         assert_eq!(r.data[0].href, "repodata/abc-primary.xml.zst");
         assert_eq!(r.data[1].checksum, ("sha256".into(), "def".into()));
         assert!(parse_repomd("<repomd></repomd>").is_err());
