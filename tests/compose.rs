@@ -653,6 +653,55 @@ fn compose_treefile_keys_shape_the_tree() {
     edit("", "").fails_with("unsupported destination \"/usr/local/motd\"");
 }
 
+/// A full disk mid-compose: the error names the file and the cause, the import phase
+/// says it failed (not "done"), no ref is written and nothing is left in tmp/ or state/.
+#[test]
+fn compose_on_a_full_disk_fails_cleanly() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let mnt = tmp.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let m = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", p(&mnt)])
+        .output()
+        .expect("run mount");
+    assert!(
+        m.status.success(),
+        "this test needs to mount a small tmpfs (root): {}",
+        String::from_utf8_lossy(&m.stderr)
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let repo = mnt.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let r = arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&tmp.path().join("cache")),
+        p(&c.join("tiny.yaml")),
+    ]);
+    r.fails_with("No space left on device");
+    assert!(r.stderr.contains(p(&repo)), "{}", r.stderr);
+    assert!(r.stderr.contains("import: failed at"), "{}", r.stderr);
+    assert!(!r.stderr.contains("import: done"), "{}", r.stderr);
+    assert_eq!(arbor(&["refs", "--repo", p(&repo)]).ok(), "");
+    for d in ["tmp", "state"] {
+        assert_eq!(
+            fs::read_dir(repo.join(d)).unwrap().count(),
+            0,
+            "{d}/ not empty"
+        );
+    }
+    arbor(&["fsck", "--repo", p(&repo)]).ok();
+}
+
 #[test]
 fn compose_print_only_and_dry_run() {
     let c = corpus_dir();

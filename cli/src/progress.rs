@@ -137,6 +137,7 @@ fn report(p: &Phase, event: &str) {
                 // while a long one runs.
                 "start" => return,
                 "finish" => format!("done: {count}{bytes} in {secs:.1}s"),
+                "fail" => format!("failed at {count}{bytes} after {secs:.1}s"),
                 _ => {
                     let eta = match p.total {
                         Some(t) if done > 0 && t > done => {
@@ -235,6 +236,23 @@ impl Progress for Bar {
             Mode::Plain | Mode::Json => {
                 if let Some(p) = PHASE.lock().expect("progress lock").take() {
                     report(&p, "finish");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fail(&self) {
+        match mode() {
+            Mode::Bar => {
+                BYTES.store(0, Ordering::Relaxed);
+                if let Some(b) = ACTIVE.lock().expect("progress lock").take() {
+                    b.abandon();
+                }
+            }
+            Mode::Plain | Mode::Json => {
+                if let Some(p) = PHASE.lock().expect("progress lock").take() {
+                    report(&p, "fail");
                 }
             }
             _ => {}

@@ -254,7 +254,7 @@ pub fn compose(
     if let Ok(r) = &resolution {
         progress.inc(r.packages.len() as u64);
     }
-    progress.finish();
+    progress.end(resolution.is_ok());
     let resolution = resolution?;
     lap(&mut timings, "resolve", &mut t0);
     for (pkg, _) in &plan.remove_from_packages {
@@ -359,7 +359,7 @@ pub fn compose(
         let db = db.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (imported, db)
     });
-    progress.finish();
+    progress.end(imported.is_ok() && rpmdb.0.is_ok());
     let imported = imported?;
     let (rpmdb, rpmdb_secs) = rpmdb;
     let rpmdb = rpmdb?;

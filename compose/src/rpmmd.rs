@@ -467,7 +467,7 @@ pub fn fetch_rpms(
             r
         })
         .collect::<Result<Vec<_>>>();
-    progress.finish();
+    progress.end(out.is_ok());
     let fresh = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
     if !fresh.is_empty() {
         let mut memo = memo;

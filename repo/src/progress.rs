@@ -10,6 +10,17 @@ pub trait Progress: Sync {
     fn bytes(&self, _n: u64) {}
     /// The current phase is finished.
     fn finish(&self) {}
+    /// The current phase stopped on an error (the error itself is reported elsewhere).
+    fn fail(&self) {}
+    /// The current phase ended: [`finish`](Progress::finish) when `ok`, else
+    /// [`fail`](Progress::fail).
+    fn end(&self, ok: bool) {
+        if ok {
+            self.finish()
+        } else {
+            self.fail()
+        }
+    }
 }
 
 /// Reports nothing.

@@ -91,7 +91,7 @@ impl Repo {
         };
         progress.start("commit", None);
         let r = ctx.write_dir(dir, &meta);
-        progress.finish();
+        progress.end(r.is_ok());
         r
     }
 
