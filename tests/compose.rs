@@ -533,7 +533,7 @@ fn compose_treefile_keys_shape_the_tree() {
         .replace("tmp-is-dir: true", "tmp-is-dir: false")
         .replace(
             "automatic-version-prefix: \"1\"",
-            "automatic-version-prefix: \"1.<date:%Y%m%d>\"",
+            "automatic-version-prefix: \"${releasever}.<date:%Y%m%d>\"",
         )
         + "variables: {flavor: full}\ninclude: sub/common.yaml\n\
            remove-files: [usr/share/tiny/empty]\n\
@@ -576,7 +576,7 @@ fn compose_treefile_keys_shape_the_tree() {
         v
     };
     let v = compose_here(&["--timestamp", "2024-01-01T10:00:00Z"]);
-    assert_eq!(v["ostree-version"], "1.20240101.0");
+    assert_eq!(v["ostree-version"], "12.20240101.0");
     let c1 = v["ostree-commit"].as_str().unwrap().to_string();
     let co = dir.join("co");
     arbor(&["checkout", "--repo", p(&repo), &c1, p(&co)]).ok();
@@ -610,7 +610,7 @@ fn compose_treefile_keys_shape_the_tree() {
     );
     // Forced again the same day: the date's counter goes up; nothing changed.
     let v2 = compose_here(&["--timestamp", "2024-01-01T11:00:00Z", "--force-nocache"]);
-    assert_eq!(v2["ostree-version"], "1.20240101.1");
+    assert_eq!(v2["ostree-version"], "12.20240101.1");
     assert_eq!(v2["pkgdiff"], serde_json::json!([]));
     assert_ne!(v2["ostree-commit"], v["ostree-commit"]);
     // (The trees differ: rpm records install times in the rpmdb.)
@@ -643,8 +643,57 @@ fn compose_treefile_keys_shape_the_tree() {
             p(&dir.join("bad.yaml")),
         ])
     };
-    edit("[[tiny, ", "[[not-installed, ")
-        .fails_with("remove-from-packages: package \"not-installed\"");
+    // The metadata key is not part of the input hash: changing it changes nothing.
+    let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
+    fs::write(dir.join("bad.yaml"), t + "metadata: {note: '${flavor}'}\n").unwrap();
+    let r = arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&dir.join("cache")),
+        "--timestamp",
+        "2024-01-01T12:00:00Z",
+        p(&dir.join("bad.yaml")),
+    ]);
+    assert!(r.stderr.contains("No apparent changes"), "{}", r.stderr);
+    let flat = arbor(&["compose", "--print-only", p(&dir.join("bad.yaml"))])
+        .ok()
+        .to_string();
+    assert!(flat.contains("\"note\": \"full\""), "{flat}");
+    // A package remove-from-packages names that is not installed: a warning (shared
+    // manifests name packages only some variants have), as in rpm-ostree.
+    let r = edit("[[tiny, ", "[[not-installed, ");
+    assert!(
+        r.stderr
+            .contains("remove-from-packages: package \"not-installed\" is not installed"),
+        "{}",
+        r.stderr
+    );
+    // A .repo file's disabled repo may use $releasever with none set: only the repos
+    // used are substituted.
+    fs::write(
+        dir.join("other.repo"),
+        "[other]\nbaseurl=http://example.invalid/$releasever_major/\nenabled=0\n",
+    )
+    .unwrap();
+    let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
+    let no_rel: String = t
+        .lines()
+        .filter(|l| !l.starts_with("releasever"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(dir.join("norel.yaml"), no_rel.replace("${releasever}", "1")).unwrap();
+    fs::write(
+        dir.join("corpus-tiny.repo"),
+        format!(
+            "[corpus-tiny]\nbaseurl=file://{}/tiny-12\nenabled=1\n",
+            p(dir)
+        ),
+    )
+    .unwrap();
+    arbor(&["resolve", p(&dir.join("norel.yaml"))]).ok();
+
     fs::write(
         dir.join("sub/common.yaml"),
         "add-files: [[motd, /usr/local/motd]]\n",

@@ -128,18 +128,23 @@ pub fn next_version(
     previous: Option<&str>,
     timestamp: u64,
 ) -> Result<String, ComposeError> {
-    let counter = |p: &str| {
-        previous
-            .and_then(|prev| prev.strip_prefix(p))
-            .and_then(|r| r.strip_prefix('.'))
-            .and_then(|n| n.parse::<u64>().ok())
+    // rpm-ostree's rule: after `prefix.`, the counter is the number its leading digits
+    // spell (0 when there are none), plus one.
+    let next = |p: &str| -> Option<String> {
+        let prev = previous?.strip_prefix(p)?;
+        if prev.is_empty() {
+            return Some(format!("{p}.1"));
+        }
+        let digits = prev.strip_prefix('.')?;
+        let n: u64 = digits
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        Some(format!("{p}.{}", n.saturating_add(1)))
     };
     if !prefix.contains("<date:") {
-        return Ok(match (previous, counter(prefix)) {
-            (Some(prev), _) if prev == prefix => format!("{prefix}.1"),
-            (_, Some(n)) => format!("{prefix}.{}", n + 1),
-            _ => prefix.to_string(),
-        });
+        return Ok(next(prefix).unwrap_or_else(|| prefix.to_string()));
     }
     let mut dated = String::new();
     let mut rest = prefix;
@@ -159,10 +164,7 @@ pub fn next_version(
         rest = &after[end + 1..];
     }
     dated.push_str(rest);
-    Ok(match counter(&dated) {
-        Some(n) => format!("{dated}.{}", n + 1),
-        None => format!("{dated}.0"),
-    })
+    Ok(next(&dated).unwrap_or_else(|| format!("{dated}.0")))
 }
 
 /// JSON (`add-commit-metadata`) to GVariant.
@@ -258,10 +260,10 @@ pub fn compose(
     let resolution = resolution?;
     lap(&mut timings, "resolve", &mut t0);
     for (pkg, _) in &plan.remove_from_packages {
+        // Not an error (rpm-ostree ignores it too): a shared manifest may name packages
+        // only some variants install.
         if !resolution.packages.iter().any(|p| p.name == *pkg) {
-            return Err(ComposeError::Other(format!(
-                "remove-from-packages: package {pkg:?} is not in the resolved package set"
-            )));
+            tracing::warn!("remove-from-packages: package {pkg:?} is not installed");
         }
     }
     let inputhash = input_hash(plan, &resolution)?;
@@ -499,7 +501,7 @@ pub fn compose(
 
 /// rpm-ostree's `--write-composejson-to` object (plus arbor's own keys).
 pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "ref": plan.ref_,
         "ostree-commit": o.commit.map(|c| c.to_hex()),
         "ostree-content-checksum": o.content_checksum,
@@ -522,7 +524,12 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-kernel": o.kernel,
         "arbor-skipped-scriptlets": o.skipped_scriptlets,
         "arbor-timings": o.timings,
-    })
+    });
+    // rpm-ostree leaves out what it does not have (no version, no parent to diff with).
+    if let Some(obj) = v.as_object_mut() {
+        obj.retain(|_, x| !x.is_null());
+    }
+    v
 }
 
 /// ostree's content checksum of a commit: SHA-256 of the root dirtree's and the root
@@ -576,6 +583,11 @@ mod tests {
         assert_eq!(v("22", Some("22")), "22.1");
         assert_eq!(v("22", Some("22.1")), "22.2");
         assert_eq!(v("23", Some("22.7")), "23");
+        // rpm-ostree's own cases: the counter's leading digits count.
+        assert_eq!(v("10", Some("10.1.5")), "10.2");
+        assert_eq!(v("10.1", Some("10.1.2x")), "10.1.3");
+        assert_eq!(v("10", Some("10.x")), "10.1");
+        assert_eq!(v("10", Some("100")), "10");
         // 1_795_000_000 is 2026-11-18 (UTC).
         assert_eq!(v("39.<date:%Y%m%d>", None), "39.20261118.0");
         assert_eq!(

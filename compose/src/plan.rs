@@ -121,6 +121,14 @@ impl ComposePlan {
             vars.insert("releasever".into(), r.clone());
         }
         let sub = |s: &str| treefile::substitute(s, &vars).map_err(|e| invalid(path, e));
+        // rpm-ostree substitutes the top-level strings of `metadata` too.
+        if let Some(md) = flattened.get_mut("metadata").and_then(Json::as_object_mut) {
+            for v in md.values_mut() {
+                if let Json::String(text) = v {
+                    *text = sub(text)?;
+                }
+            }
+        }
         let ref_ = sub(tf
             .ref_
             .as_deref()
@@ -293,7 +301,11 @@ impl ComposePlan {
             repo_packages,
             recommends: tf.recommends.unwrap_or(true),
             documentation: tf.documentation.unwrap_or(true),
-            automatic_version_prefix: tf.automatic_version_prefix.clone(),
+            automatic_version_prefix: tf
+                .automatic_version_prefix
+                .as_deref()
+                .map(sub)
+                .transpose()?,
             add_commit_metadata,
             add_files,
             remove_files,
@@ -339,7 +351,7 @@ fn load_repos(
     releasever: Option<&str>,
     basearch: &str,
 ) -> Result<Vec<RepoConfig>, TreefileError> {
-    let mut all: Vec<RepoConfig> = Vec::new();
+    let mut all: Vec<(PathBuf, RepoConfig)> = Vec::new();
     let entries = fs::read_dir(dir).map_err(|source| TreefileError::Io {
         path: dir.into(),
         source,
@@ -354,61 +366,109 @@ fn load_repos(
             path: f.clone(),
             source,
         })?;
-        all.extend(parse_repo_file(&f, &text, releasever, basearch)?);
+        all.extend(
+            parse_repo_file(&f, &text)?
+                .into_iter()
+                .map(|r| (f.clone(), r)),
+        );
     }
-    match names {
-        None => Ok(all.into_iter().filter(|r| r.enabled).collect()),
+    let chosen: Vec<(PathBuf, RepoConfig)> = match names {
+        None => all.into_iter().filter(|(_, r)| r.enabled).collect(),
         Some(names) => names
             .iter()
             .map(|n| {
-                all.iter().find(|r| &r.id == n).cloned().ok_or_else(|| {
-                    invalid(
-                        dir,
-                        format!(
-                            "repo {n:?} is not defined in any *.repo file in {}",
-                            dir.display()
-                        ),
-                    )
-                })
+                all.iter()
+                    .find(|(_, r)| &r.id == n)
+                    .cloned()
+                    .ok_or_else(|| {
+                        invalid(
+                            dir,
+                            format!(
+                                "repo {n:?} is not defined in any *.repo file in {}",
+                                dir.display()
+                            ),
+                        )
+                    })
             })
-            .collect(),
-    }
+            .collect::<Result<_, _>>()?,
+    };
+    chosen
+        .into_iter()
+        .map(|(file, mut r)| {
+            for u in &mut r.baseurls {
+                *u = repo_vars(&file, &r.id, u, releasever, basearch)?;
+            }
+            Ok(r)
+        })
+        .collect()
 }
 
-/// dnf's variables in `.repo` values: `$releasever`, `$basearch` (also as `${…}`);
-/// `$releasever` without a `releasever` in the treefile is an error.
+/// dnf's variables in a `.repo` value: `$name` or `${name}` for `releasever`,
+/// `releasever_major`, `releasever_minor`, `basearch` and `arch`; other names are left
+/// as they are (as dnf does). A `releasever` variable without a `releasever` in the
+/// treefile is an error naming the file and the repo.
 fn repo_vars(
     path: &Path,
+    repo: &str,
     value: &str,
     releasever: Option<&str>,
     basearch: &str,
 ) -> Result<String, TreefileError> {
-    let mut out = value.to_string();
-    for (name, v) in [("basearch", Some(basearch)), ("releasever", releasever)] {
-        for pat in [format!("${{{name}}}"), format!("${name}")] {
-            if out.contains(&pat) {
-                let v = v.ok_or_else(|| {
-                    invalid(
-                        path,
-                        format!("{value:?} uses ${name}, but the treefile sets no {name}"),
-                    )
-                })?;
-                out = out.replace(&pat, v);
+    let lookup = |name: &str| -> Result<Option<String>, TreefileError> {
+        let rel = || {
+            releasever.ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "repo {repo}: {value:?} uses ${name}, but the treefile sets no releasever"
+                    ),
+                )
+            })
+        };
+        Ok(match name {
+            "basearch" | "arch" => Some(basearch.to_string()),
+            "releasever" => Some(rel()?.to_string()),
+            "releasever_major" => Some(rel()?.split('.').next().unwrap_or("").to_string()),
+            "releasever_minor" => Some(rel()?.split_once('.').map_or("", |(_, m)| m).to_string()),
+            _ => None,
+        })
+    };
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(b) => match b.find('}') {
+                Some(end) => (&b[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match lookup(name)? {
+            Some(v) if !name.is_empty() => {
+                out.push_str(&v);
+                rest = &after[len..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
             }
         }
     }
+    out.push_str(rest);
     Ok(out)
 }
 
-/// Parse a yum `.repo` file (INI). Only `baseurl` repositories are supported; `$releasever`
-/// and `$basearch` are substituted in URLs; `priority`, `exclude`/`excludepkgs` and
-/// `includepkgs` are honoured as dnf does.
-pub fn parse_repo_file(
-    path: &Path,
-    text: &str,
-    releasever: Option<&str>,
-    basearch: &str,
-) -> Result<Vec<RepoConfig>, TreefileError> {
+/// Parse a yum `.repo` file (INI). Only `baseurl` repositories are supported;
+/// `priority`, `exclude`/`excludepkgs` and `includepkgs` are honoured as dnf does. URLs
+/// are kept as written: [`load_repos`] substitutes dnf's variables in the repos it uses.
+pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, TreefileError> {
     let mut out: Vec<RepoConfig> = Vec::new();
     let mut last_key = String::new();
     for raw in text.lines() {
@@ -440,10 +500,7 @@ pub fn parse_repo_file(
         };
         // Continuation lines (leading whitespace) add more base URLs.
         if raw.starts_with([' ', '\t']) && last_key == "baseurl" {
-            for u in line.split([',', ' ']).filter(|s| !s.is_empty()) {
-                repo.baseurls
-                    .push(repo_vars(path, u, releasever, basearch)?);
-            }
+            repo.baseurls.extend(globs(line));
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
@@ -453,12 +510,7 @@ pub fn parse_repo_file(
         last_key = k.to_string();
         match k {
             "name" => repo.name = v.into(),
-            "baseurl" => {
-                for u in v.split([',', ' ']).filter(|s| !s.is_empty()) {
-                    repo.baseurls
-                        .push(repo_vars(path, u, releasever, basearch)?);
-                }
-            }
+            "baseurl" => repo.baseurls.extend(globs(v)),
             "enabled" => repo.enabled = is_true(v),
             "priority" => {
                 repo.priority = v.parse().map_err(|_| {
@@ -498,7 +550,7 @@ fn is_true(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
-/// dnf's package lists in `.repo` files: separated by commas or spaces.
+/// dnf's lists in `.repo` files (URLs, package globs): separated by commas or spaces.
 fn globs(v: &str) -> impl Iterator<Item = String> + '_ {
     v.split([',', ' '])
         .filter(|s| !s.is_empty())
@@ -515,23 +567,36 @@ mod tests {
         let r = parse_repo_file(
             x,
             "[a]\nname=A\nbaseurl=file:///srv/$releasever/a\n  http://m/${basearch}/a\nenabled=1\ngpgcheck=0\npriority=10\nexclude=foo*, bar\n[b]\nbaseurl=http://b\nenabled=0\nincludepkgs=baz\n",
-            Some("12"),
-            "x86_64",
         )
         .unwrap();
-        assert_eq!(r[0].baseurls, ["file:///srv/12/a", "http://m/x86_64/a"]);
+        assert_eq!(
+            r[0].baseurls,
+            ["file:///srv/$releasever/a", "http://m/${basearch}/a"]
+        );
+        let sub = |v: &str, rel: Option<&str>| repo_vars(x, "a", v, rel, "x86_64");
+        assert_eq!(
+            sub("/$releasever/${basearch}/", Some("10.1")).unwrap(),
+            "/10.1/x86_64/"
+        );
+        assert_eq!(
+            sub(
+                "/$releasever_major-$releasever_minor/$arch/$other/${x}/$",
+                Some("10.1")
+            )
+            .unwrap(),
+            "/10-1/x86_64/$other/${x}/$"
+        );
+        let e = sub("http://m/$releasever/", None).unwrap_err().to_string();
+        assert!(
+            e.contains("releasever") && e.contains("x.repo") && e.contains("repo a"),
+            "{e}"
+        );
         assert_eq!((r[0].priority, r[1].priority), (10, 99));
         assert_eq!(r[0].exclude, ["foo*", "bar"]);
         assert_eq!(r[1].include_only, ["baz"]);
         assert!(!r[1].enabled);
-        assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n", None, "x86_64").is_err());
-        let e = parse_repo_file(x, "[a]\nbaseurl=http://m/$releasever/\n", None, "x86_64")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("releasever") && e.contains("x.repo"), "{e}");
-        assert!(
-            parse_repo_file(x, "[a]\nbaseurl=http://b\npriority=high\n", None, "x86_64").is_err()
-        );
+        assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n").is_err());
+        assert!(parse_repo_file(x, "[a]\nbaseurl=http://b\npriority=high\n").is_err());
     }
 
     #[test]

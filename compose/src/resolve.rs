@@ -18,6 +18,8 @@ pub enum ResolveError {
     Solve(#[from] SolveError),
     #[error("lockfile {path}: {why}")]
     Lockfile { path: String, why: String },
+    #[error("lockfile entry {name:?}: {why}")]
+    LockfileEntry { name: String, why: String },
 }
 
 /// The solver's answer and where it came from.
@@ -105,8 +107,8 @@ pub fn resolve(
     }
     if let Some(lock) = lock {
         for (name, (evra, digest)) in lock {
-            let bad = |why: String| ResolveError::Lockfile {
-                path: name.clone(),
+            let bad = |why: String| ResolveError::LockfileEntry {
+                name: name.clone(),
                 why,
             };
             let (evr, arch) = evra

@@ -159,9 +159,9 @@ fn push_change(d: &mut PkgDiff, o: &Package, n: &Package) {
     if o == n {
         return;
     }
-    match o.cmp_evr(n) {
+    // rpm-ostree's rpm_ostree_package_cmp: EVR, then the arch names as strings.
+    match o.cmp_evr(n).then_with(|| o.arch.cmp(&n.arch)) {
         Ordering::Greater => d.downgraded.push((o.clone(), n.clone())),
-        // Same EVR but another arch counts as an upgrade (a replacement), as rpm would.
         _ => d.upgraded.push((o.clone(), n.clone())),
     }
 }
@@ -362,6 +362,8 @@ mod tests {
             pkg("gone", 0, "1", "1", "x86_64"),
             pkg("same", 1, "1", "1", "x86_64"),
             pkg("switch", 0, "1", "1", "noarch"),
+            pkg("to-noarch", 0, "1", "1", "x86_64"),
+            pkg("to-x86", 0, "1", "1", "noarch"),
         ];
         let new = vec![
             pkg("a", 0, "1.1", "1", "x86_64"),
@@ -370,6 +372,8 @@ mod tests {
             pkg("new", 0, "1", "1", "x86_64"),
             pkg("same", 1, "1", "1", "x86_64"),
             pkg("switch", 0, "1", "2", "x86_64"),
+            pkg("to-noarch", 0, "1", "1", "noarch"),
+            pkg("to-x86", 0, "1", "1", "x86_64"),
         ];
         let d = diff(&old, &new);
         let names = |v: &[(Package, Package)]| -> Vec<String> {
@@ -380,10 +384,18 @@ mod tests {
             [
                 "a-1.0-1.x86_64>a-1.1-1.x86_64",
                 "c-1.0-1.noarch>c-1:0.1-1.noarch",
-                "switch-1-1.noarch>switch-1-2.x86_64"
+                "switch-1-1.noarch>switch-1-2.x86_64",
+                "to-x86-1-1.noarch>to-x86-1-1.x86_64"
             ]
         );
-        assert_eq!(names(&d.downgraded), ["b-2.0-1.x86_64>b-1.9-1.x86_64"]);
+        // Same EVR, another arch: the arch names decide, as in rpm-ostree.
+        assert_eq!(
+            names(&d.downgraded),
+            [
+                "b-2.0-1.x86_64>b-1.9-1.x86_64",
+                "to-noarch-1-1.x86_64>to-noarch-1-1.noarch"
+            ]
+        );
         assert_eq!(d.added, [pkg("new", 0, "1", "1", "x86_64")]);
         assert_eq!(d.removed, [pkg("gone", 0, "1", "1", "x86_64")]);
         assert!(diff(&new, &new).is_empty());

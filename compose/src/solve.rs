@@ -88,8 +88,7 @@ pub struct Lock {
     /// `epoch:version-release`
     pub evr: String,
     pub arch: String,
-    /// (checksum type, hex) the package's repodata checksum must equal, when the
-    /// repodata uses the same checksum type.
+    /// (checksum type, hex) the package's repodata checksum must equal.
     pub digest: Option<(String, String)>,
 }
 
@@ -98,8 +97,10 @@ impl Lock {
         p.evr() == self.evr
             && p.arch == self.arch
             && match (&self.digest, &p.checksum) {
-                (Some((k, want)), Some((pk, have))) if k == pk => want.eq_ignore_ascii_case(have),
-                _ => true,
+                // As rpm-ostree: the whole `type:hex` must be the repodata's.
+                (Some((k, want)), Some((pk, have))) => k == pk && want == have,
+                (Some(_), None) => false,
+                (None, _) => true,
             }
     }
 
@@ -120,6 +121,22 @@ fn glob_match(pattern: &str, name: &str) -> bool {
         (Ok(p), Ok(n)) => unsafe { libc::fnmatch(p.as_ptr(), n.as_ptr(), 0) == 0 },
         _ => false,
     }
+}
+
+/// The spellings dnf matches a package glob against (`exclude=`, `includepkgs=`):
+/// name, name.arch, name-version, name-version-release, name-version-release.arch,
+/// and the same with the epoch.
+fn nevra_forms(p: &SolvedPackage) -> Vec<String> {
+    let (n, v, r, a, e) = (&p.name, &p.version, &p.release, &p.arch, p.epoch);
+    vec![
+        n.clone(),
+        format!("{n}.{a}"),
+        format!("{n}-{v}"),
+        format!("{n}-{v}-{r}"),
+        format!("{n}-{v}-{r}.{a}"),
+        format!("{n}-{e}:{v}-{r}"),
+        format!("{n}-{e}:{v}-{r}.{a}"),
+    ]
 }
 
 /// A package chosen by the solver.
@@ -499,10 +516,12 @@ pub fn resolve(
                     else {
                         continue;
                     };
-                    let name = pool.id2str((*s).name);
-                    if r.exclude.iter().any(|g| glob_match(g, &name))
-                        || (!r.include_only.is_empty()
-                            && !r.include_only.iter().any(|g| glob_match(g, &name)))
+                    let forms = nevra_forms(&pool.describe(id, &repo_ids));
+                    let matches = |globs: &[String]| {
+                        globs.iter().any(|g| forms.iter().any(|f| glob_match(g, f)))
+                    };
+                    if matches(&r.exclude)
+                        || (!r.include_only.is_empty() && !matches(&r.include_only))
                     {
                         hide(id);
                     }
@@ -595,6 +614,9 @@ pub fn resolve(
             }
         }
         return Err(with_locks(SolveError::Problems(problems)));
+    }
+    for pin in &unavailable_locks {
+        tracing::warn!("lockfile: no enabled repository has {pin}; resolved without it");
     }
     let mut decisions = Queue::new();
     // SAFETY: valid solver and queue.
@@ -740,6 +762,23 @@ mod tests {
             ..new.clone()
         };
         assert_eq!(chosen(&[old.clone(), excluding], &req), ["a-1@old"]);
+        // dnf's globs also match name-version[-release][.arch] spellings.
+        for glob in ["a-2*", "a.x86_64", "a-2-1.x86_64", "a-0:2-1"] {
+            let excluding = RepoMetadata {
+                exclude: vec![glob.into()],
+                ..new.clone()
+            };
+            assert_eq!(
+                chosen(&[old.clone(), excluding], &req),
+                ["a-1@old"],
+                "{glob}"
+            );
+        }
+        let excluding = RepoMetadata {
+            exclude: vec!["a-3*".into()],
+            ..new.clone()
+        };
+        assert_eq!(chosen(&[old.clone(), excluding], &req), ["a-2@new"]);
         // includepkgs: only the listed names come from that repo.
         let only_b = RepoMetadata {
             include_only: vec!["b".into()],
@@ -782,7 +821,9 @@ mod tests {
             chosen(std::slice::from_ref(&repo), &pin("1", Some(&ab))),
             ["a-1@r"]
         );
-        for bad in [pin("3", None), pin("1", Some(&"cd".repeat(32)))] {
+        let mut sha512 = pin("1", Some(&ab));
+        sha512.locked[0].digest = Some(("sha512".into(), ab.clone()));
+        for bad in [pin("3", None), pin("1", Some(&"cd".repeat(32))), sha512] {
             let e = resolve(std::slice::from_ref(&repo), &bad)
                 .unwrap_err()
                 .to_string();

@@ -274,6 +274,18 @@ pub fn parse_value(path: &Path, mut v: Json) -> Result<Treefile> {
         }
     })?;
     t.arch_packages = arch_packages;
+    edition_2024(path, &t)?;
+    if let Some((k, _)) = t
+        .variables
+        .iter()
+        .flatten()
+        .find(|(_, v)| !matches!(v, Json::String(_) | Json::Number(_) | Json::Bool(_)))
+    {
+        return Err(TreefileError::Invalid {
+            path: path.into(),
+            why: format!("variables: {k:?} must be a string, a number or a boolean"),
+        });
+    }
     Ok(t)
 }
 
@@ -391,7 +403,8 @@ const NOT_INLINE: &[&str] = &[
 ];
 
 /// What `container: true` and `edition: 2024` imply, applied to the file that says so
-/// (as rpm-ostree does when it parses that file: they override that file's own values).
+/// (as rpm-ostree does when it parses that file): `container` overrides that file's own
+/// values, `edition: 2024` only fills in what it leaves unset.
 fn apply_implied(path: &Path, tf: &mut Treefile) -> Result<()> {
     if tf.container == Some(true) {
         tf.boot_location = Some("modules".into());
@@ -405,23 +418,26 @@ fn apply_implied(path: &Path, tf: &mut Treefile) -> Result<()> {
         tf.check_passwd = Some(none.clone());
         tf.check_groups = Some(none);
     }
-    match &tf.edition {
-        None => {}
-        Some(e) => match e.to_string().trim_matches('"') {
-            "2014" => {}
-            "2024" => {
-                tf.boot_location = Some("modules".into());
-                tf.tmp_is_dir = Some(true);
-            }
-            other => {
-                return Err(TreefileError::Invalid {
-                    path: path.into(),
-                    why: format!("edition {other:?}: known editions are 2014 and 2024"),
-                })
-            }
-        },
+    if edition_2024(path, tf)? {
+        tf.boot_location.get_or_insert_with(|| "modules".into());
+        tf.tmp_is_dir.get_or_insert(true);
     }
     Ok(())
+}
+
+/// Whether `edition` is 2024 (else 2014, the default); any other value is an error.
+fn edition_2024(path: &Path, tf: &Treefile) -> Result<bool> {
+    match tf.edition.as_ref().map(|e| e.to_string()) {
+        None => Ok(false),
+        Some(e) => match e.trim_matches('"') {
+            "2014" => Ok(false),
+            "2024" => Ok(true),
+            other => Err(TreefileError::Invalid {
+                path: path.into(),
+                why: format!("edition {other:?}: known editions are 2014 and 2024"),
+            }),
+        },
+    }
 }
 
 fn load_rec(
@@ -533,11 +549,41 @@ fn eval_condition(cond: &str, vars: &BTreeMap<String, Json>) -> std::result::Res
     let actual = vars
         .get(var)
         .ok_or_else(|| format!("conditional-include: unknown variable {var:?}"))?;
-    let ord = match (actual, value.parse::<f64>()) {
-        (Json::Number(n), Ok(v)) => n.as_f64().unwrap_or(f64::NAN).partial_cmp(&v),
-        (Json::Bool(b), _) => Some(b.to_string().as_str().cmp(value)),
-        (Json::String(s), _) => Some(s.as_str().cmp(value.trim_matches('"'))),
-        (other, _) => Some(other.to_string().as_str().cmp(value)),
+    // The literal's type is its spelling: "quoted" or bare text is a string, true/false a
+    // boolean, digits a number; it must match the variable's type (rpm-ostree refuses a
+    // mismatch — and comparing "10" with 9 as text would be silently wrong).
+    let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+    let mismatch = |want: &str| {
+        format!(
+            "conditional-include: {cond:?}: {var} is {}, {value} is {want}",
+            match actual {
+                Json::String(_) => "a string",
+                Json::Number(_) => "a number",
+                Json::Bool(_) => "a boolean",
+                _ => "neither a string, a number nor a boolean",
+            }
+        )
+    };
+    let ord = if quoted {
+        match actual {
+            Json::String(s) => Some(s.as_str().cmp(&value[1..value.len() - 1])),
+            _ => return Err(mismatch("a string")),
+        }
+    } else if let Ok(b) = value.parse::<bool>() {
+        match actual {
+            Json::Bool(a) => Some(a.cmp(&b)),
+            _ => return Err(mismatch("a boolean")),
+        }
+    } else if let Ok(n) = value.parse::<f64>() {
+        match actual {
+            Json::Number(a) => a.as_f64().and_then(|a| a.partial_cmp(&n)),
+            _ => return Err(mismatch("a number")),
+        }
+    } else {
+        match actual {
+            Json::String(s) => Some(s.as_str().cmp(value)),
+            _ => return Err(mismatch("a string")),
+        }
     }
     .ok_or_else(|| format!("conditional-include: cannot compare {var} with {value:?}"))?;
     use std::cmp::Ordering::*;
@@ -630,6 +676,30 @@ mod tests {
         ));
     }
 
+    /// Condition literals are typed by their spelling and must match the variable.
+    #[test]
+    fn condition_types() {
+        let vars = BTreeMap::from([
+            ("rel".to_string(), Json::String("10".into())),
+            ("n".to_string(), serde_json::json!(10)),
+            ("prod".to_string(), Json::Bool(false)),
+        ]);
+        let ev = |c: &str| eval_condition(c, &vars);
+        assert_eq!(ev("n >= 9"), Ok(true), "numbers compare as numbers");
+        assert_eq!(ev("rel == \"10\""), Ok(true));
+        assert_eq!(
+            ev("rel == 10"),
+            Err("conditional-include: \"rel == 10\": rel is a string, 10 is a number".into())
+        );
+        assert!(
+            ev("rel >= 9").is_err(),
+            "\"10\" >= 9 as text would be false"
+        );
+        assert_eq!(ev("prod == false"), Ok(true));
+        assert!(ev("prod == \"false\"").is_err());
+        assert!(ev("n == ten").is_err());
+    }
+
     #[test]
     fn conditional_include_and_substitution() {
         let d = tempfile::tempdir().unwrap();
@@ -688,6 +758,11 @@ mod tests {
         let p = write(d.path(), "r.yaml", "variables: {basearch: arm}\n");
         let e = load(&p, "x86_64").unwrap_err().to_string();
         assert!(e.contains("reserved") && e.contains("basearch"), "{e}");
+        let p = write(d.path(), "n.yaml", "variables: {x: null}\n");
+        assert!(load(&p, "x86_64")
+            .unwrap_err()
+            .to_string()
+            .contains("\"x\""));
     }
 
     /// Inline conditional-includes merge before included files (so an inline scalar
@@ -739,9 +814,19 @@ mod tests {
         assert_eq!(t.check_passwd.unwrap().kind, "none");
         let p = write(d.path(), "e.yaml", "edition: 2024\nboot-location: new\n");
         let t = load(&p, "x86_64").unwrap();
-        assert_eq!(t.boot_location.as_deref(), Some("modules"));
-        assert_eq!(t.tmp_is_dir, Some(true));
+        assert_eq!(
+            t.boot_location.as_deref(),
+            Some("new"),
+            "set in the file: kept"
+        );
+        assert_eq!(t.tmp_is_dir, Some(true), "unset: the 2024 default");
         let p = write(d.path(), "x.yaml", "edition: 2099\n");
+        assert!(load(&p, "x86_64").unwrap_err().to_string().contains("2099"));
+        let p = write(
+            d.path(),
+            "i.yaml",
+            "conditional-include:\n  - if: basearch == x86_64\n    include: {edition: 2099}\n",
+        );
         assert!(load(&p, "x86_64").unwrap_err().to_string().contains("2099"));
     }
 }
