@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use arbor_repo::summary::Summary;
 use serde_json::Value;
 use util::{
-    arbor, arbor_bin, dir_listing, edge_case_tree, free_port, ostree, tempdir, Garage, HttpServer,
-    Run, TempDir,
+    arbor, arbor_bin, content_listing, edge_case_tree, free_port, ostree, tempdir, Garage,
+    HttpServer, Run, TempDir,
 };
 
 fn p(path: &Path) -> &str {
@@ -131,25 +131,6 @@ fn fixture(extra: usize) -> Fixture {
         a,
         b,
     }
-}
-
-/// Types, paths, sizes and contents (what a user-mode checkout keeps).
-fn content_listing(root: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = dir_listing(root)
-        .into_iter()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(5, ' ').collect();
-            match f[0] {
-                "-" => {
-                    let rest: Vec<&str> = f[4].splitn(3, ' ').collect();
-                    format!("- {} {} {}", rest[0], rest[1], rest[2])
-                }
-                _ => format!("{} {}", f[0], f[4]),
-            }
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// A bare-user client repository with remote `origin` at `url` (in its own temp dir,

@@ -8,7 +8,9 @@ mod util {
 use std::fs;
 use std::path::Path;
 
-use util::{arbor, dir_listing, edge_case_tree, ostree, tempdir, Client, HttpServer};
+use util::{
+    arbor, content_listing, dir_listing, edge_case_tree, ostree, tempdir, Client, HttpServer,
+};
 
 const TS: &str = "2020-01-01T00:00:00Z";
 
@@ -226,25 +228,6 @@ fn ostree_pulls_arbor_repo_over_http() {
     c.ostree(&["checkout", "-U", "origin:test/main", p(&co)])
         .ok();
     assert_eq!(content_listing(&co), content_listing(Path::new(&input)));
-}
-
-/// Types, paths, sizes, contents and symlink targets (what a user-mode checkout keeps).
-fn content_listing(root: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = dir_listing(root)
-        .into_iter()
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(5, ' ').collect();
-            match f[0] {
-                "-" => {
-                    let rest: Vec<&str> = f[4].splitn(3, ' ').collect();
-                    format!("- {} {} {}", rest[0], rest[1], rest[2])
-                }
-                _ => format!("{} {}", f[0], f[4]),
-            }
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 #[test]

@@ -377,6 +377,26 @@ pub fn edge_case_tree(root: &Path) {
     set_xattr(&root.join("sub"), "user.dirattr", b"on a directory");
 }
 
+/// Types, paths, sizes, contents and symlink targets: what a user-mode (`-U`) checkout
+/// keeps of a tree, for comparing a checkout with its input.
+pub fn content_listing(root: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = dir_listing(root)
+        .into_iter()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(5, ' ').collect();
+            match f[0] {
+                "-" => {
+                    let rest: Vec<&str> = f[4].splitn(3, ' ').collect();
+                    format!("- {} {} {}", rest[0], rest[1], rest[2])
+                }
+                _ => format!("{} {}", f[0], f[4]),
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Canonical listing of a directory on disk in the same format as `arbor ls -R`, minus
 /// checksums: `type mode uid gid size path [-> target]` plus a content hash, so two
 /// directories can be compared for equality.
