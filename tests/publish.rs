@@ -759,6 +759,29 @@ fn publish_to_file_and_pull_over_http() {
     ]));
     assert_eq!(again["objects_uploaded"], 0, "{again}");
     assert_eq!(again["requests"]["put"], 0, "{again}");
+    // The delta regenerated locally with other options (another superblock): the
+    // destination keeps its own, and the summary still advertises that one's checksum,
+    // so clients can still use it.
+    fs::remove_dir_all(f.repo.join("deltas")).unwrap();
+    arbor(&[
+        "delta",
+        "generate",
+        "--repo",
+        p(&f.repo),
+        "--from",
+        &f.a,
+        "--to",
+        &f.b,
+        "--inline-parts",
+        "--disable-bsdiff",
+    ])
+    .ok();
+    arbor(&["publish", "--repo", p(&f.repo), "--to", p(&dest)]).ok();
+    let c2 = Client::new(&server.url());
+    c2.pull(&["origin", &format!("os/main@{}", f.a)]);
+    c2.ostree(&["pull", "--require-static-deltas", "origin", "os/main"])
+        .ok();
+    c2.fsck();
     // Prune on file://.
     let pr = json(&arbor(&[
         "prune", "--to", &url, "--keep", "1", "--grace", "0", "--json",

@@ -181,7 +181,10 @@ impl Exec<'_> {
                     let o = open
                         .as_mut()
                         .ok_or_else(|| self.err("write without an open object"))?;
-                    if o.content.len() as u64 + len > o.size {
+                    if (o.content.len() as u64)
+                        .checked_add(len)
+                        .is_none_or(|end| end > o.size)
+                    {
                         return Err(self.err("write past the object's declared size"));
                     }
                     match &read_source {

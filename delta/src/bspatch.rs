@@ -41,7 +41,7 @@ pub fn apply(
     let end = start
         .checked_add(new_size)
         .ok_or(PatchError("size overflow"))?;
-    out.reserve(new_size);
+    out.reserve(new_size.min(1 << 30));
     let mut p = 0usize;
     let mut oldpos: i64 = 0;
     while out.len() < end {
@@ -61,7 +61,8 @@ pub fn apply(
             .get(p..p + x)
             .ok_or(PatchError("truncated diff block"))?;
         for (i, d) in diff.iter().enumerate() {
-            let o = oldpos + i as i64;
+            // Saturating: an offset out of i64's range is out of `old` anyway.
+            let o = oldpos.saturating_add(i as i64);
             let v = if o >= 0 && (o as u64) < old.len() as u64 {
                 d.wrapping_add(old[o as usize])
             } else {
@@ -70,7 +71,7 @@ pub fn apply(
             out.push(v);
         }
         p += x;
-        oldpos += x as i64;
+        oldpos = oldpos.saturating_add(x as i64);
         if out.len() + y > end {
             return Err(PatchError("extra block runs past the new size"));
         }
@@ -130,6 +131,22 @@ mod tests {
         apply(old, &patch, new.len(), &mut out).unwrap();
         assert_eq!(out, new);
         assert_eq!(offtin(&(5u64 | 1 << 63).to_le_bytes()), -5);
+    }
+
+    /// Offsets at the edge of i64 (a crafted patch) neither overflow nor read out of
+    /// bounds: the old byte counts as 0.
+    #[test]
+    fn extreme_offsets_do_not_overflow() {
+        let mut patch = Vec::new();
+        for (x, y, z) in [(0u64, 0u64, i64::MAX as u64), (1, 0, 0)] {
+            patch.extend_from_slice(&x.to_le_bytes());
+            patch.extend_from_slice(&y.to_le_bytes());
+            patch.extend_from_slice(&z.to_le_bytes());
+            patch.extend(std::iter::repeat_n(7u8, x as usize));
+        }
+        let mut out = Vec::new();
+        apply(b"abc", &patch, 1, &mut out).unwrap();
+        assert_eq!(out, [7]);
     }
 
     #[test]

@@ -70,6 +70,22 @@ pub struct PruneReport {
     pub seconds: f64,
 }
 
+/// The destination's refs (the files under refs/heads), by name.
+async fn read_refs(dest: &Remote) -> Result<BTreeMap<String, Checksum>> {
+    let mut refs = BTreeMap::new();
+    for m in dest.list(layout::REFS_PREFIX).await? {
+        let key = m.location.to_string();
+        let name = key[layout::REFS_PREFIX.len()..].to_string();
+        if validate_ref_name(&name).is_err() {
+            continue;
+        }
+        if let Some(c) = read_ref(dest, &key).await? {
+            refs.insert(name, c);
+        }
+    }
+    Ok(refs)
+}
+
 pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Result<PruneReport> {
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
@@ -83,17 +99,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     let src = Source::Store(dest);
 
     // Refs: the files under refs/heads are the truth.
-    let mut refs: BTreeMap<String, Checksum> = BTreeMap::new();
-    for m in dest.list(layout::REFS_PREFIX).await? {
-        let key = m.location.to_string();
-        let name = key[layout::REFS_PREFIX.len()..].to_string();
-        if validate_ref_name(&name).is_err() {
-            continue;
-        }
-        if let Some(c) = read_ref(dest, &key).await? {
-            refs.insert(name, c);
-        }
-    }
+    let refs = read_refs(dest).await?;
     for r in &opts.refs {
         if !refs.contains_key(r) {
             return Err(PublishError::RefNotFound {
@@ -113,16 +119,20 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
+    let mut fetched: BTreeMap<Checksum, (Vec<u8>, arbor_repo::Commit)> = BTreeMap::new();
     progress.start("history", None);
     for (name, head) in &refs {
         let policy = (opts.refs.is_empty() || opts.refs.contains(name)).then_some(opts.retention);
         let mut c = *head;
         let mut n = 0usize;
         loop {
-            if kept.contains(&c) {
-                break;
-            }
-            let Some((bytes, commit)) = src.commit(&c).await? else {
+            // A commit another ref keeps still counts towards this ref's retention:
+            // the walk goes on (refs that share history each keep their own depth).
+            let got = match fetched.get(&c) {
+                Some(x) => Some(x.clone()),
+                None => src.commit(&c).await?,
+            };
+            let Some((bytes, commit)) = got else {
                 if c == *head {
                     return Err(PublishError::MissingCommit {
                         name: name.clone(),
@@ -141,10 +151,12 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
             if !keep {
                 break;
             }
-            progress.inc(1);
-            known.commits.insert(c, CommitInfo::of(&bytes, &commit));
-            kept.insert(c);
-            roots.push((commit.root_tree, commit.root_meta));
+            if kept.insert(c) {
+                progress.inc(1);
+                known.commits.insert(c, CommitInfo::of(&bytes, &commit));
+                roots.push((commit.root_tree, commit.root_meta));
+            }
+            fetched.insert(c, (bytes, commit.clone()));
             n += 1;
             match commit.parent {
                 Some(p) => c = p,
@@ -275,6 +287,16 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         report.requests = dest.stats.snapshot();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
+    }
+
+    // A publish that moved a ref since the walk may reuse objects the walk did not
+    // reach: delete nothing then (the next prune sees the new ref).
+    if read_refs(dest).await? != refs {
+        return Err(PublishError::Invalid(format!(
+            "the refs of {} changed while pruning (a publish at the same time?); nothing \
+             was deleted: run prune again once it is done",
+            dest.loc.url
+        )));
     }
 
     // Clients must stop hearing of the deltas before they go.

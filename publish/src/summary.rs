@@ -212,8 +212,16 @@ pub async fn update(
             .map(|(name, key)| {
                 let old_refs = &old_refs;
                 async move {
-                    let Some(commit) = read_ref(dest, &key).await? else {
-                        return Ok::<_, PublishError>(None);
+                    let commit = match read_ref(dest, &key).await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => return Ok::<_, PublishError>(None),
+                        // Another tool's garbage under refs/heads must not block every
+                        // publish: it is left out of the summary, and said so.
+                        Err(PublishError::Corrupt { url, why }) => {
+                            tracing::warn!("{url}: {why}; not advertising ref {name}");
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
                     };
                     if let Some(old) = old_refs.get(&commit) {
                         return Ok(Some(SummaryRef {

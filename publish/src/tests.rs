@@ -457,3 +457,221 @@ fn prune_drops_deltas_whose_endpoints_are_gone() {
     .unwrap_err();
     assert!(e.to_string().contains("zzz"), "{e}");
 }
+
+/// A publish moves a ref only forward: back to an ancestor or to another history is
+/// refused unless forced; a mirror follows its source.
+#[test]
+fn publish_moves_refs_only_forward_unless_forced() {
+    let f = fixture();
+    let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
+    let b = commit(&f.repo, &f.scratch, "main", &[("x", b"2")], 2);
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    // A runner with an older copy of the repository.
+    f.repo.write_ref("main", &a).unwrap();
+    let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("not an ancestor") && msg.contains(&b.to_hex()) && msg.contains("--force"),
+        "{msg}"
+    );
+    assert_eq!(advertised(&dest), vec![("main".to_string(), b)]);
+    let forced = TransferOpts {
+        force: true,
+        ..Default::default()
+    };
+    publish(&f.repo, &dest, &[], &forced, &NoProgress).unwrap();
+    assert_eq!(advertised(&dest), vec![("main".to_string(), a)]);
+    // Forward again (b descends from a): no force needed.
+    f.repo.write_ref("main", &b).unwrap();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(advertised(&dest), vec![("main".to_string(), b)]);
+}
+
+/// Detached metadata added after a commit was published (a signature) is published
+/// with the next run.
+#[test]
+fn changed_commitmeta_is_republished() {
+    let f = fixture();
+    let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let key = layout::object_key(&a, ObjectType::CommitMeta);
+    assert_eq!(get(&dest, &key), None);
+    let mut md = arbor_repo::gvariant::VarDict::new();
+    md.set("signed-by", arbor_repo::gvariant::Value::str("release"));
+    f.repo.write_commitmeta(&a, &md).unwrap();
+    let r = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(r.objects_uploaded, 1);
+    let local = std::fs::read(f.repo.path().join(&key)).unwrap();
+    assert_eq!(get(&dest, &key), Some(local));
+    let again = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(again.objects_uploaded, 0);
+}
+
+/// A damaged object in the local repository is refused, naming it; nothing that
+/// points at it is published.
+#[test]
+fn a_damaged_object_is_not_published() {
+    let f = fixture();
+    let a = commit(
+        &f.repo,
+        &f.scratch,
+        "main",
+        &[("x", b"some content to damage")],
+        1,
+    );
+    let tree = f
+        .repo
+        .read_dirtree(&f.repo.read_commit(&a).unwrap().root_tree)
+        .unwrap();
+    let file = tree.find_file("x").unwrap();
+    let key = layout::object_key(file, ObjectType::File);
+    let path = f.repo.path().join(&key);
+    let mut data = std::fs::read(&path).unwrap();
+    let n = data.len();
+    data[n - 3] ^= 0x55;
+    std::fs::write(&path, data).unwrap();
+    let dest = Location::memory();
+    let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains(&key), "{e}");
+    let stored = keys(&dest);
+    assert!(!stored.contains(&key));
+    assert!(!stored.contains(&layout::object_key(&a, ObjectType::Commit)));
+    assert!(stored.iter().all(|k| !k.starts_with("refs/")), "{stored:?}");
+}
+
+/// Refs that share history each keep their own depth: a commit another ref keeps still
+/// counts towards this ref's retention.
+#[test]
+fn prune_keeps_each_refs_depth_over_shared_history() {
+    let f = fixture();
+    let mut a = Vec::new();
+    for i in 0..3u64 {
+        let unique = format!("a{i}");
+        a.push(commit(
+            &f.repo,
+            &f.scratch,
+            "a",
+            &[("u", unique.as_bytes())],
+            10 + i,
+        ));
+    }
+    // b branches off a[2] (a's head for now), then a moves on twice.
+    f.repo.write_ref("b", &a[2]).unwrap();
+    let q = commit(&f.repo, &f.scratch, "b", &[("u", b"q")], 20);
+    for i in 3..5u64 {
+        let unique = format!("a{i}");
+        a.push(commit(
+            &f.repo,
+            &f.scratch,
+            "a",
+            &[("u", unique.as_bytes())],
+            10 + i,
+        ));
+    }
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let opts = PruneOpts {
+        retention: Retention::Keep(3),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::ZERO,
+        jobs: 4,
+    };
+    let r = prune(&dest, &opts, &NoProgress).unwrap();
+    // a keeps a4 a3 a2; b keeps q a2 a1: only a0 goes.
+    assert_eq!(r.removed_commits, [a[0]].into_iter().collect());
+    for c in [a[1], a[2], a[3], a[4], q] {
+        assert_complete(&f.repo, &dest, &c);
+    }
+}
+
+/// Progress that runs `hook` once when a phase named `phase` starts.
+struct OnPhase<F: Fn() + Sync> {
+    phase: &'static str,
+    hook: F,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl<F: Fn() + Sync> arbor_repo::progress::Progress for OnPhase<F> {
+    fn start(&self, phase: &str, _total: Option<u64>) {
+        if phase == self.phase && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            (self.hook)();
+        }
+    }
+}
+
+/// A ref that moves while prune walks (a publish at the same time) makes prune delete
+/// nothing and say why.
+#[test]
+fn prune_deletes_nothing_when_refs_move_under_it() {
+    let f = fixture();
+    let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
+    let b = commit(&f.repo, &f.scratch, "main", &[("x", b"2")], 2);
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let before = keys(&dest);
+    let store = dest.store.clone();
+    let hook = OnPhase {
+        phase: "walk",
+        done: false.into(),
+        hook: move || {
+            // A publisher moving main back to a (say): from another thread and runtime.
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    store
+                        .put(
+                            &StorePath::from("refs/heads/main"),
+                            format!("{a}\n").into_bytes().into(),
+                        )
+                        .await
+                        .unwrap();
+                });
+            })
+            .join()
+            .unwrap();
+        },
+    };
+    let opts = PruneOpts {
+        retention: Retention::Keep(1),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::ZERO,
+        jobs: 4,
+    };
+    let e = prune(&dest, &opts, &hook).unwrap_err();
+    assert!(e.to_string().contains("changed while pruning"), "{e}");
+    let mut after = keys(&dest);
+    after.remove("refs/heads/main");
+    let mut expected = before;
+    expected.remove("refs/heads/main");
+    assert_eq!(after, expected, "nothing deleted");
+    let _ = b;
+}
+
+/// Another tool's garbage under refs/heads does not block publishing: it is left out of
+/// the summary; a garbage file under our own ref's name is replaced.
+#[test]
+fn garbage_refs_at_the_destination_do_not_block_publishing() {
+    let f = fixture();
+    let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
+    let dest = Location::memory();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for key in ["refs/heads/junk", "refs/heads/main"] {
+            dest.store
+                .put(&StorePath::from(key), b"not a checksum\n".to_vec().into())
+                .await
+                .unwrap();
+        }
+    });
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(advertised(&dest), vec![("main".to_string(), a)]);
+}

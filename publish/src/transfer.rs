@@ -44,6 +44,9 @@ pub struct TransferOpts {
     pub jobs: usize,
     /// How many parents of each ref's head to copy (`None`: all the source has).
     pub depth: Option<usize>,
+    /// Move a destination ref even when its commit is not an ancestor of the new one
+    /// (a publish only; a mirror always follows its source).
+    pub force: bool,
 }
 
 impl Default for TransferOpts {
@@ -51,6 +54,7 @@ impl Default for TransferOpts {
         TransferOpts {
             jobs: 16,
             depth: None,
+            force: false,
         }
     }
 }
@@ -118,6 +122,32 @@ async fn present(dest: &Remote, keys: &[String], jobs: usize) -> Result<HashSet<
         .collect())
 }
 
+/// Check an object's bytes against its key (content-addressed objects only; delta
+/// files, refs and the like pass through). Runs on a blocking thread: a FILE object is
+/// inflated and hashed.
+async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let Some((c, ty)) = layout::parse_object_key(key) else {
+        return Ok(data);
+    };
+    tokio::task::spawn_blocking(move || {
+        match ty {
+            ObjectType::File => {
+                arbor_repo::store::verify_archive_file(&data, &c).map_err(|e| e.to_string())?;
+            }
+            ObjectType::DirTree | ObjectType::DirMeta | ObjectType::Commit => {
+                let actual = Checksum::of(&data);
+                if actual != c {
+                    return Err(format!("checksum mismatch, actual {actual}"));
+                }
+            }
+            ObjectType::CommitMeta | ObjectType::TombstoneCommit => {}
+        }
+        Ok(data)
+    })
+    .await
+    .map_err(|e| format!("verifying: {e}"))?
+}
+
 /// Copy `keys` from the source, `jobs` at a time. A key the source lacks is an error
 /// unless `optional`. Returns how many were copied.
 async fn upload(
@@ -145,6 +175,12 @@ async fn upload(
                     })
                 }
             };
+            // A damaged object must not be published: it would be served (and cached
+            // for a year) under a name that promises other content.
+            let data = verify(k, data).await.map_err(|why| PublishError::Corrupt {
+                url: format!("{}/{k}", src.describe()),
+                why,
+            })?;
             let len = data.len() as u64;
             dest.put(k, data.into(), Expect::Any).await?;
             progress.inc(1);
@@ -156,6 +192,23 @@ async fn upload(
         .await?;
     progress.finish();
     Ok(copied.into_iter().filter(|c| *c).count() as u64)
+}
+
+/// Whether `ancestor` is `commit` or one of its parents, as far as the source has them.
+async fn is_ancestor(src: &Source<'_>, ancestor: &Checksum, commit: &Checksum) -> Result<bool> {
+    let mut c = *commit;
+    loop {
+        if c == *ancestor {
+            return Ok(true);
+        }
+        match src.commit(&c).await? {
+            Some((_, parsed)) => match parsed.parent {
+                Some(p) => c = p,
+                None => return Ok(false),
+            },
+            None => return Ok(false),
+        }
+    }
 }
 
 /// Publish (source: a local repository) or mirror (source: a store) `wanted` refs
@@ -306,10 +359,12 @@ pub async fn run(
         if !visited.contains(&name.to) {
             continue;
         }
-        known.deltas.insert(*name, *digest);
         if dest_deltas.contains(name) {
+            // The destination's own superblock may differ from ours (regenerated since):
+            // the summary must advertise what is stored, so it is not ours to claim.
             continue;
         }
+        known.deltas.insert(*name, *digest);
         let mut files = src.delta_files(name).await?;
         if let Some(sb) = files.pop() {
             delta_superblocks.push(sb);
@@ -335,6 +390,9 @@ pub async fn run(
         progress,
     )
     .await?;
+    // Everything the commits name must be durable before the commits are (file://:
+    // the store does not fsync; a power cut must not leave a commit over empty objects).
+    sync_local(dest)?;
     report.objects_uploaded +=
         upload(src, dest, &missing_meta, true, jobs, "metadata", progress).await?;
     let n = upload(src, dest, &commit_keys, false, jobs, "commits", progress).await?;
@@ -352,15 +410,52 @@ pub async fn run(
         report.config_written = true;
     }
 
-    // Refs: only those that differ.
+    // Detached metadata (signatures) of heads that were already published may have
+    // changed since (e.g. `ostree gpg-sign` after a publish): bring it up to date.
+    let new_set: HashSet<Checksum> = new_commits.iter().map(|(c, _)| *c).collect();
+    for head in refs.values().collect::<BTreeSet<_>>() {
+        if new_set.contains(head) {
+            continue;
+        }
+        let key = layout::object_key(head, ObjectType::CommitMeta);
+        let Some(ours) = src.read_key(&key).await? else {
+            continue;
+        };
+        if dest.get(&key).await?.map(|f| f.data) != Some(ours.clone()) {
+            dest.put(&key, ours.into(), Expect::Any).await?;
+            report.objects_uploaded += 1;
+        }
+    }
+
+    // Refs: only those that differ, and (publish) only forward.
     let existing: HashSet<String> = dest_ref_items
         .iter()
         .map(|m| m.location.to_string())
         .collect();
     for (name, commit) in &refs {
         let key = layout::ref_key(name);
-        if existing.contains(&key) && read_ref(dest, &key).await? == Some(*commit) {
+        let theirs = if existing.contains(&key) {
+            match read_ref(dest, &key).await {
+                Ok(c) => c,
+                // Not a checksum: nothing a client could use; ours replaces it.
+                Err(PublishError::Corrupt { .. }) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        if theirs == Some(*commit) {
             continue;
+        }
+        if let (Some(theirs), Source::Local(_), false) = (theirs, src, opts.force) {
+            if !is_ancestor(src, &theirs, commit).await? {
+                return Err(PublishError::NotFastForward {
+                    name: name.clone(),
+                    url: dest.loc.url.clone(),
+                    theirs,
+                    ours: *commit,
+                });
+            }
         }
         dest.put(&key, format!("{commit}\n").into_bytes().into(), Expect::Any)
             .await?;

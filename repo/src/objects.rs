@@ -442,6 +442,20 @@ impl DirTree {
                 take_csum(&dm[2], "dirtree")?,
             ));
         }
+        // A name listed twice would make a checkout write one entry through the other
+        // (a symlink first, then a file of the same name); ostree refuses it too.
+        let mut names =
+            std::collections::HashSet::with_capacity(tree.files.len() + tree.dirs.len());
+        for name in tree
+            .files
+            .iter()
+            .map(|(n, _)| n)
+            .chain(tree.dirs.iter().map(|(n, _, _)| n))
+        {
+            if !names.insert(name.as_str()) {
+                return Err(invalid("dirtree", format!("{name:?} is listed twice")));
+            }
+        }
         Ok(tree)
     }
 
@@ -542,6 +556,29 @@ pub fn parse_commitmeta(data: &[u8]) -> Result<VarDict, ObjectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A dirtree naming an entry twice is refused (a checkout would write one through
+    /// the other).
+    #[test]
+    fn dirtree_with_a_name_twice_is_refused() {
+        let c = Checksum::of(b"x");
+        let twice = DirTree {
+            files: vec![("x".into(), c), ("x".into(), c)],
+            dirs: vec![],
+        };
+        let e = DirTree::from_bytes(&twice.to_bytes()).unwrap_err();
+        assert!(e.to_string().contains("\"x\" is listed twice"), "{e}");
+        let across = DirTree {
+            files: vec![("x".into(), c)],
+            dirs: vec![("x".into(), c, c)],
+        };
+        assert!(DirTree::from_bytes(&across.to_bytes()).is_err());
+        let fine = DirTree {
+            files: vec![("x".into(), c)],
+            dirs: vec![("y".into(), c, c)],
+        };
+        assert_eq!(DirTree::from_bytes(&fine.to_bytes()).unwrap(), fine);
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

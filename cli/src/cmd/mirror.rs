@@ -48,6 +48,7 @@ impl MirrorOpts {
         let opts = TransferOpts {
             jobs: self.jobs.max(1),
             depth: self.depth,
+            force: true,
         };
         let report = arbor_publish::mirror(&src, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

@@ -53,9 +53,10 @@ impl PruneOpts {
                 bail!("--keep must be at least 1 (the head of each ref is always kept)")
             }
             (Some(n), _) => Retention::Keep(n),
-            (None, Some(d)) if d.is_finite() && d >= 0.0 => {
-                Retention::YoungerThan(Duration::from_secs_f64(d * 86400.0))
-            }
+            (None, Some(d)) if d.is_finite() && d >= 0.0 => Retention::YoungerThan(
+                Duration::try_from_secs_f64(d * 86400.0)
+                    .map_err(|_| anyhow::anyhow!("--keep-younger-than {d}: too many days"))?,
+            ),
             (None, Some(d)) => bail!("--keep-younger-than {d}: expected a number of days ≥ 0"),
             (None, None) => bail!("give --keep N or --keep-younger-than DAYS"),
         };

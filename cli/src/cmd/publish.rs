@@ -49,6 +49,10 @@ pub struct PublishOpts {
     /// Print a JSON report (uploads, bytes, requests, what is advertised) on stdout.
     #[arg(long)]
     json: bool,
+    /// Move a published ref even to a commit that does not descend from the one it
+    /// points at (a rollback, or another history); refused otherwise.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn requests_json(r: &RequestCounts) -> Value {
@@ -123,6 +127,7 @@ impl PublishOpts {
         let opts = TransferOpts {
             jobs: self.jobs.max(1),
             depth: None,
+            force: self.force,
         };
         let report = arbor_publish::publish(&repo, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

@@ -197,6 +197,7 @@ impl ReleaseOpts {
         let topts = TransferOpts {
             jobs: self.jobs.max(1),
             depth: None,
+            force: false,
         };
         let report = arbor_publish::publish(
             &repo,

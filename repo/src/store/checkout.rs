@@ -3,8 +3,9 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -99,7 +100,15 @@ impl Repo {
         if h.is_symlink() {
             std::os::unix::fs::symlink(&h.symlink_target, dest).at(dest)?;
         } else {
-            fs::write(dest, &content).at(dest)?;
+            // A new file, never an existing name (nothing is written through a symlink).
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .at(dest)?;
+            f.write_all(&content).at(dest)?;
+            drop(f);
             if !opts.user_mode {
                 set_xattrs(dest, &h.xattrs)?;
             }

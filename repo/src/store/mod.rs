@@ -601,36 +601,7 @@ impl Repo {
         self.open_file_object(checksum)?
             .read_to_end(&mut data)
             .at(&path)?;
-        let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
-        let (header, size, off) =
-            FileHeader::parse_archive(&data).map_err(|e| bad(e.to_string()))?;
-        let content = if header.is_symlink() {
-            if off != data.len() {
-                return Err(bad("trailing data after a symlink header".into()));
-            }
-            Vec::new()
-        } else {
-            if size <= IN_MEMORY_LIMIT {
-                crate::deflate::decompress(&data[off..], size as usize)
-                    .map_err(|e| bad(e.to_string()))?
-            } else {
-                let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
-                DeflateDecoder::new(&data[off..])
-                    .take(size.saturating_add(1))
-                    .read_to_end(&mut content)
-                    .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
-                if content.len() as u64 != size {
-                    let n = content.len();
-                    return Err(bad(format!("content is {n} bytes, header says {size}")));
-                }
-                content
-            }
-        };
-        let actual = header.checksum(&content);
-        if actual != *checksum {
-            return Err(bad(format!("checksum mismatch, actual {actual}")));
-        }
-        Ok((header, content))
+        verify_archive_file(&data, checksum)
     }
 
     /// Rebuild `summary` from the refs under `refs/heads` (and any static deltas), and
@@ -751,6 +722,40 @@ fn parse_keyfile(text: &str) -> BTreeMap<(String, String), String> {
         }
     }
     out
+}
+
+/// Check the bytes of an archive-mode FILE object (`.filez`) against its name: header,
+/// deflated content of the declared size, checksum. Returns the header and content.
+pub fn verify_archive_file(data: &[u8], checksum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
+    let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
+    let (header, size, off) = FileHeader::parse_archive(data).map_err(|e| bad(e.to_string()))?;
+    let content = if header.is_symlink() {
+        if off != data.len() {
+            return Err(bad("trailing data after a symlink header".into()));
+        }
+        Vec::new()
+    } else {
+        if size <= IN_MEMORY_LIMIT {
+            crate::deflate::decompress(&data[off..], size as usize)
+                .map_err(|e| bad(e.to_string()))?
+        } else {
+            let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
+            DeflateDecoder::new(&data[off..])
+                .take(size.saturating_add(1))
+                .read_to_end(&mut content)
+                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
+            if content.len() as u64 != size {
+                let n = content.len();
+                return Err(bad(format!("content is {n} bytes, header says {size}")));
+            }
+            content
+        }
+    };
+    let actual = header.checksum(&content);
+    if actual != *checksum {
+        return Err(bad(format!("checksum mismatch, actual {actual}")));
+    }
+    Ok((header, content))
 }
 
 #[cfg(test)]
