@@ -100,6 +100,15 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
 
     // Refs: the files under refs/heads are the truth.
     let refs = read_refs(dest).await?;
+    if refs.is_empty() {
+        // Nothing would be reachable: every object older than the grace period would go.
+        return Err(PublishError::Invalid(format!(
+            "{} has no refs under {}: refusing to prune (everything would be deleted); \
+             check the URL",
+            dest.loc.url,
+            layout::REFS_PREFIX
+        )));
+    }
     for r in &opts.refs {
         if !refs.contains_key(r) {
             return Err(PublishError::RefNotFound {

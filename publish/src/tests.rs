@@ -675,3 +675,33 @@ fn garbage_refs_at_the_destination_do_not_block_publishing() {
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
     assert_eq!(advertised(&dest), vec![("main".to_string(), a)]);
 }
+
+/// A destination without refs (a wrong prefix, a half-set-up bucket) is not pruned:
+/// everything would be unreachable.
+#[test]
+fn prune_refuses_a_destination_without_refs() {
+    let f = fixture();
+    commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        dest.store
+            .delete(&StorePath::from("refs/heads/main"))
+            .await
+            .unwrap();
+    });
+    let before = keys(&dest);
+    let opts = PruneOpts {
+        retention: Retention::Keep(1),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::ZERO,
+        jobs: 4,
+    };
+    let e = prune(&dest, &opts, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("no refs"), "{e}");
+    assert_eq!(keys(&dest), before);
+}
