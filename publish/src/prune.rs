@@ -20,6 +20,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{PublishError, Result};
 use crate::layout::{self, DeltaName};
+use crate::location::LocationKind;
 use crate::remote::{Remote, RequestCounts};
 use crate::source::{read_ref, CommitInfo, Source};
 use crate::summary::{self, Known};
@@ -290,9 +291,20 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         .chain(commit_keys)
         .chain(object_keys)
         .collect();
-    report.bytes_removed = order.iter().map(|r| r.bytes).sum();
+    // file://: the store stages each upload as `NAME#N` and renames it; an upload that
+    // was killed leaves that file behind, invisible to listings (and so to the above).
+    let leftovers = match &dest.loc.kind {
+        LocationKind::File { root } => staging_leftovers(root, grace_cutoff),
+        _ => Vec::new(),
+    };
+    report.bytes_removed = order
+        .iter()
+        .chain(leftovers.iter().map(|(r, _)| r))
+        .map(|r| r.bytes)
+        .sum();
     if opts.dry_run {
         report.removed = order;
+        report.removed.extend(leftovers.into_iter().map(|(r, _)| r));
         report.requests = dest.stats.snapshot();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -327,12 +339,62 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     }
     progress.finish();
     report.removed = order;
+    for (r, path) in leftovers {
+        match std::fs::remove_file(&path) {
+            Ok(()) => report.removed.push(r),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PublishError::Io { path, source: e }),
+        }
+    }
     // A concurrent publisher may have re-listed a delta we just removed.
     let upd = summary::update(dest, &known, &BTreeSet::new(), jobs).await?;
     report.summary_written |= upd.written;
     report.requests = dest.stats.snapshot();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Files under `root` named like the local store's staging files (`NAME#DIGITS`) and
+/// older than `cutoff`: left by uploads that were killed. (key relative to root, path)
+fn staging_leftovers(
+    root: &std::path::Path,
+    cutoff: SystemTime,
+) -> Vec<(Removed, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = e.file_name();
+            let Some((_, n)) = name.to_str().and_then(|n| n.rsplit_once('#')) else {
+                continue;
+            };
+            let old = meta.modified().is_ok_and(|t| t <= cutoff);
+            if meta.is_file() && old && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                let key = path
+                    .strip_prefix(root)
+                    .map(|k| k.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push((
+                    Removed {
+                        key,
+                        bytes: meta.len(),
+                    },
+                    path,
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    out
 }
 
 /// Split the deletion order into groups that must finish one before the next:

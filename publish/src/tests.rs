@@ -705,3 +705,46 @@ fn prune_refuses_a_destination_without_refs() {
     assert!(e.to_string().contains("no refs"), "{e}");
     assert_eq!(keys(&dest), before);
 }
+
+/// On file://, staging files a killed upload left behind (`NAME#N`, invisible to
+/// listings) are removed by prune once older than the grace period.
+#[test]
+fn prune_removes_staging_leftovers_on_file_destinations() {
+    let f = fixture();
+    commit(&f.repo, &f.scratch, "main", &[("a", b"1")], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("out");
+    let dest = Location::parse_destination(root.to_str().unwrap(), &Default::default()).unwrap();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let dir = root.join("objects/ab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("cdef.filez#3");
+    std::fs::write(&old, b"partial").unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let fresh = dir.join("cdef.filez#4");
+    std::fs::write(&fresh, b"in flight").unwrap();
+    let opts = PruneOpts {
+        retention: Retention::Keep(1),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::from_secs(600),
+        jobs: 4,
+    };
+    let r = prune(&dest, &opts, &NoProgress).unwrap();
+    assert!(
+        r.removed.iter().any(|x| x.key == "objects/ab/cdef.filez#3"),
+        "{:?}",
+        r.removed
+    );
+    assert!(!old.exists());
+    assert!(fresh.exists(), "a young one may be an upload in flight");
+    std::fs::remove_file(&fresh).unwrap();
+    let served = Repo::open(&root).unwrap();
+    assert!(served.fsck(&NoProgress).unwrap().errors.is_empty());
+}
