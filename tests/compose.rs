@@ -572,6 +572,8 @@ fn compose_treefile_keys_shape_the_tree() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{stderr}");
+        // Progress counts packages, cache hits included.
+        assert!(stderr.contains("import: done: 4/4"), "{stderr}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v
     };

@@ -357,7 +357,7 @@ pub fn compose(
             let r = assemble::build_rpmdb(repo, &rpms, Some(prev_db));
             (r, t.elapsed().as_secs_f64())
         });
-        let imported = import::import_rpms_known(repo, &jobs, &users, Some(&cachedir));
+        let imported = import::import_rpms_known(repo, &jobs, &users, Some(&cachedir), progress);
         let db = db.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (imported, db)
     });

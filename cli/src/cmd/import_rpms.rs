@@ -68,7 +68,13 @@ impl ImportRpmsOpts {
             .iter()
             .map(|p| (p.clone(), opts.clone()))
             .collect();
-        let imported = import_rpms(&repo, &jobs, &users, self.cachedir.as_deref())?;
+        let imported = import_rpms(
+            &repo,
+            &jobs,
+            &users,
+            self.cachedir.as_deref(),
+            &arbor_repo::progress::NoProgress,
+        )?;
         let hits = imported.iter().filter(|(_, hit)| *hit).count();
         let import_secs = started.elapsed().as_secs_f64();
 

@@ -199,18 +199,19 @@ pub fn import_rpm_known(
 
 /// [`import_rpm`] for many RPMs, each with its options, in parallel on rayon (largest
 /// file first, so that long imports do not start last); results in the input order.
-/// The first error wins.
+/// The first error wins. `progress` counts packages.
 pub fn import_rpms(
     repo: &Repo,
     jobs: &[(PathBuf, ImportOpts)],
     users: &Users,
     cache_dir: Option<&Path>,
+    progress: &dyn arbor_repo::progress::Progress,
 ) -> Result<Vec<(ImportedPackage, bool)>, ImportError> {
     let jobs: Vec<_> = jobs
         .iter()
         .map(|(p, o)| (p.clone(), o.clone(), None))
         .collect();
-    import_rpms_known(repo, &jobs, users, cache_dir)
+    import_rpms_known(repo, &jobs, users, cache_dir, progress)
 }
 
 /// [`import_rpms`] with each RPM's already verified SHA-256, when known (see
@@ -220,6 +221,7 @@ pub fn import_rpms_known(
     jobs: &[(PathBuf, ImportOpts, Option<Checksum>)],
     users: &Users,
     cache_dir: Option<&Path>,
+    progress: &dyn arbor_repo::progress::Progress,
 ) -> Result<Vec<(ImportedPackage, bool)>, ImportError> {
     let mut order: Vec<(u64, usize)> = jobs
         .iter()
@@ -232,7 +234,9 @@ pub fn import_rpms_known(
         .with_max_len(1)
         .map(|&(_, i)| {
             let (path, opts, sha256) = &jobs[i];
-            import_rpm_known(repo, path, opts, users, cache_dir, sha256.as_ref()).map(|r| (i, r))
+            let r = import_rpm_known(repo, path, opts, users, cache_dir, sha256.as_ref());
+            progress.inc(1); // one package done (imported or from the cache)
+            r.map(|r| (i, r))
         })
         .collect::<Result<_, _>>()?;
     done.sort_by_key(|(i, _)| *i);
