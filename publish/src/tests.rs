@@ -748,3 +748,32 @@ fn prune_removes_staging_leftovers_on_file_destinations() {
     let served = Repo::open(&root).unwrap();
     assert!(served.fsck(&NoProgress).unwrap().errors.is_empty());
 }
+
+/// --depth counts along each ref's own history, through commits another ref walked.
+#[test]
+fn depth_counts_per_ref_over_shared_history() {
+    let f = fixture();
+    let mut a = Vec::new();
+    for i in 0..2u64 {
+        let u = format!("a{i}");
+        a.push(commit(&f.repo, &f.scratch, "a", &[("u", u.as_bytes())], i));
+    }
+    // b branches off a1; a moves on to a2, a3.
+    f.repo.write_ref("b", &a[1]).unwrap();
+    let b0 = commit(&f.repo, &f.scratch, "b", &[("u", b"b0")], 10);
+    for i in 2..4u64 {
+        let u = format!("a{i}");
+        a.push(commit(&f.repo, &f.scratch, "a", &[("u", u.as_bytes())], i));
+    }
+    let dest = Location::memory();
+    let opts = TransferOpts {
+        depth: Some(2),
+        ..Default::default()
+    };
+    let r = publish(&f.repo, &dest, &[], &opts, &NoProgress).unwrap();
+    // a: a3 a2 a1; b: b0 a1 a0 — a0 is within b's depth.
+    assert_eq!(r.commits_uploaded, 5);
+    for c in [a[0], a[1], a[2], a[3], b0] {
+        assert_complete(&f.repo, &dest, &c);
+    }
+}

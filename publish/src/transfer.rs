@@ -256,34 +256,53 @@ pub async fn run(
     let mut visited: BTreeSet<Checksum> = BTreeSet::new();
     let mut new_commits: Vec<(Checksum, (Checksum, Checksum))> = Vec::new();
     let mut boundary: Vec<(Checksum, Checksum)> = Vec::new();
+    // What each commit walked so far turned out to be: its parent, or where a walk ends
+    // (at the destination, or where the source's history does). Each ref walks its own
+    // depth even through commits another ref walked (refs that share history).
+    enum Walked {
+        Parent(Option<Checksum>),
+        AtDestination,
+        SourceEnds,
+    }
+    let mut walked: BTreeMap<Checksum, Walked> = BTreeMap::new();
     progress.start("history", None);
     for (name, head) in &refs {
         let mut c = *head;
         let mut depth = 0usize;
-        while visited.insert(c) {
-            let Some((bytes, commit)) = src.commit(&c).await? else {
-                if c == *head {
-                    return Err(PublishError::MissingCommit {
-                        name: name.clone(),
-                        commit: c,
-                        url: src.describe(),
-                    });
+        loop {
+            if !walked.contains_key(&c) {
+                visited.insert(c);
+                let Some((bytes, commit)) = src.commit(&c).await? else {
+                    if c == *head {
+                        return Err(PublishError::MissingCommit {
+                            name: name.clone(),
+                            commit: c,
+                            url: src.describe(),
+                        });
+                    }
+                    walked.insert(c, Walked::SourceEnds); // partial history
+                    break;
+                };
+                known.commits.insert(c, CommitInfo::of(&bytes, &commit));
+                progress.inc(1);
+                let key = layout::object_key(&c, ObjectType::Commit);
+                if dest.head(&key).await?.is_some() {
+                    boundary.push((commit.root_tree, commit.root_meta));
+                    walked.insert(c, Walked::AtDestination);
+                } else {
+                    new_commits.push((c, (commit.root_tree, commit.root_meta)));
+                    walked.insert(c, Walked::Parent(commit.parent));
                 }
-                break; // Partial history: the source ends here.
-            };
-            known.commits.insert(c, CommitInfo::of(&bytes, &commit));
-            progress.inc(1);
-            let key = layout::object_key(&c, ObjectType::Commit);
-            if dest.head(&key).await?.is_some() {
-                boundary.push((commit.root_tree, commit.root_meta));
-                break;
             }
-            new_commits.push((c, (commit.root_tree, commit.root_meta)));
+            let next = match &walked[&c] {
+                Walked::Parent(p) => *p,
+                Walked::AtDestination | Walked::SourceEnds => None,
+            };
             if opts.depth.is_some_and(|d| depth >= d) {
                 break;
             }
             depth += 1;
-            match commit.parent {
+            match next {
                 Some(p) => c = p,
                 None => break,
             }
