@@ -337,9 +337,19 @@ fn ostree_shows_and_applies_arbor_deltas_offline() {
         .ok();
     assert_eq!(content_listing(&co), content_listing(&f.tree_b));
 
-    // Inline parts: a single-file delta, applied from its superblock (with no
-    // fallbacks by default: apply-offline refuses them).
-    let r = generate(f.repo(), &["--from", &f.a, "--to", &f.b, "--inline-parts"]);
+    // Inline parts: a single-file delta, applied from its superblock.
+    let r = generate(
+        f.repo(),
+        &[
+            "--from",
+            &f.a,
+            "--to",
+            &f.b,
+            "--min-fallback-size",
+            "0",
+            "--inline-parts",
+        ],
+    );
     let sb = PathBuf::from(r["path"].as_str().unwrap()).join("superblock");
     assert!(
         !sb.with_file_name("0").exists(),

@@ -325,14 +325,13 @@ impl ComposePlan {
 /// An `add-files` destination as rpm-ostree accepts it: under `/usr` (not `/usr/local`),
 /// `/etc`, or the `/bin`, `/sbin`, `/lib`, `/lib64` compat paths; no `.` or `..`.
 fn add_files_dest(dest: &str) -> Result<String, String> {
-    let rel = dest.trim_start_matches('/');
-    let ok = ["usr/", "etc/", "bin/", "sbin/", "lib/", "lib64/"]
-        .iter()
-        .any(|p| rel.starts_with(p))
-        && !rel.starts_with("usr/local/")
-        && rel
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..");
+    // Repeated and trailing slashes are tolerated (the path is normalised), as in a shell.
+    let parts: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
+    let rel = parts.join("/");
+    let ok = parts.len() >= 2
+        && ["usr", "etc", "bin", "sbin", "lib", "lib64"].contains(&parts[0])
+        && !(parts[0] == "usr" && parts[1] == "local")
+        && parts.iter().all(|c| *c != "." && *c != "..");
     if ok {
         Ok(format!("/{rel}"))
     } else {
@@ -596,6 +595,17 @@ mod tests {
         assert_eq!(r[1].include_only, ["baz"]);
         assert!(!r[1].enabled);
         assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n").is_err());
+        assert_eq!(add_files_dest("//usr//share/x/").unwrap(), "/usr/share/x");
+        assert_eq!(add_files_dest("etc/motd").unwrap(), "/etc/motd");
+        for bad in [
+            "/usr/local/x",
+            "/usr",
+            "/var/x",
+            "/usr/../etc/x",
+            "/usr/./x",
+        ] {
+            assert!(add_files_dest(bad).is_err(), "{bad}");
+        }
         assert!(parse_repo_file(x, "[a]\nbaseurl=http://b\npriority=high\n").is_err());
     }
 

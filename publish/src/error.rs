@@ -26,16 +26,9 @@ pub enum PublishError {
     Corrupt { url: String, why: String },
     #[error("local repository: {0}")]
     Repo(#[from] RepoError),
-    #[error(
-        "ref {name:?} at {url} is {theirs}, which is not an ancestor of {ours}: publishing would \
-         move it back or sideways and lose what it points at (pass --force to do it anyway)"
-    )]
-    NotFastForward {
-        name: String,
-        url: String,
-        theirs: Checksum,
-        ours: Checksum,
-    },
+    /// A publish would move a ref back (the message says which, and how to force it).
+    #[error("{0}")]
+    NotForward(String),
     #[error("ref {name:?} not found in {url}")]
     RefNotFound { name: String, url: String },
     #[error("commit {commit} (ref {name:?}) is missing from {url}")]

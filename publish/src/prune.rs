@@ -101,15 +101,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
 
     // Refs: the files under refs/heads are the truth.
     let refs = read_refs(dest).await?;
-    if refs.is_empty() {
-        // Nothing would be reachable: every object older than the grace period would go.
-        return Err(PublishError::Invalid(format!(
-            "{} has no refs under {}: refusing to prune (everything would be deleted); \
-             check the URL",
-            dest.loc.url,
-            layout::REFS_PREFIX
-        )));
-    }
+
     for r in &opts.refs {
         if !refs.contains_key(r) {
             return Err(PublishError::RefNotFound {
@@ -181,6 +173,15 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     let listing = dest.list_objects(jobs).await?;
     let delta_listing = dest.list(layout::DELTAS_PREFIX).await?;
     progress.finish();
+    if refs.is_empty() && !listing.is_empty() {
+        // Nothing would be reachable: every object older than the grace period would go.
+        return Err(PublishError::Invalid(format!(
+            "{} has objects but no refs under {}: refusing to prune (everything would be \
+             deleted); check the URL",
+            dest.loc.url,
+            layout::REFS_PREFIX
+        )));
+    }
     let young = |t: SystemTime| t > grace_cutoff;
     let mut young_commits = BTreeSet::new();
     for m in &listing {
@@ -361,8 +362,13 @@ fn staging_leftovers(
     cutoff: SystemTime,
 ) -> Vec<(Removed, std::path::PathBuf)> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
+    // Only the repository's own places: the top level (summary, config) and its trees.
+    let mut stack: Vec<std::path::PathBuf> = ["", "objects", "deltas", "delta-indexes", "refs"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
     while let Some(dir) = stack.pop() {
+        let top_level = dir == root.join("");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -370,7 +376,9 @@ fn staging_leftovers(
             let path = e.path();
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
-                stack.push(path);
+                if !top_level {
+                    stack.push(path);
+                }
                 continue;
             }
             let name = e.file_name();

@@ -472,7 +472,7 @@ fn publish_moves_refs_only_forward_unless_forced() {
     let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("not an ancestor") && msg.contains(&b.to_hex()) && msg.contains("--force"),
+        msg.contains("neither an ancestor") && msg.contains(&b.to_hex()) && msg.contains("--force"),
         "{msg}"
     );
     assert_eq!(advertised(&dest), vec![("main".to_string(), b)]);
@@ -486,6 +486,26 @@ fn publish_moves_refs_only_forward_unless_forced() {
     f.repo.write_ref("main", &b).unwrap();
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
     assert_eq!(advertised(&dest), vec![("main".to_string(), b)]);
+    // A newer commit without b in its history (a fresh runner, a pruned repository)
+    // moves forward in time: allowed.
+    f.repo.delete_ref("main").unwrap();
+    let fresh = commit(&f.repo, &f.scratch, "main", &[("x", b"3")], 3);
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(advertised(&dest), vec![("main".to_string(), fresh)]);
+    // Two refs, one of them backwards: refused before anything is written.
+    let other = commit(&f.repo, &f.scratch, "other", &[("y", b"1")], 10);
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let newer_main = commit(&f.repo, &f.scratch, "main", &[("x", b"4")], 11);
+    f.repo.delete_ref("other").unwrap();
+    commit(&f.repo, &f.scratch, "other", &[("y", b"0")], 5);
+    let before = keys(&dest);
+    assert!(publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).is_err());
+    assert_eq!(keys(&dest), before, "nothing uploaded, no ref moved");
+    assert_eq!(
+        advertised(&dest),
+        vec![("main".to_string(), fresh), ("other".to_string(), other)]
+    );
+    let _ = newer_main;
 }
 
 /// Detached metadata added after a commit was published (a signature) is published
@@ -704,6 +724,10 @@ fn prune_refuses_a_destination_without_refs() {
     let e = prune(&dest, &opts, &NoProgress).unwrap_err();
     assert!(e.to_string().contains("no refs"), "{e}");
     assert_eq!(keys(&dest), before);
+    // A new, empty destination: nothing to do, not an error (cron jobs set up early).
+    let empty = Location::memory();
+    let r = prune(&empty, &opts, &NoProgress).unwrap();
+    assert!(r.removed.is_empty());
 }
 
 /// On file://, staging files a killed upload left behind (`NAME#N`, invisible to

@@ -132,7 +132,8 @@ async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String
     tokio::task::spawn_blocking(move || {
         match ty {
             ObjectType::File => {
-                arbor_repo::store::verify_archive_file(&data, &c).map_err(|e| e.to_string())?;
+                arbor_repo::store::verify_archive_file_streaming(&data, &c)
+                    .map_err(|e| e.to_string())?;
             }
             ObjectType::DirTree | ObjectType::DirMeta | ObjectType::Commit => {
                 let actual = Checksum::of(&data);
@@ -211,6 +212,62 @@ async fn is_ancestor(src: &Source<'_>, ancestor: &Checksum, commit: &Checksum) -
     }
 }
 
+/// Before anything is uploaded: every ref must move forward — to a descendant of the
+/// destination's commit or, where the source does not have that history (a fresh runner,
+/// a pruned repository), to a commit no older than it. A runner with an old copy of the
+/// repository would otherwise roll the published ref back. All refs are checked before
+/// any is written.
+async fn check_forward(
+    src: &Source<'_>,
+    dest: &Remote,
+    dest_ref_items: &[object_store::ObjectMeta],
+    refs: &BTreeMap<String, Checksum>,
+) -> Result<()> {
+    let existing: HashSet<String> = dest_ref_items
+        .iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    for (name, ours) in refs {
+        let key = layout::ref_key(name);
+        if !existing.contains(&key) {
+            continue;
+        }
+        let theirs = match read_ref(dest, &key).await {
+            Ok(Some(c)) if c != *ours => c,
+            Ok(_) | Err(PublishError::Corrupt { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if is_ancestor(src, &theirs, ours).await? {
+            continue;
+        }
+        let their_commit = match src.commit(&theirs).await? {
+            Some((_, c)) => Some(c),
+            None => {
+                let ckey = layout::object_key(&theirs, ObjectType::Commit);
+                match dest.get(&ckey).await? {
+                    Some(f) => arbor_repo::Commit::from_bytes(&f.data).ok(),
+                    None => None,
+                }
+            }
+        };
+        let Some(their_commit) = their_commit else {
+            continue; // nothing readable to protect
+        };
+        let Some((_, our_commit)) = src.commit(ours).await? else {
+            continue;
+        };
+        if our_commit.timestamp < their_commit.timestamp {
+            return Err(PublishError::NotForward(format!(
+                "ref {name:?} at {} is {theirs} (committed at unix time {}), which is neither \
+                 an ancestor of {ours} nor older than it (committed at {}): publishing would \
+                 move the ref back (pass --force to do it anyway, e.g. for a rollback)",
+                dest.loc.url, their_commit.timestamp, our_commit.timestamp
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Publish (source: a local repository) or mirror (source: a store) `wanted` refs
 /// (all the source has when empty).
 pub async fn run(
@@ -250,6 +307,9 @@ pub async fn run(
         )));
     }
     report.refs = refs.clone();
+    if matches!(src, Source::Local(_)) && !opts.force {
+        check_forward(src, dest, &dest_ref_items, &refs).await?;
+    }
 
     // History: from each head back to the first commit the destination already has.
     let mut known = Known::default();
@@ -429,8 +489,8 @@ pub async fn run(
         report.config_written = true;
     }
 
-    // Detached metadata (signatures) of heads that were already published may have
-    // changed since (e.g. `ostree gpg-sign` after a publish): bring it up to date.
+    // Detached metadata (signatures) added to heads after they were published (e.g.
+    // `ostree gpg-sign` after a publish) is uploaded; a published one is never replaced.
     let new_set: HashSet<Checksum> = new_commits.iter().map(|(c, _)| *c).collect();
     for head in refs.values().collect::<BTreeSet<_>>() {
         if new_set.contains(head) {
@@ -440,9 +500,17 @@ pub async fn run(
         let Some(ours) = src.read_key(&key).await? else {
             continue;
         };
-        if dest.get(&key).await?.map(|f| f.data) != Some(ours.clone()) {
-            dest.put(&key, ours.into(), Expect::Any).await?;
-            report.objects_uploaded += 1;
+        match dest.get(&key).await? {
+            None => {
+                dest.put(&key, ours.into(), Expect::Any).await?;
+                report.objects_uploaded += 1;
+            }
+            Some(f) if f.data != ours => tracing::warn!(
+                "{}: differs from the local copy; keeping the published one (delete it there \
+                 to replace it)",
+                dest.url(&key)
+            ),
+            Some(_) => {}
         }
     }
 
@@ -465,16 +533,6 @@ pub async fn run(
         };
         if theirs == Some(*commit) {
             continue;
-        }
-        if let (Some(theirs), Source::Local(_), false) = (theirs, src, opts.force) {
-            if !is_ancestor(src, &theirs, commit).await? {
-                return Err(PublishError::NotFastForward {
-                    name: name.clone(),
-                    url: dest.loc.url.clone(),
-                    theirs,
-                    ours: *commit,
-                });
-            }
         }
         dest.put(&key, format!("{commit}\n").into_bytes().into(), Expect::Any)
             .await?;

@@ -85,13 +85,12 @@ pub struct DeltaTuning {
     #[arg(long, value_name = "MB", default_value_t = 32)]
     max_chunk_size: u64,
     /// Regular files larger than this many MB that are not bsdiff'd are not put in
-    /// parts; clients fetch them as loose objects ("fallbacks"). 0 = never. Default: 4
-    /// (ostree's), or 0 with --inline-parts (an offline delta cannot have fallbacks).
-    #[arg(long, value_name = "MB")]
-    min_fallback_size: Option<u64>,
-    /// Put the parts inside the superblock: a single-file delta for offline use
-    /// (`ostree static-delta apply-offline`; no fallbacks unless --min-fallback-size says
-    /// so; must stay under ostree 2022.7's 10 MiB superblock limit).
+    /// parts; clients fetch them as loose objects ("fallbacks"). 0 = never.
+    #[arg(long, value_name = "MB", default_value_t = 4)]
+    min_fallback_size: u64,
+    /// Put the parts inside the superblock: a single-file delta (must stay under ostree
+    /// 2022.7's 10 MiB superblock limit). For `ostree static-delta apply-offline`, which
+    /// refuses fallbacks, add --min-fallback-size 0.
     #[arg(long)]
     inline_parts: bool,
     /// Send modified files whole instead of as bsdiff patches.
@@ -166,11 +165,7 @@ impl DeltaTuning {
         Ok(LibOpts {
             max_bsdiff_size: mb(self.max_bsdiff_size, "max-bsdiff-size")?,
             max_chunk_size: mb(self.max_chunk_size, "max-chunk-size")?.max(1),
-            min_fallback_size: mb(
-                self.min_fallback_size
-                    .unwrap_or(if self.inline_parts { 0 } else { 4 }),
-                "min-fallback-size",
-            )?,
+            min_fallback_size: mb(self.min_fallback_size, "min-fallback-size")?,
             inline_parts: self.inline_parts,
             disable_bsdiff: self.disable_bsdiff,
             memory_limit: self.memory_limit,

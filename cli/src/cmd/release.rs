@@ -65,6 +65,10 @@ pub struct ReleaseOpts {
     /// commit checksum.
     #[arg(long)]
     json: bool,
+    /// Publish even if a published ref would move back to an older commit that does not
+    /// descend from it (a deliberate rollback).
+    #[arg(long)]
+    force: bool,
     /// The treefile (YAML for .yaml/.yml, JSON otherwise).
     treefile: PathBuf,
 }
@@ -197,7 +201,7 @@ impl ReleaseOpts {
         let topts = TransferOpts {
             jobs: self.jobs.max(1),
             depth: None,
-            force: false,
+            force: self.force,
         };
         let report = arbor_publish::publish(
             &repo,
