@@ -711,23 +711,7 @@ fn compose_on_a_full_disk_fails_cleanly() {
     let c = corpus_dir();
     let tmp = tempdir();
     let mnt = tmp.path().join("small");
-    fs::create_dir_all(&mnt).unwrap();
-    let m = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", p(&mnt)])
-        .output()
-        .expect("run mount");
-    assert!(
-        m.status.success(),
-        "this test needs to mount a small tmpfs (root): {}",
-        String::from_utf8_lossy(&m.stderr)
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let _disk = util::SmallDisk::mount(&mnt, "1m");
     let repo = mnt.join("repo");
     arbor(&["init", "--repo", p(&repo)]).ok();
     let r = arbor(&[

@@ -833,23 +833,7 @@ fn bad_arguments_are_clear_errors() {
 fn full_local_disk_is_a_clear_error() {
     let f = fixture(0);
     let mnt = f.tmp.path().join("small");
-    fs::create_dir_all(&mnt).unwrap();
-    let m = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs", p(&mnt)])
-        .output()
-        .expect("run mount");
-    assert!(
-        m.status.success(),
-        "this test needs to mount a small tmpfs (root): {}",
-        String::from_utf8_lossy(&m.stderr)
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let _disk = util::SmallDisk::mount(&mnt, "4m");
     let dest = mnt.join("repo");
     arbor(&["publish", "--repo", p(&f.repo), "--to", p(&dest)]).ok();
     // A commit with 8 MB of incompressible data cannot fit.

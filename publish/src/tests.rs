@@ -54,10 +54,7 @@ fn commit(repo: &Repo, scratch: &Path, branch: &str, files: &[(&str, &[u8])], ts
 }
 
 fn get(loc: &Location, key: &str) -> Option<Vec<u8>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         match loc.store.get(&StorePath::from(key)).await {
             Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
             Err(_) => None,
@@ -65,12 +62,26 @@ fn get(loc: &Location, key: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// Run one store operation to completion (tests drive the async store synchronously,
+/// on a runtime of their own, so this also works from another thread).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn put(store: &Arc<dyn ObjectStore>, key: &str, data: &[u8]) {
+    block_on(store.put(&StorePath::from(key), data.to_vec().into())).unwrap();
+}
+
+fn delete(store: &Arc<dyn ObjectStore>, key: &str) {
+    block_on(store.delete(&StorePath::from(key))).unwrap();
+}
+
 fn keys(loc: &Location) -> BTreeSet<String> {
     use futures::TryStreamExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         loc.store
             .list(None)
             .map_ok(|m| m.location.to_string())
@@ -420,18 +431,9 @@ fn prune_drops_deltas_whose_endpoints_are_gone() {
         from: Some(a),
         to: b,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        for file in ["0", "superblock"] {
-            let key = format!("{}/{file}", name.dir());
-            dest.store
-                .put(&StorePath::from(key.as_str()), b"x".to_vec().into())
-                .await
-                .unwrap();
-        }
-    });
+    for file in ["0", "superblock"] {
+        put(&dest.store, &format!("{}/{file}", name.dir()), b"x");
+    }
     let opts = PruneOpts {
         retention: Retention::Keep(1),
         refs: vec!["main".into()],
@@ -639,22 +641,9 @@ fn prune_deletes_nothing_when_refs_move_under_it() {
         hook: move || {
             // A publisher moving main back to a (say): from another thread and runtime.
             let store = store.clone();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    store
-                        .put(
-                            &StorePath::from("refs/heads/main"),
-                            format!("{a}\n").into_bytes().into(),
-                        )
-                        .await
-                        .unwrap();
-                });
-            })
-            .join()
-            .unwrap();
+            std::thread::spawn(move || put(&store, "refs/heads/main", format!("{a}\n").as_bytes()))
+                .join()
+                .unwrap();
         },
     };
     let opts = PruneOpts {
@@ -681,17 +670,9 @@ fn garbage_refs_at_the_destination_do_not_block_publishing() {
     let f = fixture();
     let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
     let dest = Location::memory();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        for key in ["refs/heads/junk", "refs/heads/main"] {
-            dest.store
-                .put(&StorePath::from(key), b"not a checksum\n".to_vec().into())
-                .await
-                .unwrap();
-        }
-    });
+    for key in ["refs/heads/junk", "refs/heads/main"] {
+        put(&dest.store, key, b"not a checksum\n");
+    }
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
     assert_eq!(advertised(&dest), vec![("main".to_string(), a)]);
 }
@@ -704,15 +685,7 @@ fn prune_refuses_a_destination_without_refs() {
     commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
     let dest = Location::memory();
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        dest.store
-            .delete(&StorePath::from("refs/heads/main"))
-            .await
-            .unwrap();
-    });
+    delete(&dest.store, "refs/heads/main");
     let before = keys(&dest);
     let opts = PruneOpts {
         retention: Retention::Keep(1),

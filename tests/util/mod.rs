@@ -602,3 +602,29 @@ impl Drop for Garage {
             .status();
     }
 }
+
+/// A small tmpfs mounted at `path` (root only), unmounted on drop: a disk that fills up.
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    pub fn mount(path: &Path, size: &str) -> SmallDisk {
+        fs::create_dir_all(path).expect("create mount point");
+        let m = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("run mount");
+        assert!(
+            m.status.success(),
+            "this test needs to mount a small tmpfs (root): {}",
+            String::from_utf8_lossy(&m.stderr)
+        );
+        SmallDisk(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
