@@ -497,7 +497,7 @@ fn publish_moves_refs_only_forward_unless_forced() {
     // Two refs, one of them backwards: refused before anything is written.
     let other = commit(&f.repo, &f.scratch, "other", &[("y", b"1")], 10);
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
-    let newer_main = commit(&f.repo, &f.scratch, "main", &[("x", b"4")], 11);
+    commit(&f.repo, &f.scratch, "main", &[("x", b"4")], 11);
     f.repo.delete_ref("other").unwrap();
     commit(&f.repo, &f.scratch, "other", &[("y", b"0")], 5);
     let before = keys(&dest);
@@ -507,7 +507,6 @@ fn publish_moves_refs_only_forward_unless_forced() {
         advertised(&dest),
         vec![("main".to_string(), fresh), ("other".to_string(), other)]
     );
-    let _ = newer_main;
 }
 
 /// Detached metadata added after a commit was published (a signature) is published
@@ -630,7 +629,7 @@ impl<F: Fn() + Sync> arbor_repo::progress::Progress for OnPhase<F> {
 fn prune_deletes_nothing_when_refs_move_under_it() {
     let f = fixture();
     let a = commit(&f.repo, &f.scratch, "main", &[("x", b"1")], 1);
-    let b = commit(&f.repo, &f.scratch, "main", &[("x", b"2")], 2);
+    commit(&f.repo, &f.scratch, "main", &[("x", b"2")], 2);
     let dest = Location::memory();
     publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
     let before = keys(&dest);
@@ -660,7 +659,6 @@ fn prune_deletes_nothing_when_refs_move_under_it() {
     let mut expected = before;
     expected.remove("refs/heads/main");
     assert_eq!(after, expected, "nothing deleted");
-    let _ = b;
 }
 
 /// Another tool's garbage under refs/heads does not block publishing: it is left out of
