@@ -631,41 +631,28 @@ fn compose_treefile_keys_shape_the_tree() {
     assert_eq!(flat["variables"]["flavor"], "full");
     assert_eq!(flat["variables"]["basearch"], "x86_64");
 
-    // Refused with the culprit named: a package remove-from-packages names that is not
-    // installed, an add-files destination under /usr/local.
-    let edit = |from: &str, to: &str| {
-        let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
-        fs::write(dir.join("bad.yaml"), t.replace(from, to)).unwrap();
-        arbor(&[
-            "compose",
-            "--repo",
-            p(&repo),
-            "--cachedir",
-            p(&dir.join("cache")),
-            p(&dir.join("bad.yaml")),
-        ])
+    // Variants of tiny.yaml, composed into the same repository.
+    let tiny = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
+    let compose_variant = |text: String, extra: &[&str]| {
+        let variant = dir.join("variant.yaml");
+        fs::write(&variant, text).unwrap();
+        let cache = dir.join("cache");
+        let mut args = vec!["compose", "--repo", p(&repo), "--cachedir", p(&cache)];
+        args.extend_from_slice(extra);
+        args.push(p(&variant));
+        arbor(&args)
     };
     // The metadata key is not part of the input hash: changing it changes nothing.
-    let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
-    fs::write(dir.join("bad.yaml"), t + "metadata: {note: '${flavor}'}\n").unwrap();
-    let r = arbor(&[
-        "compose",
-        "--repo",
-        p(&repo),
-        "--cachedir",
-        p(&dir.join("cache")),
-        "--timestamp",
-        "2024-01-01T12:00:00Z",
-        p(&dir.join("bad.yaml")),
-    ]);
+    let with_metadata = tiny.clone() + "metadata: {note: '${flavor}'}\n";
+    let r = compose_variant(with_metadata, &["--timestamp", "2024-01-01T12:00:00Z"]);
     assert!(r.stderr.contains("No apparent changes"), "{}", r.stderr);
-    let flat = arbor(&["compose", "--print-only", p(&dir.join("bad.yaml"))])
+    let flat = arbor(&["compose", "--print-only", p(&dir.join("variant.yaml"))])
         .ok()
         .to_string();
     assert!(flat.contains("\"note\": \"full\""), "{flat}");
     // A package remove-from-packages names that is not installed: a warning (shared
     // manifests name packages only some variants have), as in rpm-ostree.
-    let r = edit("[[tiny, ", "[[not-installed, ");
+    let r = compose_variant(tiny.replace("[[tiny, ", "[[not-installed, "), &[]);
     assert!(
         r.stderr
             .contains("remove-from-packages: package \"not-installed\" is not installed"),
@@ -679,8 +666,7 @@ fn compose_treefile_keys_shape_the_tree() {
         "[other]\nbaseurl=http://example.invalid/$releasever_major/\nenabled=0\n",
     )
     .unwrap();
-    let t = fs::read_to_string(dir.join("tiny.yaml")).unwrap();
-    let no_rel: String = t
+    let no_rel: String = tiny
         .lines()
         .filter(|l| !l.starts_with("releasever"))
         .map(|l| format!("{l}\n"))
@@ -696,12 +682,13 @@ fn compose_treefile_keys_shape_the_tree() {
     .unwrap();
     arbor(&["resolve", p(&dir.join("norel.yaml"))]).ok();
 
+    // Refused, naming the culprit: an add-files destination under /usr/local.
     fs::write(
         dir.join("sub/common.yaml"),
         "add-files: [[motd, /usr/local/motd]]\n",
     )
     .unwrap();
-    edit("", "").fails_with("unsupported destination \"/usr/local/motd\"");
+    compose_variant(tiny, &[]).fails_with("unsupported destination \"/usr/local/motd\"");
 }
 
 /// A full disk mid-compose: the error names the file and the cause, the import phase

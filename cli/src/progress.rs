@@ -226,37 +226,29 @@ impl Progress for Bar {
     }
 
     fn finish(&self) {
-        match mode() {
-            Mode::Bar => {
-                BYTES.store(0, Ordering::Relaxed);
-                if let Some(b) = ACTIVE.lock().expect("progress lock").take() {
-                    b.finish_and_clear();
-                }
-            }
-            Mode::Plain | Mode::Json => {
-                if let Some(p) = PHASE.lock().expect("progress lock").take() {
-                    report(&p, "finish");
-                }
-            }
-            _ => {}
-        }
+        end_phase("finish", ProgressBar::finish_and_clear);
     }
 
     fn fail(&self) {
-        match mode() {
-            Mode::Bar => {
-                BYTES.store(0, Ordering::Relaxed);
-                if let Some(b) = ACTIVE.lock().expect("progress lock").take() {
-                    b.abandon();
-                }
+        end_phase("fail", ProgressBar::abandon);
+    }
+}
+
+/// Close the current phase: its bar (`close_bar`), or a last report line (`event`).
+fn end_phase(event: &str, close_bar: fn(&ProgressBar)) {
+    match mode() {
+        Mode::Bar => {
+            BYTES.store(0, Ordering::Relaxed);
+            if let Some(b) = ACTIVE.lock().expect("progress lock").take() {
+                close_bar(&b);
             }
-            Mode::Plain | Mode::Json => {
-                if let Some(p) = PHASE.lock().expect("progress lock").take() {
-                    report(&p, "fail");
-                }
-            }
-            _ => {}
         }
+        Mode::Plain | Mode::Json => {
+            if let Some(p) = PHASE.lock().expect("progress lock").take() {
+                report(&p, event);
+            }
+        }
+        _ => {}
     }
 }
 
