@@ -91,10 +91,14 @@ pub struct ComposeOutcome {
 /// NEVRA and repodata checksum, add-files contents, and the importer version.
 pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, ComposeError> {
     let mut h = Hasher::new();
-    let mut hashed = plan.flattened.clone();
-    if let Some(obj) = hashed.as_object_mut() {
-        obj.remove("metadata");
-    }
+    // Everything but `metadata` (a sorted map serializes as the JSON object does).
+    let hashed: BTreeMap<&String, &Json> = plan
+        .flattened
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "metadata")
+        .collect();
     h.update(
         serde_json::to_string(&hashed)
             .map_err(|e| ComposeError::Other(e.to_string()))?
@@ -275,12 +279,7 @@ pub fn compose(
         .and_then(Value::as_str)
         .map(str::to_string);
     let unchanged = previous_hash.as_deref() == Some(inputhash.as_str());
-    let timestamp = opts.timestamp.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    });
+    let timestamp = opts.timestamp.unwrap_or_else(crate::time::now_secs);
     let mut outcome = ComposeOutcome {
         resolution,
         inputhash: inputhash.clone(),
@@ -472,13 +471,7 @@ pub fn compose(
             .resolution
             .packages
             .iter()
-            .map(|p| crate::rpmdb::Package {
-                name: p.name.clone(),
-                epoch: p.epoch,
-                version: p.version.clone(),
-                release: p.release.clone(),
-                arch: p.arch.clone(),
-            })
+            .map(crate::rpmdb::Package::from)
             .collect();
         outcome.pkgdiff = Some(crate::rpmdb::diff(&old, &new));
     }

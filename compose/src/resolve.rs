@@ -1,7 +1,6 @@
 //! From a plan to the exact package set: load the repositories, solve, and the
 //! rpm-ostree lockfile format (`--write-lockfile-to`, `--lockfile`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value as Json};
@@ -18,8 +17,6 @@ pub enum ResolveError {
     Solve(#[from] SolveError),
     #[error("lockfile {path}: {why}")]
     Lockfile { path: String, why: String },
-    #[error("lockfile entry {name:?}: {why}")]
-    LockfileEntry { name: String, why: String },
 }
 
 /// The solver's answer and where it came from.
@@ -30,8 +27,8 @@ pub struct Resolution {
     pub packages: Vec<SolvedPackage>,
 }
 
-/// A lockfile: name → (`epoch:version-release.arch`, digest `sha256:…`).
-pub type Lockfile = BTreeMap<String, (String, Option<String>)>;
+/// A lockfile: one pin per package name.
+pub type Lockfile = Vec<Lock>;
 
 /// Parse rpm-ostree's lockfile JSON (`{"packages": {"name": {"evra": …, "digest": …}}}`).
 pub fn parse_lockfile(path: &Path) -> Result<Lockfile, ResolveError> {
@@ -51,8 +48,27 @@ pub fn parse_lockfile(path: &Path) -> Result<Lockfile, ResolveError> {
             .get("evra")
             .and_then(Json::as_str)
             .ok_or_else(|| bad(format!("{name}: no \"evra\"")))?;
-        let digest = p.get("digest").and_then(Json::as_str).map(str::to_string);
-        out.insert(name.clone(), (evra.to_string(), digest));
+        let (evr, arch) = evra
+            .rsplit_once('.')
+            .ok_or_else(|| bad(format!("{name}: bad evra {evra:?}")))?;
+        let evr = if evr.contains(':') {
+            evr.to_string()
+        } else {
+            format!("0:{evr}")
+        };
+        let digest = match p.get("digest").and_then(Json::as_str) {
+            None => None,
+            Some(d) => match d.split_once(':') {
+                Some((kind, hex)) if !hex.is_empty() => Some((kind.to_string(), hex.to_string())),
+                _ => return Err(bad(format!("{name}: bad digest {d:?} (want TYPE:HEX)"))),
+            },
+        };
+        out.push(Lock {
+            name: name.clone(),
+            evr,
+            arch: arch.to_string(),
+            digest,
+        });
     }
     Ok(out)
 }
@@ -78,12 +94,8 @@ pub fn lockfile_json(res: &Resolution) -> Json {
             (r.config.id.clone(), json!({"generated": generated}))
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    json!({"packages": packages,
-           "metadata": {"generated": crate::time::rfc3339(now), "rpmmd_repos": repos}})
+    let now = crate::time::rfc3339(crate::time::now_secs());
+    json!({"packages": packages, "metadata": {"generated": now, "rpmmd_repos": repos}})
 }
 
 /// Load the plan's repositories and solve its package request (pinned by `lock`).
@@ -106,35 +118,7 @@ pub fn resolve(
         }
     }
     if let Some(lock) = lock {
-        for (name, (evra, digest)) in lock {
-            let bad = |why: String| ResolveError::LockfileEntry {
-                name: name.clone(),
-                why,
-            };
-            let (evr, arch) = evra
-                .rsplit_once('.')
-                .ok_or_else(|| bad(format!("bad evra {evra:?}")))?;
-            let evr = if evr.contains(':') {
-                evr.to_string()
-            } else {
-                format!("0:{evr}")
-            };
-            let digest = match digest {
-                None => None,
-                Some(d) => match d.split_once(':') {
-                    Some((kind, hex)) if !hex.is_empty() => {
-                        Some((kind.to_string(), hex.to_string()))
-                    }
-                    _ => return Err(bad(format!("bad digest {d:?} (want TYPE:HEX)"))),
-                },
-            };
-            req.locked.push(Lock {
-                name: name.clone(),
-                evr,
-                arch: arch.to_string(),
-                digest,
-            });
-        }
+        req.locked.extend(lock.iter().cloned());
     }
     let load = |filelists: bool| -> Result<Vec<LoadedRepo>, FetchError> {
         plan.repos
@@ -154,5 +138,42 @@ pub fn resolve(
             Ok(Resolution { repos, packages })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lockfile entries are checked when the file is read; errors name the file and
+    /// the entry.
+    #[test]
+    fn lockfile_entries_are_checked_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lock.json");
+        let write =
+            |pkgs: &str| std::fs::write(&path, format!("{{\"packages\": {pkgs}}}")).unwrap();
+        write(
+            r#"{"a": {"evra": "1.0-1.x86_64", "digest": "sha256:ab"}, "b": {"evra": "2:3-4.noarch"}}"#,
+        );
+        let lock = parse_lockfile(&path).unwrap();
+        assert_eq!(lock[0].evr, "0:1.0-1");
+        assert_eq!(lock[0].digest, Some(("sha256".into(), "ab".into())));
+        assert_eq!(
+            (lock[1].evr.as_str(), lock[1].arch.as_str()),
+            ("2:3-4", "noarch")
+        );
+        for (pkgs, want) in [
+            (r#"{"a": {"evra": "noarch"}}"#, "a: bad evra"),
+            (
+                r#"{"a": {"evra": "1-1.x86_64", "digest": "nocolon"}}"#,
+                "a: bad digest",
+            ),
+            (r#"{"a": {}}"#, "a: no \"evra\""),
+        ] {
+            write(pkgs);
+            let e = parse_lockfile(&path).unwrap_err().to_string();
+            assert!(e.contains("lock.json") && e.contains(want), "{e}");
+        }
     }
 }

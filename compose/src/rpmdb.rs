@@ -46,6 +46,18 @@ impl Package {
     }
 }
 
+impl From<&crate::solve::SolvedPackage> for Package {
+    fn from(p: &crate::solve::SolvedPackage) -> Package {
+        Package {
+            name: p.name.clone(),
+            epoch: p.epoch,
+            version: p.version.clone(),
+            release: p.release.clone(),
+            arch: p.arch.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Package {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.nevra())

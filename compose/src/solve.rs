@@ -115,28 +115,28 @@ impl Lock {
 }
 
 /// `fnmatch(3)` without flags, as dnf matches package globs.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    match (CString::new(pattern), CString::new(name)) {
-        // SAFETY: two valid C strings.
-        (Ok(p), Ok(n)) => unsafe { libc::fnmatch(p.as_ptr(), n.as_ptr(), 0) == 0 },
-        _ => false,
-    }
+fn glob_match(pattern: &CStr, name: &CStr) -> bool {
+    // SAFETY: two valid C strings.
+    unsafe { libc::fnmatch(pattern.as_ptr(), name.as_ptr(), 0) == 0 }
 }
 
 /// The spellings dnf matches a package glob against (`exclude=`, `includepkgs=`):
 /// name, name.arch, name-version, name-version-release, name-version-release.arch,
-/// and the same with the epoch.
-fn nevra_forms(p: &SolvedPackage) -> Vec<String> {
-    let (n, v, r, a, e) = (&p.name, &p.version, &p.release, &p.arch, p.epoch);
-    vec![
-        n.clone(),
-        format!("{n}.{a}"),
-        format!("{n}-{v}"),
-        format!("{n}-{v}-{r}"),
-        format!("{n}-{v}-{r}.{a}"),
-        format!("{n}-{e}:{v}-{r}"),
-        format!("{n}-{e}:{v}-{r}.{a}"),
+/// and the same with the epoch. `evr` is libsolv's (`[E:]V-R`).
+fn nevra_forms(name: &str, evr: &str, arch: &str) -> Vec<CString> {
+    let (e, v, r) = split_evr(evr);
+    [
+        name.to_string(),
+        format!("{name}.{arch}"),
+        format!("{name}-{v}"),
+        format!("{name}-{v}-{r}"),
+        format!("{name}-{v}-{r}.{arch}"),
+        format!("{name}-{e}:{v}-{r}"),
+        format!("{name}-{e}:{v}-{r}.{arch}"),
     ]
+    .into_iter()
+    .filter_map(|f| CString::new(f).ok())
+    .collect()
 }
 
 /// A package chosen by the solver.
@@ -504,25 +504,35 @@ pub fn resolve(
                 }
             }
             if repo_filtered {
+                // Globs as C strings once per repository; unfiltered repositories skipped.
+                let cglobs = |g: &[String]| -> Vec<CString> {
+                    g.iter()
+                        .filter_map(|x| CString::new(x.as_str()).ok())
+                        .collect()
+                };
+                let filters: Vec<(usize, Vec<CString>, Vec<CString>)> = repo_ids
+                    .iter()
+                    .zip(repos)
+                    .filter(|(_, r)| !r.exclude.is_empty() || !r.include_only.is_empty())
+                    .map(|((ptr, _), r)| (*ptr, cglobs(&r.exclude), cglobs(&r.include_only)))
+                    .collect();
                 for id in 2..pool.nsolvables() {
                     let s = pool.solvable(id);
-                    if (*s).repo.is_null() {
-                        continue;
-                    }
-                    let Some(r) = repo_ids
+                    let Some((_, exclude, include_only)) = filters
                         .iter()
-                        .position(|(ptr, _)| *ptr == (*s).repo as usize)
-                        .map(|i| &repos[i])
+                        .find(|(ptr, _, _)| *ptr == (*s).repo as usize)
                     else {
                         continue;
                     };
-                    let forms = nevra_forms(&pool.describe(id, &repo_ids));
-                    let matches = |globs: &[String]| {
+                    let forms = nevra_forms(
+                        &pool.id2str((*s).name),
+                        &pool.id2str((*s).evr),
+                        &pool.id2str((*s).arch),
+                    );
+                    let matches = |globs: &[CString]| {
                         globs.iter().any(|g| forms.iter().any(|f| glob_match(g, f)))
                     };
-                    if matches(&r.exclude)
-                        || (!r.include_only.is_empty() && !matches(&r.include_only))
-                    {
+                    if matches(exclude) || (!include_only.is_empty() && !matches(include_only)) {
                         hide(id);
                     }
                 }

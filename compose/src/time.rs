@@ -24,6 +24,14 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Seconds since the epoch, now (0 if the clock is before 1970).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// `YYYY-MM-DD HH:MM:SS +0000`, the way `ostree log` prints dates.
 pub fn format_utc(secs: u64) -> String {
     let secs = secs as i64;
