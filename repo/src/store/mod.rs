@@ -724,18 +724,39 @@ fn parse_keyfile(text: &str) -> BTreeMap<(String, String), String> {
     out
 }
 
-/// [`verify_archive_file`] without keeping the content: it is inflated in chunks into
-/// the hash, so memory stays small whatever the file's size (a 1 GiB sparse file is a
-/// few MB stored).
+/// [`verify_archive_file`] without keeping the content: a file larger than
+/// `IN_MEMORY_LIMIT` is inflated in chunks into the hash, so memory stays small
+/// whatever its size (a 1 GiB sparse file is a few MB stored).
 pub fn verify_archive_file_streaming(data: &[u8], checksum: &Checksum) -> Result<()> {
+    check_archive_file(data, checksum, false).map(drop)
+}
+
+/// Check the bytes of an archive-mode FILE object (`.filez`) against its name: header,
+/// deflated content of the declared size, checksum. Returns the header and content.
+pub fn verify_archive_file(data: &[u8], checksum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
+    check_archive_file(data, checksum, true)
+}
+
+/// The check behind both: the content is returned when `keep`, else dropped as it is
+/// hashed (large files are never held whole then).
+fn check_archive_file(
+    data: &[u8],
+    checksum: &Checksum,
+    keep: bool,
+) -> Result<(FileHeader, Vec<u8>)> {
     let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
     let (header, size, off) = FileHeader::parse_archive(data).map_err(|e| bad(e.to_string()))?;
     let mut h = crate::checksum::Hasher::new();
     h.update(&header.to_stream_header());
+    let mut content = Vec::new();
     if header.is_symlink() {
         if off != data.len() {
             return Err(bad("trailing data after a symlink header".into()));
         }
+    } else if size <= IN_MEMORY_LIMIT {
+        content = crate::deflate::decompress(&data[off..], size as usize)
+            .map_err(|e| bad(e.to_string()))?;
+        h.update(&content);
     } else {
         let mut dec = DeflateDecoder::new(&data[off..]).take(size.saturating_add(1));
         let mut buf = vec![0u8; 1 << 20];
@@ -749,6 +770,9 @@ pub fn verify_archive_file_streaming(data: &[u8], checksum: &Checksum) -> Result
             }
             n_total += n as u64;
             h.update(&buf[..n]);
+            if keep {
+                content.extend_from_slice(&buf[..n]);
+            }
         }
         if n_total != size {
             return Err(bad(format!(
@@ -760,39 +784,8 @@ pub fn verify_archive_file_streaming(data: &[u8], checksum: &Checksum) -> Result
     if actual != *checksum {
         return Err(bad(format!("checksum mismatch, actual {actual}")));
     }
-    Ok(())
-}
-
-/// Check the bytes of an archive-mode FILE object (`.filez`) against its name: header,
-/// deflated content of the declared size, checksum. Returns the header and content.
-pub fn verify_archive_file(data: &[u8], checksum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
-    let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
-    let (header, size, off) = FileHeader::parse_archive(data).map_err(|e| bad(e.to_string()))?;
-    let content = if header.is_symlink() {
-        if off != data.len() {
-            return Err(bad("trailing data after a symlink header".into()));
-        }
-        Vec::new()
-    } else {
-        if size <= IN_MEMORY_LIMIT {
-            crate::deflate::decompress(&data[off..], size as usize)
-                .map_err(|e| bad(e.to_string()))?
-        } else {
-            let mut content = Vec::with_capacity(size.min(1 << 30) as usize);
-            DeflateDecoder::new(&data[off..])
-                .take(size.saturating_add(1))
-                .read_to_end(&mut content)
-                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
-            if content.len() as u64 != size {
-                let n = content.len();
-                return Err(bad(format!("content is {n} bytes, header says {size}")));
-            }
-            content
-        }
-    };
-    let actual = header.checksum(&content);
-    if actual != *checksum {
-        return Err(bad(format!("checksum mismatch, actual {actual}")));
+    if !keep {
+        content = Vec::new();
     }
     Ok((header, content))
 }
