@@ -80,8 +80,16 @@ async fn read_refs(dest: &Remote) -> Result<BTreeMap<String, Checksum>> {
         if validate_ref_name(&name).is_err() {
             continue;
         }
-        if let Some(c) = read_ref(dest, &key).await? {
-            refs.insert(name, c);
+        match read_ref(dest, &key).await {
+            Ok(Some(c)) => {
+                refs.insert(name, c);
+            }
+            Ok(None) => {}
+            // Garbage there points at nothing to keep (publish skips it too).
+            Err(PublishError::Corrupt { url, why }) => {
+                tracing::warn!("{url}: {why}; ignoring ref {name}")
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(refs)
@@ -121,7 +129,6 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
-    let mut fetched: BTreeMap<Checksum, (Vec<u8>, arbor_repo::Commit)> = BTreeMap::new();
     progress.start("history", None);
     for (name, head) in &refs {
         let policy = (opts.refs.is_empty() || opts.refs.contains(name)).then_some(opts.retention);
@@ -130,37 +137,40 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         loop {
             // A commit another ref keeps still counts towards this ref's retention:
             // the walk goes on (refs that share history each keep their own depth).
-            let got = match fetched.get(&c) {
-                Some(x) => Some(x.clone()),
-                None => src.commit(&c).await?,
-            };
-            let Some((bytes, commit)) = got else {
-                if c == *head {
-                    return Err(PublishError::MissingCommit {
-                        name: name.clone(),
-                        commit: c,
-                        url: dest.loc.url.clone(),
-                    });
+            let (info, new_root) = match known.commits.get(&c) {
+                Some(info) => (info.clone(), None),
+                None => {
+                    let Some((bytes, commit)) = src.commit(&c).await? else {
+                        if c == *head {
+                            return Err(PublishError::MissingCommit {
+                                name: name.clone(),
+                                commit: c,
+                                url: dest.loc.url.clone(),
+                            });
+                        }
+                        break;
+                    };
+                    let root = (commit.root_tree, commit.root_meta);
+                    (CommitInfo::of(&bytes, &commit), Some(root))
                 }
-                break;
             };
             let keep = n == 0
                 || match policy {
                     None => true,
                     Some(Retention::Keep(k)) => n < k,
-                    Some(Retention::YoungerThan(d)) => commit.timestamp >= cutoff_secs(d),
+                    Some(Retention::YoungerThan(d)) => info.timestamp >= cutoff_secs(d),
                 };
             if !keep {
                 break;
             }
-            if kept.insert(c) {
+            if let Some(root) = new_root {
                 progress.inc(1);
-                known.commits.insert(c, CommitInfo::of(&bytes, &commit));
-                roots.push((commit.root_tree, commit.root_meta));
+                kept.insert(c);
+                roots.push(root);
+                known.commits.insert(c, info.clone());
             }
-            fetched.insert(c, (bytes, commit.clone()));
             n += 1;
-            match commit.parent {
+            match info.parent {
                 Some(p) => c = p,
                 None => break,
             }
@@ -298,14 +308,10 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         LocationKind::File { root } => staging_leftovers(root, grace_cutoff),
         _ => Vec::new(),
     };
-    report.bytes_removed = order
-        .iter()
-        .chain(leftovers.iter().map(|(r, _)| r))
-        .map(|r| r.bytes)
-        .sum();
+    report.bytes_removed = order.iter().chain(&leftovers).map(|r| r.bytes).sum();
     if opts.dry_run {
         report.removed = order;
-        report.removed.extend(leftovers.into_iter().map(|(r, _)| r));
+        report.removed.extend(leftovers);
         report.requests = dest.stats.snapshot();
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -340,7 +346,11 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     }
     progress.finish();
     report.removed = order;
-    for (r, path) in leftovers {
+    for r in leftovers {
+        let LocationKind::File { root } = &dest.loc.kind else {
+            break;
+        };
+        let path = root.join(&r.key);
         match std::fs::remove_file(&path) {
             Ok(()) => report.removed.push(r),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -355,53 +365,49 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     Ok(report)
 }
 
-/// Files under `root` named like the local store's staging files (`NAME#DIGITS`) and
-/// older than `cutoff`: left by uploads that were killed. (key relative to root, path)
-fn staging_leftovers(
-    root: &std::path::Path,
-    cutoff: SystemTime,
-) -> Vec<(Removed, std::path::PathBuf)> {
+/// Files named like the local store's staging files (`NAME#DIGITS`) and older than
+/// `cutoff`, at the top of `root` and in the repository's trees: left by uploads that
+/// were killed. Keys are relative to `root`.
+fn staging_leftovers(root: &std::path::Path, cutoff: SystemTime) -> Vec<Removed> {
+    let is_leftover = |name: &str| {
+        name.rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     let mut out = Vec::new();
-    // Only the repository's own places: the top level (summary, config) and its trees.
-    let mut stack: Vec<std::path::PathBuf> = ["", "objects", "deltas", "delta-indexes", "refs"]
+    // (directory, recurse into it)
+    let mut stack = vec![(root.to_path_buf(), false)];
+    stack.extend(
+        [
+            layout::OBJECTS_PREFIX,
+            layout::DELTAS_PREFIX,
+            "delta-indexes/",
+            layout::REFS_PREFIX,
+        ]
         .iter()
-        .map(|d| root.join(d))
-        .collect();
-    while let Some(dir) = stack.pop() {
-        let top_level = dir == root.join("");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
+        .map(|d| (root.join(d.trim_end_matches('/')), true)),
+    );
+    while let Some((dir, recurse)) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let Ok(meta) = e.metadata() else { continue };
+            let path = e.path();
             if meta.is_dir() {
-                if !top_level {
-                    stack.push(path);
+                if recurse {
+                    stack.push((path, true));
                 }
-                continue;
-            }
-            let name = e.file_name();
-            let Some((_, n)) = name.to_str().and_then(|n| n.rsplit_once('#')) else {
-                continue;
-            };
-            let old = meta.modified().is_ok_and(|t| t <= cutoff);
-            if meta.is_file() && old && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
-                let key = path
-                    .strip_prefix(root)
-                    .map(|k| k.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                out.push((
-                    Removed {
-                        key,
+            } else if meta.is_file()
+                && meta.modified().is_ok_and(|t| t <= cutoff)
+                && e.file_name().to_str().is_some_and(is_leftover)
+            {
+                if let Ok(key) = path.strip_prefix(root) {
+                    out.push(Removed {
+                        key: key.to_string_lossy().into_owned(),
                         bytes: meta.len(),
-                    },
-                    path,
-                ));
+                    });
+                }
             }
         }
     }
-    out.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     out
 }
 

@@ -528,6 +528,15 @@ fn changed_commitmeta_is_republished() {
     assert_eq!(get(&dest, &key), Some(local));
     let again = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
     assert_eq!(again.objects_uploaded, 0);
+    // A published one is never replaced (signatures may have been added there).
+    let published = get(&dest, &key);
+    md.set(
+        "signed-by",
+        arbor_repo::gvariant::Value::str("someone else"),
+    );
+    f.repo.write_commitmeta(&a, &md).unwrap();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(get(&dest, &key), published);
 }
 
 /// A damaged object in the local repository is refused, naming it; nothing that

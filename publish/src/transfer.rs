@@ -313,50 +313,46 @@ pub async fn run(
 
     // History: from each head back to the first commit the destination already has.
     let mut known = Known::default();
-    let mut visited: BTreeSet<Checksum> = BTreeSet::new();
     let mut new_commits: Vec<(Checksum, (Checksum, Checksum))> = Vec::new();
     let mut boundary: Vec<(Checksum, Checksum)> = Vec::new();
-    // What each commit walked so far turned out to be: its parent, or where a walk ends
-    // (at the destination, or where the source's history does). Each ref walks its own
-    // depth even through commits another ref walked (refs that share history).
-    enum Walked {
-        Parent(Option<Checksum>),
-        AtDestination,
-        SourceEnds,
-    }
-    let mut walked: BTreeMap<Checksum, Walked> = BTreeMap::new();
+    // Every commit walked, with the parent a walk goes on to (None where walks end: at
+    // the destination, at the source's first commit, or where its history is partial).
+    // Each ref walks its own depth, also through commits another ref walked.
+    let mut walked: BTreeMap<Checksum, Option<Checksum>> = BTreeMap::new();
     progress.start("history", None);
     for (name, head) in &refs {
         let mut c = *head;
         let mut depth = 0usize;
         loop {
-            if !walked.contains_key(&c) {
-                visited.insert(c);
-                let Some((bytes, commit)) = src.commit(&c).await? else {
-                    if c == *head {
-                        return Err(PublishError::MissingCommit {
-                            name: name.clone(),
-                            commit: c,
-                            url: src.describe(),
-                        });
-                    }
-                    walked.insert(c, Walked::SourceEnds); // partial history
-                    break;
-                };
-                known.commits.insert(c, CommitInfo::of(&bytes, &commit));
-                progress.inc(1);
-                let key = layout::object_key(&c, ObjectType::Commit);
-                if dest.head(&key).await?.is_some() {
-                    boundary.push((commit.root_tree, commit.root_meta));
-                    walked.insert(c, Walked::AtDestination);
-                } else {
-                    new_commits.push((c, (commit.root_tree, commit.root_meta)));
-                    walked.insert(c, Walked::Parent(commit.parent));
+            let next = match walked.get(&c) {
+                Some(next) => *next,
+                None => {
+                    let next = match src.commit(&c).await? {
+                        None if c == *head => {
+                            return Err(PublishError::MissingCommit {
+                                name: name.clone(),
+                                commit: c,
+                                url: src.describe(),
+                            });
+                        }
+                        None => None, // partial history: the source ends here
+                        Some((bytes, commit)) => {
+                            known.commits.insert(c, CommitInfo::of(&bytes, &commit));
+                            progress.inc(1);
+                            let key = layout::object_key(&c, ObjectType::Commit);
+                            let roots = (commit.root_tree, commit.root_meta);
+                            if dest.head(&key).await?.is_some() {
+                                boundary.push(roots);
+                                None
+                            } else {
+                                new_commits.push((c, roots));
+                                commit.parent
+                            }
+                        }
+                    };
+                    walked.insert(c, next);
+                    next
                 }
-            }
-            let next = match &walked[&c] {
-                Walked::Parent(p) => *p,
-                Walked::AtDestination | Walked::SourceEnds => None,
             };
             if opts.depth.is_some_and(|d| depth >= d) {
                 break;
@@ -391,9 +387,16 @@ pub async fn run(
         .objects()
         .map(|(c, t)| layout::object_key(&c, t))
         .collect();
+    // Detached metadata of the new commits, and of heads already published (a signature
+    // added since, e.g. by `ostree gpg-sign`): uploaded where the destination has none;
+    // a published one is never replaced.
     let commitmeta_keys: Vec<String> = new_commits
         .iter()
-        .map(|(c, _)| layout::object_key(c, ObjectType::CommitMeta))
+        .map(|(c, _)| *c)
+        .chain(refs.values().copied())
+        .collect::<BTreeSet<Checksum>>()
+        .iter()
+        .map(|c| layout::object_key(c, ObjectType::CommitMeta))
         .filter(|k| match src {
             Source::Local(r) => r.path().join(k).exists(),
             Source::Store(_) => true,
@@ -435,7 +438,7 @@ pub async fn run(
     let mut delta_parts = Vec::new();
     let mut delta_superblocks = Vec::new();
     for (name, digest) in &src_deltas {
-        if !visited.contains(&name.to) {
+        if !walked.contains_key(&name.to) {
             continue;
         }
         if dest_deltas.contains(name) {
@@ -487,31 +490,6 @@ pub async fn run(
         )
         .await?;
         report.config_written = true;
-    }
-
-    // Detached metadata (signatures) added to heads after they were published (e.g.
-    // `ostree gpg-sign` after a publish) is uploaded; a published one is never replaced.
-    let new_set: HashSet<Checksum> = new_commits.iter().map(|(c, _)| *c).collect();
-    for head in refs.values().collect::<BTreeSet<_>>() {
-        if new_set.contains(head) {
-            continue;
-        }
-        let key = layout::object_key(head, ObjectType::CommitMeta);
-        let Some(ours) = src.read_key(&key).await? else {
-            continue;
-        };
-        match dest.get(&key).await? {
-            None => {
-                dest.put(&key, ours.into(), Expect::Any).await?;
-                report.objects_uploaded += 1;
-            }
-            Some(f) if f.data != ours => tracing::warn!(
-                "{}: differs from the local copy; keeping the published one (delete it there \
-                 to replace it)",
-                dest.url(&key)
-            ),
-            Some(_) => {}
-        }
     }
 
     // Refs: only those that differ, and (publish) only forward.
