@@ -237,9 +237,9 @@ impl ComposePlan {
             add_commit_metadata.insert(k, v);
         }
         let mut add_files = Vec::new();
-        for ((src, dest), from) in tf.add_files.iter().flatten().zip(&tf.add_files_dirs) {
+        for (src, dest) in &tf.add_files_resolved {
             add_files.push((
-                from.join(src),
+                src.clone(),
                 add_files_dest(dest).map_err(|e| invalid(path, e))?,
             ));
         }
@@ -596,6 +596,11 @@ mod tests {
         assert!(!r[1].enabled);
         assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n").is_err());
         assert_eq!(add_files_dest("//usr//share/x/").unwrap(), "/usr/share/x");
+        let on = parse_repo_file(x, "[a]\nbaseurl=http://a\nenabled=True\n[b]\nbaseurl=http://b\nenabled=off\n[c]\nbaseurl=http://c\nenabled=on\ngpgcheck=1\n").unwrap();
+        assert_eq!(
+            on.iter().map(|r| r.enabled).collect::<Vec<_>>(),
+            [true, false, true]
+        );
         assert_eq!(add_files_dest("etc/motd").unwrap(), "/etc/motd");
         for bad in [
             "/usr/local/x",

@@ -119,10 +119,10 @@ pub struct Treefile {
     pub add_commit_metadata: Option<BTreeMap<String, Json>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add_files: Option<Vec<(String, String)>>,
-    /// The directory of the file that declared each `add-files` entry: sources are
-    /// relative to it, as in rpm-ostree.
+    /// `add-files` as (source path, destination), the source resolved against the
+    /// directory of the file that lists it (as in rpm-ostree); merged like `add_files`.
     #[serde(skip)]
-    pub add_files_dirs: Vec<PathBuf>,
+    pub add_files_resolved: Vec<(PathBuf, String)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remove_files: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,9 +347,9 @@ impl Treefile {
             parent.automatic_version_prefix,
         );
         merge_map(&mut self.add_commit_metadata, parent.add_commit_metadata);
-        let mut dirs = parent.add_files_dirs;
-        dirs.append(&mut self.add_files_dirs);
-        self.add_files_dirs = dirs;
+        let mut resolved = parent.add_files_resolved;
+        resolved.append(&mut self.add_files_resolved);
+        self.add_files_resolved = resolved;
         merge_vec(&mut self.add_files, parent.add_files);
         merge_vec(&mut self.remove_files, parent.remove_files);
         merge_vec(&mut self.remove_from_packages, parent.remove_from_packages);
@@ -460,7 +460,12 @@ fn load_rec(
     let mut tf = parse_value(path, read_value(path)?)?;
     apply_implied(path, &mut tf)?;
     let dir = parent_dir(path);
-    tf.add_files_dirs = vec![dir.to_path_buf(); tf.add_files.as_ref().map_or(0, Vec::len)];
+    tf.add_files_resolved = tf
+        .add_files
+        .iter()
+        .flatten()
+        .map(|(src, dest)| (dir.join(src), dest.clone()))
+        .collect();
 
     let mut own = tf.variables.take().unwrap_or_default();
     for reserved in ["releasever", "basearch"] {
@@ -744,11 +749,9 @@ mod tests {
         assert_eq!(vars["releasever"], 40);
         // add-files sources are relative to the file that lists them.
         let files: Vec<_> = t
-            .add_files
-            .unwrap()
+            .add_files_resolved
             .into_iter()
-            .zip(t.add_files_dirs)
-            .map(|((src, _), dir)| dir.join(src))
+            .map(|(src, _)| src)
             .collect();
         assert_eq!(
             files,
