@@ -5,6 +5,7 @@
 # Default input: the corpus v1 tree (ci/corpus-tree.sh v1).
 #   RUNS=5  WORK=/var/tmp/arbor-bench-commit  ARBOR=target/release/arbor
 set -euo pipefail
+corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RUNS=${RUNS:-5}
@@ -22,6 +23,7 @@ if [ -z "${ARBOR:-}" ]; then
 fi
 TS=2024-01-01T00:00:00Z
 files=$(find "$TREE" -xdev | wc -l); bytes=$(du -sb --apparent-size "$TREE" | cut -f1)
+[ -z "${1:-}" ] && corpus_stats "${CORPUS:-/var/tmp/corpus}"
 echo "input: $TREE ($files paths, $bytes bytes); $RUNS runs each, alternating; $(nproc) cores"
 
 measure() {  # label repo-cmd... ; appends "wall rss" to $WORK/$label.times, prints the commit

@@ -12,6 +12,7 @@
 # 13,000-file tree took 8.7 s instead of 4.8-6.4 s. So an old $WORK is removed first and
 # followed by a 61 s pause (after a sync); each run works in its own directory.
 set -euo pipefail
+corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 SHARED=${ARBOR_SHARED:-$ROOT/../shared}
@@ -58,6 +59,7 @@ for run in $(seq 1 "$RUNS"); do
     timed "$run" arbor-noop "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" "$CORPUS/v2.yaml"
     echo "run $run of $RUNS done" >&2
 done
+corpus_stats "$CORPUS"
 echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores; load before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RESULTS" "$WORK" <<'PY'
 import json, statistics, sys

@@ -14,10 +14,12 @@
 # Needs root (rpm --root keeps the files' owners), ostree, rpm, /usr/bin/time.
 # Goals checked and printed: arbor >= 3x faster, size <= 1.05x, peak RSS <= ostree's.
 set -euo pipefail
+corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 CORPUS=$(cd "${1:-${CORPUS_OUT:-/var/tmp/corpus}}" && pwd)
 WORK=${2:-/var/tmp/arbor-bench-delta}
+corpus_stats "$CORPUS"
 REF=corpus/bookworm/x86_64/minimal
 SHARED_CORPUS=${SHARED_CORPUS:-$ROOT/../shared/corpus}
 

@@ -6,6 +6,7 @@
 # and for a second run with nothing new. Goal: arbor ≥ 2× faster on the first upload.
 #   WORK=/var/tmp/arbor-bench-publish  ARBOR=target/release/arbor  JOBS=16
 set -euo pipefail
+corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=${WORK:-/var/tmp/arbor-bench-publish}
@@ -26,6 +27,7 @@ if [ ! -f "$REPO/refs/heads/bench" ]; then
     "$ARBOR" summary --repo "$REPO" -u > /dev/null
 fi
 files=$(find "$REPO" -type f | wc -l); bytes=$(du -sb --apparent-size "$REPO" | cut -f1)
+corpus_stats "${CORPUS:-/var/tmp/corpus}"
 echo "repository: $REPO ($files files, $bytes bytes); $(nproc) cores; arbor --jobs $JOBS"
 
 GDIR=$WORK/garage

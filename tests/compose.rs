@@ -291,9 +291,13 @@ fn assert_rpmdb_lists(checkout: &Path, treefile: &Path) {
 fn compose_v1_then_v2_deploys_and_upgrades() {
     let c = corpus_dir();
     let tmp = tempdir();
+    // What the corpus holds today (it follows Debian's archive): asserted as relations.
+    let kernel = util::corpus::kernel("v1");
+    let diff = util::corpus::diff("v1", "v2");
+    eprintln!("corpus: {}", util::corpus::stats_line());
     let (repo, c1, v) = compose(tmp.path(), &c.join("v1.yaml"), &[]);
     assert_eq!(v["ostree-version"], "12.1");
-    assert_eq!(v["arbor-packages"], 182);
+    assert_eq!(v["arbor-packages"], util::corpus::resolved("v1").len());
     assert!(
         v["arbor-skipped-scriptlets"].as_object().unwrap().len() > 10,
         "skipped scriptlets are listed"
@@ -305,13 +309,13 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     let linux = util::ostree(&[&r, "show", "--print-metadata-key=ostree.linux", &c1])
         .ok()
         .to_string();
-    assert!(linux.contains("6.1.0-50-cloud-amd64"), "{linux}");
+    assert!(linux.contains(&kernel.kver), "{linux}");
     // The rpmdb written by the real rpm lists exactly the resolved packages.
     let co = tmp.path().join("co");
     arbor(&["checkout", "--repo", &repo, &c1, p(&co)]).ok();
     assert_rpmdb_lists(&co, &c.join("v1.yaml"));
     assert!(co
-        .join("usr/lib/modules/6.1.0-50-cloud-amd64/vmlinuz")
+        .join(format!("usr/lib/modules/{}/vmlinuz", kernel.kver))
         .is_file());
     assert_eq!(
         std::fs::read_link(co.join("home")).unwrap(),
@@ -404,37 +408,50 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     // --write-commitid-to writes the id instead of moving the ref (as rpm-ostree).
     let head = util::ostree(&[&r, "rev-parse", "corpus/bookworm/x86_64/minimal"]);
     assert_eq!(head.ok().trim(), c1);
-    // pkgdiff: the kernel image package replaced (removed + added), the rest upgraded.
-    let diff = v2["pkgdiff"].as_array().unwrap();
-    let row = |name: &str| {
-        diff.iter()
-            .find(|r| r[0] == name)
-            .unwrap_or_else(|| panic!("{name}: {diff:?}"))
-    };
-    assert_eq!(row("linux-image-6.1.0-56-cloud-amd64")[1], 0);
-    assert_eq!(row("linux-image-6.1.0-50-cloud-amd64")[1], 1);
-    let up = row("linux-image-cloud-amd64");
-    assert_eq!(up[1], 2);
-    assert_eq!(up[2]["PreviousPackage"][1], "6.1.176-1");
-    assert_eq!(
-        up[2]["NewPackage"],
-        serde_json::json!(["linux-image-cloud-amd64", "6.1.192-2", "x86_64"])
+    // pkgdiff: exactly the corpus's own difference between the two resolutions (when
+    // the kernel package changes name, as in a real nightly, it is removed + added).
+    let got = v2["pkgdiff"].as_array().unwrap();
+    let pkg = |p: &util::corpus::Pkg| serde_json::json!([p.name, p.evr, p.arch]);
+    let mut want: Vec<serde_json::Value> = Vec::new();
+    for p in &diff.added {
+        want.push(serde_json::json!([p.name, 0, {"NewPackage": pkg(p)}]));
+    }
+    for p in &diff.removed {
+        want.push(serde_json::json!([p.name, 1, {"PreviousPackage": pkg(p)}]));
+    }
+    for (kind, pairs) in [(2, &diff.upgraded), (3, &diff.downgraded)] {
+        for (o, n) in pairs {
+            want.push(serde_json::json!(
+                [o.name, kind, {"PreviousPackage": pkg(o), "NewPackage": pkg(n)}]
+            ));
+        }
+    }
+    assert_eq!(got, &want, "pkgdiff against the corpus's resolutions");
+    assert!(
+        !want.is_empty(),
+        "the corpus has no update between v1 and v2"
     );
-    assert!(diff
+    assert!(got
         .windows(2)
         .all(|w| (w[0][1].as_u64(), w[0][0].as_str()) <= (w[1][1].as_u64(), w[1][0].as_str())));
+    let v2_kernel = util::corpus::kernel("v2");
+    if v2_kernel.pkg.name != kernel.pkg.name {
+        assert!(diff.removed.contains(&kernel.pkg) && diff.added.contains(&v2_kernel.pkg));
+    }
+    // Only RPMs v1 did not have are imported; every other one is a cache hit.
     let hits = v2["arbor-import-cache-hits"].as_u64().unwrap();
     let imported = v2["arbor-packages-imported"].as_u64().unwrap();
-    assert_eq!(hits + imported, 182);
-    assert!(
-        imported <= 24 && hits >= 158,
-        "only changed packages are imported: {v2}"
+    let new_rpms = util::corpus::new_rpms("v1", "v2");
+    assert_eq!(imported as usize, new_rpms.len(), "{new_rpms:?}: {v2}");
+    assert_eq!(
+        (hits + imported) as usize,
+        util::corpus::resolved("v2").len()
     );
     // rpm-ostree's composejson counts the content objects the compose wrote.
     let written = v2["ostree-n-content-written"].as_u64().unwrap();
     assert_eq!(written, count_filez(Path::new(&repo)) - filez_v1);
-    assert!(written > 1000, "{v2}");
-    assert!(v2["ostree-content-bytes-written"].as_u64().unwrap() > 10 << 20);
+    assert!(written > 0, "{v2}");
+    assert!(v2["ostree-content-bytes-written"].as_u64().unwrap() > 0);
     // v2's rpmdb is v1's updated with only the changed packages (rpm --justdb -e/-i):
     // rpm still lists exactly the resolved packages.
     assert_eq!(v["arbor-rpmdb-reused"], false, "v1 has no parent db");
