@@ -697,4 +697,126 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
     }
+
+    fn plan_of(dir: &Path, text: &str) -> Result<ComposePlan, TreefileError> {
+        let p = dir.join("t.yaml");
+        fs::write(&p, text).unwrap();
+        let (tf, problems) = treefile::load_collecting(&p, "x86_64")?;
+        ComposePlan::build(&p, tf, "x86_64", problems)
+    }
+
+    /// Every key reaches the plan with rpm-ostree's default when unset.
+    #[test]
+    fn keys_and_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("r.repo"), "[r]\nbaseurl=http://r/$stream/\n").unwrap();
+        let plan = plan_of(d.path(), "ref: x\n").unwrap();
+        assert_eq!(plan.check_passwd, AccountCheck::Previous);
+        assert_eq!(plan.check_groups, AccountCheck::Previous);
+        assert!(plan.selinux && plan.preserve_passwd && plan.ignore_devices);
+        assert_eq!(plan.automatic_version_suffix, '.');
+        assert_eq!(plan.opt_usrlocal, OptUsrlocal::Var);
+        assert_eq!(plan.repo_metadata, MetadataPlacement::Inline);
+        assert_eq!(plan.boot_location, BootLocation::New);
+        assert_eq!(plan.repos[0].baseurls, ["http://r/$stream/"]);
+
+        fs::write(d.path().join("passwd"), "").unwrap();
+        let script = d.path().join("post.sh");
+        fs::write(&script, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = plan_of(
+            d.path(),
+            "ref: x\nrepovars: {stream: c9s}\nlockfile-repos: [r]\npostprocess: [a, b]\npostprocess-script: post.sh\ncheck-passwd: {type: file, filename: passwd}\ncheck-groups: {type: data, entries: {wheel: 10}}\nignore-removed-groups: ['*']\nautomatic-version-suffix: '-'\nopt-usrlocal: root\nrepo-metadata: detached\nadvisories-metadata: disabled\nselinux: true\nselinux-label-version: 1\nsysusers: compose-forced\nboot-location: kernel-install\nostree-layers: [l]\nostree-override-layers: [o]\nrpmdb: bdb\nscriptlet-overrides: [{package: p, scriptlet: post, script: 'exit 0'}]\n",
+        )
+        .unwrap();
+        assert_eq!(plan.postprocess, ["a", "b"]);
+        assert_eq!(plan.postprocess_script.as_deref(), Some(script.as_path()));
+        assert_eq!(
+            plan.check_passwd,
+            AccountCheck::File(d.path().join("passwd"))
+        );
+        assert_eq!(
+            plan.check_groups,
+            AccountCheck::Data(BTreeMap::from([(
+                "wheel".to_string(),
+                AccountIds { id: 10, gid: None }
+            )]))
+        );
+        assert!(plan.ignore_removed_groups.contains("*"));
+        assert_eq!(plan.automatic_version_suffix, '-');
+        assert_eq!(plan.opt_usrlocal, OptUsrlocal::Root);
+        assert_eq!(
+            (plan.repo_metadata, plan.advisories_metadata),
+            (MetadataPlacement::Detached, MetadataPlacement::Disabled)
+        );
+        assert!(plan.selinux);
+        assert_eq!(plan.selinux_label_version, 1);
+        assert_eq!(plan.sysusers.as_deref(), Some("compose-forced"));
+        assert_eq!(plan.boot_location, BootLocation::KernelInstall);
+        assert_eq!(
+            plan.repos[0].baseurls,
+            ["http://r/c9s/"],
+            "repovars applied"
+        );
+        assert_eq!(plan.lockfile_repos[0].id, "r");
+        assert_eq!(
+            plan.scriptlet_overrides,
+            [ScriptletOverride {
+                package: "p".into(),
+                scriptlet: "post".into(),
+                script: Some("exit 0".into())
+            }]
+        );
+        // Layer names are not hashed; their content is (by the compose).
+        let hashed = plan.hashed_treefile();
+        assert!(
+            !hashed.contains("\"ostree-layers\"") && hashed.contains("\"ostree-override-layers\"")
+        );
+
+        let plan = plan_of(d.path(), "ref: x\ncontainer: true\n").unwrap();
+        assert_eq!(plan.check_passwd, AccountCheck::None);
+        assert!(!plan.selinux && !plan.preserve_passwd && plan.tmp_is_dir);
+    }
+
+    /// Only the .repo sections the treefile uses are checked; plan problems and
+    /// treefile problems come in one error.
+    #[test]
+    fn repo_sections_checked_only_when_used() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("a.repo"),
+            "[good]\nbaseurl=http://g/\n[broken]\npriority=high\nbaseurl=http://b/$releasever/\n",
+        )
+        .unwrap();
+        fs::write(
+            d.path().join("b.repo"),
+            "garbage\n[other]\nbaseurl=http://o/\n",
+        )
+        .unwrap();
+        let plan = plan_of(d.path(), "ref: x\nrepos: [good]\n").unwrap();
+        assert_eq!(plan.repos.len(), 1);
+        let e = plan_of(
+            d.path(),
+            "ref: x\nrepos: [good, broken, other, missing]\nrepovars: {basearch: z}\nboot-location: sideways\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "a.repo: repo broken: priority \"high\" is not a number",
+            "b.repo: repo other: line outside a [section]",
+            "repo \"missing\" is not defined",
+            "repovars: \"basearch\" is filled in automatically",
+            "boot-location: unknown value \"sideways\"",
+        ] {
+            assert!(e.contains(want), "{want:?} not in\n{e}");
+        }
+        assert!(!e.contains("repo good"), "{e}");
+        let e = plan_of(d.path(), "repos: [good]\npostprocess-script: nope.sh\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no `ref` set") && e.contains("nope.sh does not exist"),
+            "{e}"
+        );
+    }
 }

@@ -409,4 +409,188 @@ mod tests {
         );
         assert!(load(&p, "x86_64").unwrap_err().to_string().contains("2099"));
     }
+
+    /// Each key merges by its rpm-ostree rule; files named by keys are resolved
+    /// against the file that names them.
+    #[test]
+    fn every_key_merges_by_its_rule() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        write(
+            &d.path().join("sub"),
+            "kernel.yaml",
+            "postprocess: [kernel]\npostprocess-script: k.sh\ncheck-passwd: {type: file, filename: passwd}\nignore-removed-users: [a, b]\nrepovars: {x: kernel, y: kernel}\ncontainer-cmd: [/bin/k]\ninstall-langs: [en_US]\nplatform-module: 'platform:f40'\ngpg_key: KEY\nbootstrap-packages: ['p q']\nopt-usrlocal: stateoverlay\nscriptlet-overrides: [{package: p, scriptlet: post}]\n",
+        );
+        write(
+            d.path(),
+            "bootupd.yaml",
+            "postprocess: [bootupd]\npostprocess-script: b.sh\nignore-removed-users: ['*']\ninstall-langs: [fr_FR]\nautomatic-version-suffix: '-'\nscriptlet-overrides: [{package: q, scriptlet: pretrans, script: 'true'}]\n",
+        );
+        let top = write(
+            d.path(),
+            "top.yaml",
+            "include: [sub/kernel.yaml, bootupd.yaml]\npostprocess: [top]\nrepovars: {x: top}\ncontainer-cmd: [/bin/top]\ninstall-langs: [de_DE]\n",
+        );
+        let t = load(&top, "x86_64").unwrap();
+        // rpm-ostree's documented order: later include, earlier include, the includer.
+        assert_eq!(
+            t.postprocess.as_deref().unwrap(),
+            ["bootupd", "kernel", "top"]
+        );
+        // First wins among siblings; the path travels with the key.
+        assert_eq!(t.postprocess_script.as_deref(), Some("k.sh"));
+        assert_eq!(
+            t.postprocess_script_resolved.as_deref(),
+            Some(d.path().join("sub/k.sh").as_path())
+        );
+        let check = t.check_passwd.as_ref().unwrap();
+        assert_eq!(
+            check.resolved.as_deref(),
+            Some(d.path().join("sub/passwd").as_path())
+        );
+        assert_eq!(
+            t.ignore_removed_users
+                .clone()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["*", "a", "b"]
+        );
+        let repovars = t.repovars.clone().unwrap();
+        assert_eq!(
+            (repovars["x"].as_str(), repovars["y"].as_str()),
+            ("top", "kernel")
+        );
+        assert_eq!(
+            t.container_cmd.clone().unwrap(),
+            ["/bin/top"],
+            "a scalar, not appended"
+        );
+        assert_eq!(
+            t.install_langs.clone().unwrap(),
+            ["fr_FR", "en_US", "de_DE"]
+        );
+        assert_eq!(t.platform_module, None, "not merged, as in rpm-ostree");
+        assert_eq!(
+            t.gpg_key.as_deref(),
+            Some("KEY"),
+            "legacy spelling migrated"
+        );
+        assert_eq!(
+            t.packages.as_deref().unwrap(),
+            ["p", "q"],
+            "bootstrap-packages folded in"
+        );
+        assert_eq!(t.automatic_version_suffix.as_deref(), Some("-"));
+        assert_eq!(t.opt_usrlocal.as_deref(), Some("stateoverlay"));
+        let overrides = t.scriptlet_overrides.as_ref().unwrap();
+        assert_eq!(
+            (overrides[0].package.as_str(), overrides[1].package.as_str()),
+            ("q", "p")
+        );
+        let flat = t.to_json();
+        assert!(
+            flat.get("repovars").is_none(),
+            "not printed, as in rpm-ostree"
+        );
+        assert!(flat.get("bootstrap-packages").is_none());
+        assert_eq!(flat["basearch"], "x86_64");
+        assert_eq!(flat["gpg-key"], "KEY");
+    }
+
+    /// Every unknown key and unsupported value of the whole include graph is reported
+    /// at once, each with its file.
+    #[test]
+    fn one_error_lists_every_problem() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "inc.yaml",
+            "sysusers: sometimes\ncheck-groups: {type: data, entries: {wheel: [10, 10]}}\n",
+        );
+        let p = write(
+            d.path(),
+            "t.yaml",
+            "include: inc.yaml\nmodules: {enable: [x]}\nboot-location: elsewhere\nautomatic-version-suffix: '--'\ngpg-key: a\ngpg_key: b\npackages: [\"'unterminated\"]\n",
+        );
+        let e = load(&p, "x86_64").unwrap_err();
+        let TreefileError::Unsupported(problems) = &e else {
+            panic!("{e}")
+        };
+        let got: Vec<(String, &str)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.key.as_str(),
+                )
+            })
+            .collect();
+        for want in [
+            ("t.yaml", "modules"),
+            ("t.yaml", "boot-location"),
+            ("t.yaml", "automatic-version-suffix"),
+            ("t.yaml", "gpg-key"),
+            ("t.yaml", "packages"),
+            ("inc.yaml", "sysusers"),
+            ("inc.yaml", "check-groups"),
+        ] {
+            assert!(
+                got.iter().any(|(f, k)| f == want.0 && *k == want.1),
+                "{want:?} missing from\n{e}"
+            );
+        }
+        let text = e.to_string();
+        assert!(text.starts_with("7 problems in the treefile:"), "{text}");
+        assert!(
+            text.contains("inc.yaml: sysusers: unknown value \"sometimes\""),
+            "{text}"
+        );
+    }
+
+    /// JSON treefiles keep unknown keys (the top file's are printed), YAML refuses
+    /// them; substitution leaves unknown variables as written, as rpm-ostree does.
+    #[test]
+    fn json_unknown_keys_and_substitution() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "inc.json",
+            r#"{"comment-inc": 1, "packages": ["b"]}"#,
+        );
+        let p = write(
+            d.path(),
+            "t.json",
+            r#"{"include": "inc.json", "comment-top": "kept", "ref": "os/${basearch}/${stream}",
+               "variables": {"stream": "next"}, "metadata": {"a": "${stream}", "b": "${nope}"},
+               "mutate-os-release": "${releasever}", "releasever": 41, "packages": ["a 'c >= 1'"],
+               "packages-x86_64": ["x"], "packages-s390x": ["s"],
+               "rojig": {"name": "n-${stream}", "summary": "s", "license": "MIT"}}"#,
+        );
+        let flat = flatten(&p, "x86_64").unwrap();
+        assert_eq!(flat["comment-top"], "kept");
+        assert!(
+            flat.get("comment-inc").is_none(),
+            "only the top file's survive"
+        );
+        assert_eq!(flat["ref"], "os/x86_64/next");
+        assert_eq!(flat["metadata"]["a"], "next");
+        assert_eq!(flat["metadata"]["b"], "${nope}");
+        assert_eq!(flat["mutate-os-release"], "41");
+        assert_eq!(flat["rojig"]["name"], "n-next");
+        assert_eq!(
+            flat["packages"],
+            serde_json::json!(["a", "b", "c >= 1", "x"])
+        );
+        let y = write(d.path(), "t.yaml", "comment: no\n");
+        assert!(load(&y, "x86_64")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key"));
+        let x = write(d.path(), "x.yaml", "basearch: s390x\n");
+        assert!(load(&x, "x86_64")
+            .unwrap_err()
+            .to_string()
+            .contains("cross-composes are not supported"));
+    }
 }
