@@ -1,21 +1,86 @@
 //! The validated compose plan: a flattened treefile with variables substituted, the
-//! architecture applied, and its repositories resolved from the `*.repo` files next to
-//! it (as rpm-ostree does; the host's yum configuration is never read).
+//! architecture applied, every key turned into a typed value with its default, and
+//! the repositories resolved from the `*.repo` files next to it (as rpm-ostree does;
+//! the host's yum configuration is never read).
 
-use std::collections::BTreeMap;
+mod repo_file;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
-use crate::treefile::{self, Treefile, TreefileError};
+pub use repo_file::parse_repo_file;
+use repo_file::{read_sections, RepoSection, RepoVars};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::treefile::{self, CheckSpec, Problem, Treefile, TreefileError};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BootLocation {
     /// Kernel data in `/usr/lib/modules/$kver` only.
     Modules,
-    /// Also in `/usr/lib/ostree-boot`.
+    /// Also in `/usr/lib/ostree-boot` (edition 2014's default).
+    #[default]
     New,
+    /// `/usr/lib/modules/$kver` only, and the tree integrates with systemd's
+    /// `kernel-install` (`layout=ostree`).
+    KernelInstall,
+}
+
+/// `check-passwd` / `check-groups`: what the new passwd/group is checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AccountCheck {
+    None,
+    /// The previous commit's (rpm-ostree's default).
+    #[default]
+    Previous,
+    /// A passwd/group file, resolved against the treefile that names it.
+    File(PathBuf),
+    /// Inline entries: name → ids.
+    Data(BTreeMap<String, AccountIds>),
+}
+
+/// One `check-*: data` entry. passwd: the uid, and the gid when given as `[uid, gid]`
+/// (`None`: the same as the uid, as rpm-ostree reads `uid` and `[uid]`); groups: the
+/// gid in `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountIds {
+    pub id: u32,
+    pub gid: Option<u32>,
+}
+
+/// `opt-usrlocal`: how `/opt` and `/usr/local` are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OptUsrlocal {
+    /// Symlinks into `/var` (machine-local state).
+    #[default]
+    Var,
+    /// Plain directories in the tree.
+    Root,
+    /// Content from packages in the tree, writable through a state overlay.
+    StateOverlay,
+}
+
+/// `repo-metadata` / `advisories-metadata`: where the data goes in the commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetadataPlacement {
+    #[default]
+    Inline,
+    /// In the detached metadata: out of the commit checksum.
+    Detached,
+    Disabled,
+}
+
+/// arbor's `scriptlet-overrides` item: run `script` with `/bin/sh` instead of the
+/// package's scriptlet, or skip it when `script` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptletOverride {
+    pub package: String,
+    /// `pre`, `post`, `posttrans`, `pretrans`, `transfiletriggerin`, `triggerin`, …
+    pub scriptlet: String,
+    pub script: Option<String>,
 }
 
 /// A yum repository from a `.repo` file.
@@ -25,6 +90,10 @@ pub struct RepoConfig {
     pub name: String,
     /// `file://`, `http://` or `https://` URLs, tried in order.
     pub baseurls: Vec<String>,
+    /// A URL listing mirrors, one per line (tried after `baseurls`).
+    pub mirrorlist: Option<String>,
+    /// A metalink URL: mirrors, and the checksums `repomd.xml` must match.
+    pub metalink: Option<String>,
     pub enabled: bool,
     /// dnf's `priority` (lower wins; default 99).
     pub priority: i32,
@@ -34,7 +103,23 @@ pub struct RepoConfig {
     pub include_only: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+impl Default for RepoConfig {
+    fn default() -> Self {
+        RepoConfig {
+            id: String::new(),
+            name: String::new(),
+            baseurls: Vec::new(),
+            mirrorlist: None,
+            metalink: None,
+            enabled: true,
+            priority: 99,
+            exclude: Vec::new(),
+            include_only: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct ComposePlan {
     pub treefile: PathBuf,
     pub dir: PathBuf,
@@ -62,15 +147,51 @@ pub struct ComposePlan {
     pub machineid_compat: bool,
     pub etc_group_members: Vec<String>,
     pub container: bool,
+    /// Inline scripts, in execution order: a later include's before an earlier
+    /// include's, an included file's before its includer's (rpm-ostree's order).
+    pub postprocess: Vec<String>,
+    /// Runs after every inline script; resolved, exists and is executable.
+    pub postprocess_script: Option<PathBuf>,
+    pub mutate_os_release: Option<String>,
+    /// Separator before the counter of automatic versions (default `.`).
+    pub automatic_version_suffix: char,
+    /// Default `Previous`; a container's `None`.
+    pub check_passwd: AccountCheck,
+    pub check_groups: AccountCheck,
+    /// Users that may disappear; `*` allows any.
+    pub ignore_removed_users: BTreeSet<String>,
+    pub ignore_removed_groups: BTreeSet<String>,
+    /// Default true; a container's false.
+    pub preserve_passwd: bool,
+    pub container_cmd: Vec<String>,
+    pub opt_usrlocal: OptUsrlocal,
+    pub readonly_executables: bool,
+    pub install_langs: Vec<String>,
+    pub repovars: BTreeMap<String, String>,
+    /// Repositories only used for packages a lockfile pins.
+    pub lockfile_repos: Vec<RepoConfig>,
+    pub ostree_layers: Vec<String>,
+    pub ostree_override_layers: Vec<String>,
+    pub gpg_key: Option<String>,
+    pub cliwrap: bool,
+    pub cliwrap_binaries: Vec<String>,
+    /// `compose-auto` or `compose-forced`, as given.
+    pub sysusers: Option<String>,
+    pub initramfs_args: Vec<String>,
+    pub no_initramfs: bool,
+    pub rpmdb_normalize: bool,
+    /// Label the tree at compose time (default true; a container's false).
+    pub selinux: bool,
+    /// 0, or 1 to label `/usr/etc` as `/etc`.
+    pub selinux_label_version: u32,
+    /// Drop character and block devices (default true).
+    pub ignore_devices: bool,
+    pub ima: bool,
+    pub repo_metadata: MetadataPlacement,
+    pub advisories_metadata: MetadataPlacement,
+    pub scriptlet_overrides: Vec<ScriptletOverride>,
     /// The flattened treefile (`--print-only`, the input hash).
     pub flattened: Json,
-}
-
-fn invalid(path: &Path, why: impl Into<String>) -> TreefileError {
-    TreefileError::Invalid {
-        path: path.into(),
-        why: why.into(),
-    }
 }
 
 /// The host architecture in rpm terms.
@@ -81,204 +202,244 @@ pub fn host_basearch() -> String {
     }
 }
 
+/// The first `${name}` left in `s` after substitution (an unknown variable).
+fn leftover_var(s: &str) -> Option<&str> {
+    let i = s.find("${")?;
+    let end = s[i..].find('}')?;
+    Some(&s[i..i + end + 1])
+}
+
+fn account_check(spec: Option<&CheckSpec>, passwd: bool) -> AccountCheck {
+    let Some(spec) = spec else {
+        return AccountCheck::Previous;
+    };
+    match spec.kind.as_str() {
+        "none" => AccountCheck::None,
+        "file" => AccountCheck::File(spec.resolved.clone().unwrap_or_default()),
+        "data" => AccountCheck::Data(
+            spec.entries
+                .as_ref()
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, v)| {
+                    let (id, gid) = treefile::account_ids(v, passwd)?;
+                    Some((name.clone(), AccountIds { id, gid }))
+                })
+                .collect(),
+        ),
+        _ => AccountCheck::Previous,
+    }
+}
+
+fn placement(v: Option<&str>) -> MetadataPlacement {
+    match v {
+        Some("detached") => MetadataPlacement::Detached,
+        Some("disabled") => MetadataPlacement::Disabled,
+        _ => MetadataPlacement::Inline,
+    }
+}
+
 impl ComposePlan {
-    /// Parse `path` with its includes and validate it.
+    /// Parse `path` with its includes and validate it; every problem found, in the
+    /// treefiles and in the plan, is reported in one error.
     pub fn load(path: &Path) -> Result<ComposePlan, TreefileError> {
         let basearch = host_basearch();
-        let tf = treefile::load(path, &basearch)?;
-        ComposePlan::from_treefile(path, tf, &basearch)
+        let (tf, problems) = treefile::load_collecting(path, &basearch)?;
+        ComposePlan::build(path, tf, &basearch, problems)
     }
 
+    /// Validate a treefile loaded by [`treefile::load`].
     pub fn from_treefile(
         path: &Path,
         tf: Treefile,
         basearch: &str,
     ) -> Result<ComposePlan, TreefileError> {
+        ComposePlan::build(path, tf, basearch, Vec::new())
+    }
+
+    /// The compact JSON the input hash covers: the flattened treefile without
+    /// `metadata` and without the *names* of `ostree-layers` (rpm-ostree hashes the
+    /// layers' content checksums instead; `ostree-override-layers` names stay, as
+    /// there).
+    pub fn hashed_treefile(&self) -> String {
+        let hashed: BTreeMap<&String, &Json> = self
+            .flattened
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "metadata" && *k != "ostree-layers")
+            .collect();
+        serde_json::to_string(&hashed).expect("JSON values serialize")
+    }
+
+    fn build(
+        path: &Path,
+        tf: Treefile,
+        basearch: &str,
+        mut problems: Vec<Problem>,
+    ) -> Result<ComposePlan, TreefileError> {
+        let mut bad = |key: &str, why: String| problems.push(Problem::new(path, key, why));
         let dir = treefile::parent_dir(path).to_path_buf();
-        let mut flattened = serde_json::to_value(&tf).map_err(|e| invalid(path, e.to_string()))?;
-        if let Some(obj) = flattened.as_object_mut() {
-            for (arch, pkgs) in &tf.arch_packages {
-                obj.insert(format!("packages-{arch}"), json!(pkgs));
+        let flattened = tf.to_json();
+        let releasever = tf.releasever.as_ref().map(treefile::var_text);
+
+        let ref_ = match tf.ref_.as_deref() {
+            None => {
+                bad("ref", "no `ref` set".into());
+                String::new()
             }
-        }
-        let releasever = tf.releasever.as_ref().map(|v| match v {
-            Json::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        let mut vars: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in tf.variables.clone().unwrap_or_default() {
-            vars.insert(
-                k,
-                if let Json::String(s) = v {
-                    s
-                } else {
-                    v.to_string()
-                },
-            );
-        }
-        vars.insert("basearch".into(), basearch.to_string());
-        if let Some(r) = &releasever {
-            vars.insert("releasever".into(), r.clone());
-        }
-        let sub = |s: &str| treefile::substitute(s, &vars).map_err(|e| invalid(path, e));
-        // rpm-ostree substitutes the top-level strings of `metadata` too.
-        if let Some(md) = flattened.get_mut("metadata").and_then(Json::as_object_mut) {
-            for v in md.values_mut() {
-                if let Json::String(text) = v {
-                    *text = sub(text)?;
+            Some(r) => {
+                if let Some(v) = leftover_var(r) {
+                    bad("ref", format!("{r:?}: unknown variable {v}"));
+                } else if let Err(e) = arbor_repo::store::validate_ref_name(r) {
+                    bad("ref", e.to_string());
                 }
+                r.to_string()
+            }
+        };
+        for (key, value) in [
+            ("automatic-version-prefix", &tf.automatic_version_prefix),
+            ("mutate-os-release", &tf.mutate_os_release),
+        ] {
+            if let Some(v) = value.as_deref().and_then(leftover_var) {
+                bad(key, format!("unknown variable {v}"));
             }
         }
-        let ref_ = sub(tf
-            .ref_
-            .as_deref()
-            .ok_or_else(|| invalid(path, "no `ref` set"))?)?;
-        arbor_repo::store::validate_ref_name(&ref_)
-            .map_err(|e| invalid(path, format!("ref: {e}")))?;
-        if let Some(obj) = flattened.as_object_mut() {
-            obj.insert("ref".into(), Json::String(ref_.clone()));
+        for (k, v) in tf.add_commit_metadata.iter().flatten() {
+            if let Some(var) = v.as_str().and_then(leftover_var) {
+                bad(
+                    "add-commit-metadata",
+                    format!("{k}: unknown variable {var}"),
+                );
+            }
         }
 
-        if tf.selinux.unwrap_or(true) {
-            return Err(TreefileError::NotImplemented {
-                path: path.into(),
-                key: "selinux".into(),
-                hint: " (SELinux labeling; set `selinux: false`)".into(),
-            });
+        let container = tf.container.unwrap_or(false);
+        let edition_2024 = tf.edition.as_ref().and_then(treefile::edition_of) == Some(2024);
+        let boot_location = match tf.boot_location.as_deref() {
+            Some("modules") => BootLocation::Modules,
+            Some("kernel-install") => BootLocation::KernelInstall,
+            Some(_) => BootLocation::New,
+            None if edition_2024 => BootLocation::Modules,
+            None => BootLocation::New,
+        };
+        if tf.boot_location.as_deref() == Some("new") {
+            tracing::warn!("boot-location: new is deprecated, use boot-location: modules");
+        }
+        if tf.initramfs_args.as_ref().is_some_and(|a| !a.is_empty()) {
+            tracing::warn!("initramfs-args is deprecated, use /etc/dracut.conf.d");
+        }
+        if tf.cliwrap == Some(true) {
+            tracing::warn!("cliwrap is deprecated and slated for removal");
+        }
+        let selinux_label_version = tf.selinux_label_version.unwrap_or(0);
+        if selinux_label_version > 1 {
+            bad(
+                "selinux-label-version",
+                format!("{selinux_label_version} (0 or 1)"),
+            );
+        }
+        let repovars = tf.repovars.clone().unwrap_or_default();
+        if repovars.contains_key("releasever") {
+            bad(
+                "repovars",
+                "\"releasever\" is not a repo variable; use the releasever key".into(),
+            );
+        }
+        if repovars.contains_key("basearch") {
+            bad("repovars", "\"basearch\" is filled in automatically".into());
+        }
+        // The files keys name (rpm-ostree opens them when it reads the treefile).
+        let mut external = |key: &str, p: &Path| {
+            if !p.exists() {
+                bad(key, format!("{} does not exist", p.display()));
+                false
+            } else {
+                true
+            }
+        };
+        for (src, _) in &tf.add_files_resolved {
+            external("add-files", src);
         }
         for (key, spec) in [
             ("check-passwd", &tf.check_passwd),
             ("check-groups", &tf.check_groups),
         ] {
-            match spec {
-                Some(s) if s.kind == "none" => {}
-                Some(s) => {
-                    return Err(TreefileError::NotImplemented {
-                        path: path.into(),
-                        key: key.into(),
-                        hint: format!(" (type {:?}; only `type: none` is supported)", s.kind),
-                    })
-                }
-                None => {
-                    return Err(TreefileError::NotImplemented {
-                        path: path.into(),
-                        key: key.into(),
-                        hint: " (the default `type: previous`; set `type: none`)".into(),
-                    })
+            if let Some(p) = spec.as_ref().and_then(|s| s.resolved.as_deref()) {
+                external(key, p);
+            }
+        }
+        if let Some(script) = &tf.postprocess_script_resolved {
+            if external("postprocess-script", script) {
+                let mode = fs::metadata(script).map_or(0, |m| m.permissions().mode());
+                if mode & 0o111 == 0 {
+                    bad(
+                        "postprocess-script",
+                        format!("{} must be executable", script.display()),
+                    );
                 }
             }
         }
-        match tf.rpmdb.as_deref() {
-            None | Some("sqlite" | "target" | "host") => {}
-            Some(other) => {
-                return Err(TreefileError::NotImplemented {
-                    path: path.into(),
-                    key: "rpmdb".into(),
-                    hint: format!(" (format {other:?}; arbor writes sqlite rpmdbs)"),
-                })
-            }
-        }
-        let edition_2024 =
-            matches!(&tf.edition, Some(e) if e.to_string().trim_matches('"') == "2024");
-        let boot_location = match tf.boot_location.as_deref() {
-            Some("modules") => BootLocation::Modules,
-            Some("new") => BootLocation::New,
-            None if edition_2024 => BootLocation::Modules,
-            None => BootLocation::New,
-            Some(other) => {
-                return Err(TreefileError::NotImplemented {
-                    path: path.into(),
-                    key: "boot-location".into(),
-                    hint: format!(" (value {other:?}; use `modules` or `new`)"),
-                })
-            }
-        };
-        let container = tf.container.unwrap_or(false);
 
-        let mut packages = Vec::new();
-        let arch_pkgs = tf.arch_packages.get(basearch).cloned().unwrap_or_default();
-        for entry in tf.packages.iter().flatten().chain(arch_pkgs.iter()) {
-            // Entries split on whitespace; a quoted entry keeps a version query whole.
-            if let Some(q) = entry.strip_prefix('\'').and_then(|e| e.strip_suffix('\'')) {
-                packages.push(q.to_string());
-            } else {
-                packages.extend(entry.split_whitespace().map(str::to_string));
-            }
-        }
+        let packages = tf.packages_for(basearch);
         let exclude_packages = tf.exclude_packages.clone().unwrap_or_default();
         if let Some(both) = packages.iter().find(|p| exclude_packages.contains(p)) {
-            return Err(invalid(
-                path,
+            bad(
+                "exclude-packages",
                 format!("package {both:?} is both in packages and exclude-packages"),
-            ));
+            );
         }
         let mut repo_packages: Vec<(String, Vec<String>)> = Vec::new();
         for rp in tf.repo_packages.iter().flatten() {
-            let pkgs: Vec<String> = rp
-                .packages
-                .iter()
-                .flat_map(|p| p.split_whitespace())
-                .map(str::to_string)
-                .collect();
             // A later entry overrides an earlier one for the same package.
             for (_, earlier) in repo_packages.iter_mut() {
-                earlier.retain(|p| !pkgs.contains(p));
+                earlier.retain(|p| !rp.packages.contains(p));
             }
-            repo_packages.push((rp.repo.clone(), pkgs));
+            repo_packages.push((rp.repo.clone(), rp.packages.clone()));
         }
         repo_packages.retain(|(_, p)| !p.is_empty());
 
-        let mut add_commit_metadata = BTreeMap::new();
-        for (k, v) in tf.add_commit_metadata.clone().unwrap_or_default() {
-            let v = match v {
-                Json::String(s) => Json::String(sub(&s)?),
-                other => other,
-            };
-            add_commit_metadata.insert(k, v);
-        }
-        let mut add_files = Vec::new();
-        for (src, dest) in &tf.add_files_resolved {
-            add_files.push((
-                src.clone(),
-                add_files_dest(dest).map_err(|e| invalid(path, e))?,
-            ));
-        }
-        let remove_files = tf.remove_files.clone().unwrap_or_default();
-        for f in &remove_files {
-            if f.starts_with('/') || f.split('/').any(|s| s == "..") {
-                return Err(invalid(
-                    path,
-                    format!("remove-files: {f:?} must be a relative path without .."),
-                ));
-            }
-        }
-        let mut remove_from_packages = Vec::new();
-        for entry in tf.remove_from_packages.iter().flatten() {
-            let Some((pkg, regexes)) = entry.split_first() else {
-                return Err(invalid(path, "remove-from-packages: empty entry"));
-            };
-            for r in regexes {
-                regex::Regex::new(r)
-                    .map_err(|e| invalid(path, format!("remove-from-packages: {r:?}: {e}")))?;
-            }
-            remove_from_packages.push((pkg.clone(), regexes.to_vec()));
-        }
-        let repos = load_repos(&dir, tf.repos.as_deref(), releasever.as_deref(), basearch)?;
+        let add_files = tf
+            .add_files_resolved
+            .iter()
+            .filter_map(|(src, dest)| Some((src.clone(), treefile::add_files_dest(dest).ok()?)))
+            .collect();
+        let remove_from_packages = tf
+            .remove_from_packages
+            .iter()
+            .flatten()
+            .filter_map(|e| e.split_first())
+            .map(|(pkg, regexes)| (pkg.clone(), regexes.to_vec()))
+            .collect();
+
+        let vars = RepoVars {
+            releasever: releasever.clone(),
+            basearch: basearch.to_string(),
+            custom: repovars.clone(),
+        };
+        let (repos, lockfile_repos) = load_repos(
+            &dir,
+            tf.repos.as_deref(),
+            tf.lockfile_repos.as_deref().unwrap_or_default(),
+            &vars,
+            &mut bad,
+        )?;
         if let Some((repo, _)) = repo_packages
             .iter()
             .find(|(r, _)| !repos.iter().any(|c| c.id == *r))
         {
-            return Err(invalid(
-                path,
+            bad(
+                "repo-packages",
                 format!(
-                    "repo-packages: repo {repo:?} is not among the enabled repos ({})",
+                    "repo {repo:?} is not among the enabled repos ({})",
                     repos
                         .iter()
                         .map(|r| r.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            ));
+            );
         }
         let machineid_compat = tf.machineid_compat.unwrap_or(true);
         if !machineid_compat && tf.units.as_ref().is_some_and(|u| !u.is_empty()) {
@@ -288,6 +449,9 @@ impl ComposePlan {
                  disable these units again; arbor links them anyway",
                 path.display()
             );
+        }
+        if !problems.is_empty() {
+            return Err(TreefileError::Unsupported(problems));
         }
         Ok(ComposePlan {
             treefile: path.to_path_buf(),
@@ -301,14 +465,10 @@ impl ComposePlan {
             repo_packages,
             recommends: tf.recommends.unwrap_or(true),
             documentation: tf.documentation.unwrap_or(true),
-            automatic_version_prefix: tf
-                .automatic_version_prefix
-                .as_deref()
-                .map(sub)
-                .transpose()?,
-            add_commit_metadata,
+            automatic_version_prefix: tf.automatic_version_prefix.clone(),
+            add_commit_metadata: tf.add_commit_metadata.clone().unwrap_or_default(),
             add_files,
-            remove_files,
+            remove_files: tf.remove_files.clone().unwrap_or_default(),
             remove_from_packages,
             units: tf.units.clone().unwrap_or_default(),
             default_target: tf.default_target.clone(),
@@ -317,40 +477,69 @@ impl ComposePlan {
             machineid_compat,
             etc_group_members: tf.etc_group_members.clone().unwrap_or_default(),
             container,
+            postprocess: tf.postprocess.clone().unwrap_or_default(),
+            postprocess_script: tf.postprocess_script_resolved.clone(),
+            mutate_os_release: tf.mutate_os_release.clone(),
+            automatic_version_suffix: tf
+                .automatic_version_suffix
+                .as_deref()
+                .and_then(|s| s.chars().next())
+                .unwrap_or('.'),
+            check_passwd: account_check(tf.check_passwd.as_ref(), true),
+            check_groups: account_check(tf.check_groups.as_ref(), false),
+            ignore_removed_users: tf.ignore_removed_users.clone().unwrap_or_default(),
+            ignore_removed_groups: tf.ignore_removed_groups.clone().unwrap_or_default(),
+            preserve_passwd: tf.preserve_passwd.unwrap_or(!container),
+            container_cmd: tf.container_cmd.clone().unwrap_or_default(),
+            opt_usrlocal: match tf.opt_usrlocal.as_deref() {
+                Some("root") => OptUsrlocal::Root,
+                Some("state-overlay" | "stateoverlay") => OptUsrlocal::StateOverlay,
+                _ => OptUsrlocal::Var,
+            },
+            readonly_executables: tf.readonly_executables.unwrap_or(false),
+            install_langs: tf.install_langs.clone().unwrap_or_default(),
+            repovars,
+            lockfile_repos,
+            ostree_layers: tf.ostree_layers.clone().unwrap_or_default(),
+            ostree_override_layers: tf.ostree_override_layers.clone().unwrap_or_default(),
+            gpg_key: tf.gpg_key.clone(),
+            cliwrap: tf.cliwrap.unwrap_or(false),
+            cliwrap_binaries: tf.cliwrap_binaries.clone().unwrap_or_default(),
+            sysusers: tf.sysusers.clone(),
+            initramfs_args: tf.initramfs_args.clone().unwrap_or_default(),
+            no_initramfs: tf.no_initramfs.unwrap_or(false),
+            rpmdb_normalize: tf.rpmdb_normalize.unwrap_or(false),
+            selinux: tf.selinux.unwrap_or(!container),
+            selinux_label_version,
+            ignore_devices: tf.ignore_devices.unwrap_or(true),
+            ima: tf.ima.unwrap_or(false),
+            repo_metadata: placement(tf.repo_metadata.as_deref()),
+            advisories_metadata: placement(tf.advisories_metadata.as_deref()),
+            scriptlet_overrides: tf
+                .scriptlet_overrides
+                .iter()
+                .flatten()
+                .map(|s| ScriptletOverride {
+                    package: s.package.clone(),
+                    scriptlet: s.scriptlet.clone(),
+                    script: s.script.clone(),
+                })
+                .collect(),
             flattened,
         })
     }
 }
 
-/// An `add-files` destination as rpm-ostree accepts it: under `/usr` (not `/usr/local`),
-/// `/etc`, or the `/bin`, `/sbin`, `/lib`, `/lib64` compat paths; no `.` or `..`.
-fn add_files_dest(dest: &str) -> Result<String, String> {
-    // Repeated and trailing slashes are tolerated (the path is normalised), as in a shell.
-    let parts: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
-    let rel = parts.join("/");
-    let ok = parts.len() >= 2
-        && ["usr", "etc", "bin", "sbin", "lib", "lib64"].contains(&parts[0])
-        && !(parts[0] == "usr" && parts[1] == "local")
-        && parts.iter().all(|c| *c != "." && *c != "..");
-    if ok {
-        Ok(format!("/{rel}"))
-    } else {
-        Err(format!(
-            "add-files: unsupported destination {dest:?} (a file under /usr but not \
-             /usr/local, /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
-        ))
-    }
-}
-
 /// Repositories from the `*.repo` files in `dir`: the named ones (all must exist), or
-/// every enabled one when `names` is `None`.
+/// every enabled one when `names` is `None`; and the `lockfile-repos`. Only those are
+/// checked: a broken section no one uses is not an error.
 fn load_repos(
     dir: &Path,
     names: Option<&[String]>,
-    releasever: Option<&str>,
-    basearch: &str,
-) -> Result<Vec<RepoConfig>, TreefileError> {
-    let mut all: Vec<(PathBuf, RepoConfig)> = Vec::new();
+    lockfile_names: &[String],
+    vars: &RepoVars,
+    bad: &mut impl FnMut(&str, String),
+) -> Result<(Vec<RepoConfig>, Vec<RepoConfig>), TreefileError> {
     let entries = fs::read_dir(dir).map_err(|source| TreefileError::Io {
         path: dir.into(),
         source,
@@ -360,200 +549,55 @@ fn load_repos(
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("repo"))
         .collect();
     files.sort();
+    let mut all: Vec<RepoSection> = Vec::new();
+    let mut broken: BTreeMap<PathBuf, String> = BTreeMap::new();
     for f in files {
         let text = fs::read_to_string(&f).map_err(|source| TreefileError::Io {
             path: f.clone(),
             source,
         })?;
-        all.extend(
-            parse_repo_file(&f, &text)?
-                .into_iter()
-                .map(|r| (f.clone(), r)),
-        );
+        let (sections, outside) = read_sections(&f, &text);
+        if let Some(e) = outside.into_iter().next() {
+            broken.insert(f.clone(), e);
+        }
+        all.extend(sections);
     }
-    let chosen: Vec<(PathBuf, RepoConfig)> = match names {
-        None => all.into_iter().filter(|(_, r)| r.enabled).collect(),
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                all.iter()
-                    .find(|(_, r)| &r.id == n)
-                    .cloned()
-                    .ok_or_else(|| {
-                        invalid(
-                            dir,
-                            format!(
-                                "repo {n:?} is not defined in any *.repo file in {}",
-                                dir.display()
-                            ),
-                        )
-                    })
-            })
-            .collect::<Result<_, _>>()?,
+    let find = |n: &String| all.iter().find(|s| &s.id == n);
+    let chosen: Vec<&RepoSection> = match names {
+        None => all.iter().filter(|s| s.enabled()).collect(),
+        Some(names) => names.iter().filter_map(find).collect(),
     };
-    chosen
-        .into_iter()
-        .map(|(file, mut r)| {
-            for u in &mut r.baseurls {
-                *u = repo_vars(&file, &r.id, u, releasever, basearch)?;
-            }
-            Ok(r)
-        })
-        .collect()
-}
-
-/// dnf's variables in a `.repo` value: `$name` or `${name}` for `releasever`,
-/// `releasever_major`, `releasever_minor`, `basearch` and `arch`; other names are left
-/// as they are (as dnf does). A `releasever` variable without a `releasever` in the
-/// treefile is an error naming the file and the repo.
-fn repo_vars(
-    path: &Path,
-    repo: &str,
-    value: &str,
-    releasever: Option<&str>,
-    basearch: &str,
-) -> Result<String, TreefileError> {
-    let lookup = |name: &str| -> Result<Option<String>, TreefileError> {
-        let rel = || {
-            releasever.ok_or_else(|| {
-                invalid(
-                    path,
-                    format!(
-                        "repo {repo}: {value:?} uses ${name}, but the treefile sets no releasever"
-                    ),
-                )
+    for (key, list) in [
+        ("repos", names.unwrap_or_default()),
+        ("lockfile-repos", lockfile_names),
+    ] {
+        for n in list.iter().filter(|n| find(n).is_none()) {
+            bad(
+                key,
+                format!(
+                    "repo {n:?} is not defined in any *.repo file in {}",
+                    dir.display()
+                ),
+            );
+        }
+    }
+    let mut convert = |sections: Vec<&RepoSection>| -> Vec<RepoConfig> {
+        sections
+            .into_iter()
+            .filter_map(|s| {
+                let result = match broken.get(&s.file) {
+                    Some(e) => Err(e.clone()),
+                    None => s.config(Some(vars)),
+                };
+                result
+                    .map_err(|e| bad("repos", format!("{}: repo {}: {e}", s.file.display(), s.id)))
+                    .ok()
             })
-        };
-        Ok(match name {
-            "basearch" | "arch" => Some(basearch.to_string()),
-            "releasever" => Some(rel()?.to_string()),
-            "releasever_major" => Some(rel()?.split('.').next().unwrap_or("").to_string()),
-            "releasever_minor" => Some(rel()?.split_once('.').map_or("", |(_, m)| m).to_string()),
-            _ => None,
-        })
+            .collect()
     };
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, len) = match after.strip_prefix('{') {
-            Some(b) => match b.find('}') {
-                Some(end) => (&b[..end], end + 2),
-                None => ("", 0),
-            },
-            None => {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], end)
-            }
-        };
-        match lookup(name)? {
-            Some(v) if !name.is_empty() => {
-                out.push_str(&v);
-                rest = &after[len..];
-            }
-            _ => {
-                out.push('$');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Parse a yum `.repo` file (INI). Only `baseurl` repositories are supported;
-/// `priority`, `exclude`/`excludepkgs` and `includepkgs` are honoured as dnf does. URLs
-/// are kept as written: [`load_repos`] substitutes dnf's variables in the repos it uses.
-pub fn parse_repo_file(path: &Path, text: &str) -> Result<Vec<RepoConfig>, TreefileError> {
-    let mut out: Vec<RepoConfig> = Vec::new();
-    let mut last_key = String::new();
-    for raw in text.lines() {
-        let line = raw.trim_end();
-        if line.trim().is_empty()
-            || line.trim_start().starts_with('#')
-            || line.trim_start().starts_with(';')
-        {
-            continue;
-        }
-        if let Some(id) = line
-            .trim()
-            .strip_prefix('[')
-            .and_then(|l| l.strip_suffix(']'))
-        {
-            out.push(RepoConfig {
-                id: id.trim().into(),
-                name: id.trim().into(),
-                baseurls: vec![],
-                enabled: true,
-                priority: 99,
-                exclude: vec![],
-                include_only: vec![],
-            });
-            continue;
-        }
-        let Some(repo) = out.last_mut() else {
-            return Err(invalid(path, format!("line outside a [section]: {line:?}")));
-        };
-        // Continuation lines (leading whitespace) add more base URLs.
-        if raw.starts_with([' ', '\t']) && last_key == "baseurl" {
-            repo.baseurls.extend(globs(line));
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(invalid(path, format!("cannot parse line {line:?}")));
-        };
-        let (k, v) = (k.trim(), v.trim());
-        last_key = k.to_string();
-        match k {
-            "name" => repo.name = v.into(),
-            "baseurl" => repo.baseurls.extend(globs(v)),
-            "enabled" => repo.enabled = is_true(v),
-            "priority" => {
-                repo.priority = v.parse().map_err(|_| {
-                    invalid(
-                        path,
-                        format!("repo {}: priority {v:?} is not a number", repo.id),
-                    )
-                })?
-            }
-            "exclude" | "excludepkgs" => repo.exclude.extend(globs(v)),
-            "includepkgs" => repo.include_only.extend(globs(v)),
-            "gpgcheck" | "repo_gpgcheck" if is_true(v) => tracing::warn!(
-                "{}: repo {}: {k}={v}: arbor does not check signatures; packages are \
-                 checked against the repository metadata's checksums only",
-                path.display(),
-                repo.id
-            ),
-            "metalink" | "mirrorlist" => {
-                return Err(TreefileError::NotImplemented {
-                    path: path.into(),
-                    key: k.into(),
-                    hint: format!(" (repo {}; use baseurl)", repo.id),
-                })
-            }
-            _ => {}
-        }
-    }
-    for r in &out {
-        if r.baseurls.is_empty() {
-            return Err(invalid(path, format!("repo {} has no baseurl", r.id)));
-        }
-    }
-    Ok(out)
-}
-
-fn is_true(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
-}
-
-/// dnf's lists in `.repo` files (URLs, package globs): separated by commas or spaces.
-fn globs(v: &str) -> impl Iterator<Item = String> + '_ {
-    v.split([',', ' '])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    let repos = convert(chosen);
+    let lockfile_repos = convert(lockfile_names.iter().filter_map(find).collect());
+    Ok((repos, lockfile_repos))
 }
 
 #[cfg(test)]
@@ -572,7 +616,18 @@ mod tests {
             r[0].baseurls,
             ["file:///srv/$releasever/a", "http://m/${basearch}/a"]
         );
-        let sub = |v: &str, rel: Option<&str>| repo_vars(x, "a", v, rel, "x86_64");
+        let sub = |v: &str, rel: Option<&str>| {
+            let vars = RepoVars {
+                releasever: rel.map(str::to_string),
+                basearch: "x86_64".into(),
+                custom: BTreeMap::from([("stream".to_string(), "c9s".to_string())]),
+            };
+            repo_file::repo_vars(v, &vars)
+        };
+        assert_eq!(
+            sub("http://m/$stream/${stream}", None).unwrap(),
+            "http://m/c9s/c9s"
+        );
         assert_eq!(
             sub("/$releasever/${basearch}/", Some("10.1")).unwrap(),
             "/10.1/x86_64/"
@@ -586,22 +641,25 @@ mod tests {
             "/10-1/x86_64/$other/${x}/$"
         );
         let e = sub("http://m/$releasever/", None).unwrap_err().to_string();
-        assert!(
-            e.contains("releasever") && e.contains("x.repo") && e.contains("repo a"),
-            "{e}"
-        );
+        assert!(e.contains("releasever"), "{e}");
         assert_eq!((r[0].priority, r[1].priority), (10, 99));
         assert_eq!(r[0].exclude, ["foo*", "bar"]);
         assert_eq!(r[1].include_only, ["baz"]);
         assert!(!r[1].enabled);
-        assert!(parse_repo_file(x, "[a]\nmetalink=http://x\n").is_err());
-        assert_eq!(add_files_dest("//usr//share/x/").unwrap(), "/usr/share/x");
+        let m = parse_repo_file(x, "[a]\nmetalink=http://x\n[b]\nmirrorlist=http://y\n").unwrap();
+        assert_eq!(m[0].metalink.as_deref(), Some("http://x"));
+        assert_eq!(m[1].mirrorlist.as_deref(), Some("http://y"));
+        assert!(parse_repo_file(x, "[a]\nname=no urls\n").is_err());
+        assert_eq!(
+            treefile::add_files_dest("//usr//share/x/").unwrap(),
+            "/usr/share/x"
+        );
         let on = parse_repo_file(x, "[a]\nbaseurl=http://a\nenabled=True\n[b]\nbaseurl=http://b\nenabled=off\n[c]\nbaseurl=http://c\nenabled=on\ngpgcheck=1\n").unwrap();
         assert_eq!(
             on.iter().map(|r| r.enabled).collect::<Vec<_>>(),
             [true, false, true]
         );
-        assert_eq!(add_files_dest("etc/motd").unwrap(), "/etc/motd");
+        assert_eq!(treefile::add_files_dest("etc/motd").unwrap(), "/etc/motd");
         for bad in [
             "/usr/local/x",
             "/usr",
@@ -609,7 +667,7 @@ mod tests {
             "/usr/../etc/x",
             "/usr/./x",
         ] {
-            assert!(add_files_dest(bad).is_err(), "{bad}");
+            assert!(treefile::add_files_dest(bad).is_err(), "{bad}");
         }
         assert!(parse_repo_file(x, "[a]\nbaseurl=http://b\npriority=high\n").is_err());
     }
@@ -638,5 +696,127 @@ mod tests {
         let e = ComposePlan::from_treefile(&p, treefile::load(&p, "x86_64").unwrap(), "x86_64")
             .unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    fn plan_of(dir: &Path, text: &str) -> Result<ComposePlan, TreefileError> {
+        let p = dir.join("t.yaml");
+        fs::write(&p, text).unwrap();
+        let (tf, problems) = treefile::load_collecting(&p, "x86_64")?;
+        ComposePlan::build(&p, tf, "x86_64", problems)
+    }
+
+    /// Every key reaches the plan with rpm-ostree's default when unset.
+    #[test]
+    fn keys_and_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("r.repo"), "[r]\nbaseurl=http://r/$stream/\n").unwrap();
+        let plan = plan_of(d.path(), "ref: x\n").unwrap();
+        assert_eq!(plan.check_passwd, AccountCheck::Previous);
+        assert_eq!(plan.check_groups, AccountCheck::Previous);
+        assert!(plan.selinux && plan.preserve_passwd && plan.ignore_devices);
+        assert_eq!(plan.automatic_version_suffix, '.');
+        assert_eq!(plan.opt_usrlocal, OptUsrlocal::Var);
+        assert_eq!(plan.repo_metadata, MetadataPlacement::Inline);
+        assert_eq!(plan.boot_location, BootLocation::New);
+        assert_eq!(plan.repos[0].baseurls, ["http://r/$stream/"]);
+
+        fs::write(d.path().join("passwd"), "").unwrap();
+        let script = d.path().join("post.sh");
+        fs::write(&script, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = plan_of(
+            d.path(),
+            "ref: x\nrepovars: {stream: c9s}\nlockfile-repos: [r]\npostprocess: [a, b]\npostprocess-script: post.sh\ncheck-passwd: {type: file, filename: passwd}\ncheck-groups: {type: data, entries: {wheel: 10}}\nignore-removed-groups: ['*']\nautomatic-version-suffix: '-'\nopt-usrlocal: root\nrepo-metadata: detached\nadvisories-metadata: disabled\nselinux: true\nselinux-label-version: 1\nsysusers: compose-forced\nboot-location: kernel-install\nostree-layers: [l]\nostree-override-layers: [o]\nrpmdb: bdb\nscriptlet-overrides: [{package: p, scriptlet: post, script: 'exit 0'}]\n",
+        )
+        .unwrap();
+        assert_eq!(plan.postprocess, ["a", "b"]);
+        assert_eq!(plan.postprocess_script.as_deref(), Some(script.as_path()));
+        assert_eq!(
+            plan.check_passwd,
+            AccountCheck::File(d.path().join("passwd"))
+        );
+        assert_eq!(
+            plan.check_groups,
+            AccountCheck::Data(BTreeMap::from([(
+                "wheel".to_string(),
+                AccountIds { id: 10, gid: None }
+            )]))
+        );
+        assert!(plan.ignore_removed_groups.contains("*"));
+        assert_eq!(plan.automatic_version_suffix, '-');
+        assert_eq!(plan.opt_usrlocal, OptUsrlocal::Root);
+        assert_eq!(
+            (plan.repo_metadata, plan.advisories_metadata),
+            (MetadataPlacement::Detached, MetadataPlacement::Disabled)
+        );
+        assert!(plan.selinux);
+        assert_eq!(plan.selinux_label_version, 1);
+        assert_eq!(plan.sysusers.as_deref(), Some("compose-forced"));
+        assert_eq!(plan.boot_location, BootLocation::KernelInstall);
+        assert_eq!(
+            plan.repos[0].baseurls,
+            ["http://r/c9s/"],
+            "repovars applied"
+        );
+        assert_eq!(plan.lockfile_repos[0].id, "r");
+        assert_eq!(
+            plan.scriptlet_overrides,
+            [ScriptletOverride {
+                package: "p".into(),
+                scriptlet: "post".into(),
+                script: Some("exit 0".into())
+            }]
+        );
+        // Layer names are not hashed; their content is (by the compose).
+        let hashed = plan.hashed_treefile();
+        assert!(
+            !hashed.contains("\"ostree-layers\"") && hashed.contains("\"ostree-override-layers\"")
+        );
+
+        let plan = plan_of(d.path(), "ref: x\ncontainer: true\n").unwrap();
+        assert_eq!(plan.check_passwd, AccountCheck::None);
+        assert!(!plan.selinux && !plan.preserve_passwd && plan.tmp_is_dir);
+    }
+
+    /// Only the .repo sections the treefile uses are checked; plan problems and
+    /// treefile problems come in one error.
+    #[test]
+    fn repo_sections_checked_only_when_used() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("a.repo"),
+            "[good]\nbaseurl=http://g/\n[broken]\npriority=high\nbaseurl=http://b/$releasever/\n",
+        )
+        .unwrap();
+        fs::write(
+            d.path().join("b.repo"),
+            "garbage\n[other]\nbaseurl=http://o/\n",
+        )
+        .unwrap();
+        let plan = plan_of(d.path(), "ref: x\nrepos: [good]\n").unwrap();
+        assert_eq!(plan.repos.len(), 1);
+        let e = plan_of(
+            d.path(),
+            "ref: x\nrepos: [good, broken, other, missing]\nrepovars: {basearch: z}\nboot-location: sideways\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "a.repo: repo broken: priority \"high\" is not a number",
+            "b.repo: repo other: line outside a [section]",
+            "repo \"missing\" is not defined",
+            "repovars: \"basearch\" is filled in automatically",
+            "boot-location: unknown value \"sideways\"",
+        ] {
+            assert!(e.contains(want), "{want:?} not in\n{e}");
+        }
+        assert!(!e.contains("repo good"), "{e}");
+        let e = plan_of(d.path(), "repos: [good]\npostprocess-script: nope.sh\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no `ref` set") && e.contains("nope.sh does not exist"),
+            "{e}"
+        );
     }
 }

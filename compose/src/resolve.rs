@@ -121,10 +121,25 @@ pub fn resolve(
         req.locked.extend(lock.iter().cloned());
     }
     let load = |filelists: bool| -> Result<Vec<LoadedRepo>, FetchError> {
-        plan.repos
+        let mut repos = plan
+            .repos
             .iter()
             .map(|r| rpmmd::load_repo(http, r, filelists))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // `lockfile-repos` only serve packages a lockfile pins: without a lockfile
+        // they are not read, with one they show only the pinned names.
+        if let Some(lock) = lock {
+            let pinned: Vec<String> = lock.iter().map(|l| glob_escape(&l.name)).collect();
+            for r in &plan.lockfile_repos {
+                if repos.iter().any(|l| l.config.id == r.id) {
+                    continue;
+                }
+                let mut loaded = rpmmd::load_repo(http, r, filelists)?;
+                loaded.metadata.include_only = pinned.clone();
+                repos.push(loaded);
+            }
+        }
+        Ok(repos)
     };
     let repos = load(false)?;
     let metadata: Vec<_> = repos.iter().map(|r| r.metadata.clone()).collect();
@@ -141,8 +156,22 @@ pub fn resolve(
     }
 }
 
+/// A package name as an fnmatch pattern matching only itself.
+fn glob_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     /// Lockfile entries are checked when the file is read; errors name the file and
@@ -175,5 +204,91 @@ mod tests {
             let e = parse_lockfile(&path).unwrap_err().to_string();
             assert!(e.contains("lock.json") && e.contains(want), "{e}");
         }
+    }
+
+    /// A file:// repository with one package per (name, version, requires).
+    fn repo_dir(dir: &Path, id: &str, pkgs: &[(&str, &str, &str)]) -> crate::plan::RepoConfig {
+        let mut x = String::from(
+            "<metadata xmlns=\"http://linux.duke.edu/metadata/common\" \
+             xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n",
+        );
+        for (name, ver, requires) in pkgs {
+            let req = if requires.is_empty() {
+                String::new()
+            } else {
+                format!("<rpm:requires><rpm:entry name=\"{requires}\"/></rpm:requires>")
+            };
+            x.push_str(&format!(
+                "<package type=\"rpm\"><name>{name}</name><arch>x86_64</arch>\
+                 <version epoch=\"0\" ver=\"{ver}\" rel=\"1\"/>\
+                 <checksum type=\"sha256\" pkgid=\"YES\">{}</checksum>\
+                 <location href=\"{name}.rpm\"/><format><rpm:provides>\
+                 <rpm:entry name=\"{name}\" flags=\"EQ\" epoch=\"0\" ver=\"{ver}\" rel=\"1\"/>\
+                 </rpm:provides>{req}</format></package>\n",
+                "ab".repeat(32)
+            ));
+        }
+        x.push_str("</metadata>\n");
+        let d = dir.join(id);
+        std::fs::create_dir_all(d.join("repodata")).unwrap();
+        std::fs::write(d.join("repodata/primary.xml"), &x).unwrap();
+        std::fs::write(
+            d.join("repodata/repomd.xml"),
+            format!(
+                "<repomd><data type=\"primary\"><checksum type=\"sha256\">{}</checksum>\
+                 <location href=\"repodata/primary.xml\"/></data></repomd>",
+                rpmmd::digest("sha256", x.as_bytes()).unwrap()
+            ),
+        )
+        .unwrap();
+        crate::plan::RepoConfig {
+            id: id.into(),
+            baseurls: vec![format!("file://{}", d.display())],
+            ..Default::default()
+        }
+    }
+
+    /// `lockfile-repos` serve only what a lockfile pins, and nothing without one.
+    #[test]
+    fn lockfile_repos_serve_pinned_packages_only() {
+        let d = tempfile::tempdir().unwrap();
+        let plan = ComposePlan {
+            basearch: "x86_64".into(),
+            packages: vec!["a".into()],
+            recommends: true,
+            repos: vec![repo_dir(d.path(), "main", &[("a", "1", "b")])],
+            lockfile_repos: vec![repo_dir(
+                d.path(),
+                "pool",
+                &[("a", "9", ""), ("b", "2", ""), ("c", "1", "")],
+            )],
+            ..Default::default()
+        };
+        let http = Http::default();
+        let e = resolve(&plan, &http, None).unwrap_err().to_string();
+        assert!(
+            e.contains('b'),
+            "without a lockfile the pool is not read: {e}"
+        );
+        let lock = vec![Lock {
+            name: "b".into(),
+            evr: "0:2-1".into(),
+            arch: "x86_64".into(),
+            digest: None,
+        }];
+        let res = resolve(&plan, &http, Some(&lock)).unwrap();
+        let got: Vec<(String, String)> = res
+            .packages
+            .iter()
+            .map(|p| (p.nevra(), p.repo.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a-1-1.x86_64".to_string(), "main".to_string()),
+                ("b-2-1.x86_64".to_string(), "pool".to_string())
+            ],
+            "a-9 in the pool is not pinned, so not seen"
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! resolved RPMs into a cache keyed by digest, verified, in parallel, with retries.
 //!
 //! Transport: `file://` reads in place (a local RPM is verified, not copied);
-//! `http(s)://` downloads through [`Http`].
+//! `http(s)://` downloads through [`Http`]. A repository's URLs are its base URLs and
+//! the mirrors its `mirrorlist=`/`metalink=` lists ([`mirrors`]).
+
+pub mod mirrors;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -59,23 +62,55 @@ impl Default for Http {
 }
 
 impl Http {
-    fn get(&self, url: &str) -> std::result::Result<Vec<u8>, String> {
+    /// GET `url`; with a `limit`, a body larger than it is an error (read no further).
+    fn get(&self, url: &str, limit: Option<u64>) -> std::result::Result<Vec<u8>, String> {
         let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
         let mut body = Vec::new();
-        resp.body_mut()
-            .as_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| e.to_string())?;
+        let mut reader = resp.body_mut().as_reader();
+        match limit {
+            None => reader.read_to_end(&mut body),
+            Some(max) => reader.take(max + 1).read_to_end(&mut body),
+        }
+        .map_err(|e| e.to_string())?;
+        check_limit(body.len() as u64, limit)?;
         Ok(body)
+    }
+}
+
+fn check_limit(len: u64, limit: Option<u64>) -> std::result::Result<(), String> {
+    match limit {
+        Some(max) if len > max => Err(format!("larger than the {max} bytes accepted")),
+        _ => Ok(()),
     }
 }
 
 /// Read `url` (file:// or http(s)://), retrying transient HTTP failures.
 pub fn get(http: &Http, url: &str) -> Result<Vec<u8>> {
+    get_limited(http, url, None)
+}
+
+/// [`get`] of at most `max` bytes: for what a server says about itself (mirror lists,
+/// metalinks, repomd.xml), which must not make us allocate without bound.
+pub fn get_bounded(http: &Http, url: &str, max: u64) -> Result<Vec<u8>> {
+    get_limited(http, url, Some(max))
+}
+
+fn get_limited(http: &Http, url: &str, limit: Option<u64>) -> Result<Vec<u8>> {
     if let Some(path) = url.strip_prefix("file://") {
-        return fs::read(path).map_err(|e| FetchError::Get {
+        let read = || -> std::result::Result<Vec<u8>, String> {
+            let f = fs::File::open(path).map_err(|e| e.to_string())?;
+            let mut body = Vec::new();
+            match limit {
+                None => (&f).read_to_end(&mut body),
+                Some(max) => (&f).take(max + 1).read_to_end(&mut body),
+            }
+            .map_err(|e| e.to_string())?;
+            check_limit(body.len() as u64, limit)?;
+            Ok(body)
+        };
+        return read().map_err(|why| FetchError::Get {
             url: url.into(),
-            why: e.to_string(),
+            why,
         });
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -86,7 +121,7 @@ pub fn get(http: &Http, url: &str) -> Result<Vec<u8>> {
     }
     let mut last = String::new();
     for attempt in 0..RETRIES {
-        match http.get(url) {
+        match http.get(url, limit) {
             Ok(b) => return Ok(b),
             Err(e) => {
                 tracing::warn!("GET {url} failed (attempt {}/{RETRIES}): {e}", attempt + 1);
@@ -247,12 +282,14 @@ pub struct LoadedRepo {
     pub metadata: RepoMetadata,
 }
 
-/// Load one repository's metadata, trying its base URLs in order. `with_filelists`
-/// loads filelists too (needed for file dependencies outside primary's short list).
+/// Load one repository's metadata, trying its base URLs, then its mirrors, in order.
+/// `with_filelists` loads filelists too (needed for file dependencies outside
+/// primary's short list).
 pub fn load_repo(http: &Http, repo: &RepoConfig, with_filelists: bool) -> Result<LoadedRepo> {
+    let sources = mirrors::sources(http, repo)?;
     let mut errors = Vec::new();
-    for base in &repo.baseurls {
-        match load_from(http, repo, base, with_filelists) {
+    for base in &sources.bases {
+        match load_from(http, repo, base, with_filelists, sources.check.as_ref()) {
             Ok(r) => return Ok(r),
             Err(e) => errors.push(e.to_string()),
         }
@@ -268,9 +305,19 @@ fn load_from(
     repo: &RepoConfig,
     base: &str,
     with_filelists: bool,
+    check: Option<&mirrors::RepomdCheck>,
 ) -> Result<LoadedRepo> {
     let url = join_url(base, "repodata/repomd.xml");
-    let xml = get(http, &url)?;
+    let max = check
+        .and_then(|c| c.max_size)
+        .unwrap_or(mirrors::MAX_REPOMD_BYTES);
+    let xml = get_bounded(http, &url, max)?;
+    if let Some(check) = check {
+        check.verify(&xml).map_err(|why| FetchError::Get {
+            url: url.clone(),
+            why,
+        })?;
+    }
     let text = String::from_utf8(xml).map_err(|_| FetchError::Get {
         url: url.clone(),
         why: "not UTF-8".into(),

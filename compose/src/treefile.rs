@@ -1,18 +1,34 @@
 //! rpm-ostree treefiles: parsing (YAML by extension, JSON otherwise), `include` /
 //! `arch-include` / `conditional-include` with rpm-ostree's merge rules, variable
-//! substitution, and validation into a [`ComposePlan`]. Later stages never see YAML.
+//! substitution, and the flattened JSON. [`crate::plan::ComposePlan`] validates the
+//! result; later stages never see YAML.
 //!
-//! Merge rules (child = the including file, parent = the included one):
-//! scalars: the child wins (first set wins); arrays: parent items first, then the
-//! child's; maps: `dict.update` with the child winning; `packages`: union.
+//! ```text
+//!   file ──parse_text──▶ JSON ──keys::parse_value──▶ Treefile (+ problems)
+//!        ──include::Walk (depth-first, merge::merge_parent)──▶ one Treefile
+//!        ──flatten::substitute_vars──▶ to_json (--print-only) / ComposePlan
+//! ```
+//!
+//! Bad keys and values do not stop the walk: they are collected as [`Problem`]s, each
+//! naming its file, and reported together in one [`TreefileError::Unsupported`].
+
+mod flatten;
+mod include;
+mod keys;
+mod merge;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+
+pub use flatten::var_text;
+pub use keys::{
+    account_ids, add_files_dest, edition_of, split_whitespace_unless_quoted, CheckSpec,
+    ConditionalInclude, Format, OneOrMany, RepoPackages, ScriptletOverrideSpec, Treefile,
+    SCRIPTLETS,
+};
 
 /// rpm-ostree's include depth limit.
 const MAX_INCLUDE_DEPTH: usize = 50;
@@ -40,189 +56,70 @@ pub enum TreefileError {
     TooDeep { path: PathBuf },
     #[error("{path}: {why}")]
     Invalid { path: PathBuf, why: String },
+    /// Every unknown key and unsupported value found, each with its file.
+    #[error("{}", Problems(.0))]
+    Unsupported(Vec<Problem>),
 }
 
-type Result<T> = std::result::Result<T, TreefileError>;
-
-/// Keys of rpm-ostree treefiles that arbor recognises but does not implement: naming
-/// them is an error that says so, never silently ignored.
-const NOT_IMPLEMENTED: &[&str] = &[
-    "postprocess",
-    "postprocess-script",
-    "install-langs",
-    "initramfs-args",
-    "no-initramfs",
-    "ostree-layers",
-    "ostree-override-layers",
-    "lockfile-repos",
-    "repovars",
-    "gpg-key",
-    "gpg_key",
-    "mutate-os-release",
-    "preserve-passwd",
-    "ignore-removed-users",
-    "ignore-removed-groups",
-    "sysusers",
-    "selinux-label-version",
-    "readonly-executables",
-    "opt-usrlocal",
-    "cliwrap",
-    "cliwrap-binaries",
-    "container-cmd",
-    "repo-metadata",
-    "advisories-metadata",
-    "rpmdb-normalize",
-    "ima",
-    "ignore-devices",
-    "modules",
-    "platform-module",
-    "bootstrap_packages",
-    "automatic-version-suffix",
-];
-
-/// One file's keys, before merging. Unknown keys are rejected by [`parse_value`].
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Treefile {
-    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-    pub ref_: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edition: Option<Json>,
-    #[serde(skip_serializing)]
-    pub include: Option<OneOrMany>,
-    #[serde(skip_serializing)]
-    pub arch_include: Option<BTreeMap<String, OneOrMany>>,
-    #[serde(skip_serializing)]
-    pub conditional_include: Option<Vec<ConditionalInclude>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub repos: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub releasever: Option<Json>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub variables: Option<BTreeMap<String, Json>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub packages: Option<Vec<String>>,
-    /// `packages-$basearch`, collected before strict deserialisation.
-    #[serde(skip)]
-    pub arch_packages: BTreeMap<String, Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exclude_packages: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub repo_packages: Option<Vec<RepoPackages>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recommends: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub documentation: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub automatic_version_prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub add_commit_metadata: Option<BTreeMap<String, Json>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub add_files: Option<Vec<(String, String)>>,
-    /// `add-files` as (source path, destination), the source resolved against the
-    /// directory of the file that lists it (as in rpm-ostree); merged like `add_files`.
-    #[serde(skip)]
-    pub add_files_resolved: Vec<(PathBuf, String)>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remove_files: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remove_from_packages: Option<Vec<Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub units: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub boot_location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tmp_is_dir: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub machineid_compat: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etc_group_members: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check_passwd: Option<CheckSpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check_groups: Option<CheckSpec>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub selinux: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rpmdb: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<bool>,
-    /// Carried for other tools (`--print-only`); not part of the input hash, as in
-    /// rpm-ostree.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<BTreeMap<String, Json>>,
+/// One unknown key or unsupported value, and the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    /// The key (empty when the problem is the file as a whole).
+    pub key: String,
+    pub why: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn items(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
+impl Problem {
+    pub fn new(path: &Path, key: &str, why: impl Into<String>) -> Problem {
+        Problem {
+            path: path.into(),
+            key: key.into(),
+            why: why.into(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionalInclude {
-    #[serde(rename = "if")]
-    pub condition: OneOrMany,
-    pub include: Json,
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key.as_str() {
+            "" => write!(f, "{}: {}", self.path.display(), self.why),
+            key => write!(f, "{}: {key}: {}", self.path.display(), self.why),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RepoPackages {
-    pub repo: String,
-    pub packages: Vec<String>,
+struct Problems<'a>(&'a [Problem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} problems in the treefile:", many.len())?;
+                for p in many {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSpec {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filename: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<Json>,
-}
-
-/// Read one file as JSON: YAML for `.yaml`/`.yml`, JSON otherwise (as rpm-ostree).
-fn read_value(path: &Path) -> Result<Json> {
-    let text = fs::read_to_string(path).map_err(|source| TreefileError::Io {
-        path: path.into(),
-        source,
-    })?;
-    parse_text(path, &text)
-}
+type Result<T> = std::result::Result<T, TreefileError>;
 
 /// Parse treefile text; `path` decides the format and names errors.
 pub fn parse_text(path: &Path, text: &str) -> Result<Json> {
-    let yaml = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    );
-    let v: Json = if yaml {
+    let v: Json = match Format::of(path) {
         // The one place YAML is read; swap the crate here if serde_yaml must go.
-        serde_yaml::from_str(text).map_err(|e| TreefileError::Parse {
+        Format::Yaml => serde_yaml::from_str(text).map_err(|e| TreefileError::Parse {
             path: path.into(),
             why: e.to_string(),
-        })?
-    } else {
-        serde_json::from_str(text).map_err(|e| TreefileError::Parse {
+        })?,
+        Format::Json => serde_json::from_str(text).map_err(|e| TreefileError::Parse {
             path: path.into(),
             why: e.to_string(),
-        })?
+        })?,
     };
     if v.is_null() {
         return Ok(Json::Object(Default::default()));
@@ -236,152 +133,39 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Json> {
     Ok(v)
 }
 
-/// Turn one file's JSON into a [`Treefile`], rejecting unknown and unimplemented keys.
-pub fn parse_value(path: &Path, mut v: Json) -> Result<Treefile> {
-    let obj = v.as_object_mut().expect("parse_text returns objects");
-    let mut arch_packages = BTreeMap::new();
-    let keys: Vec<String> = obj.keys().cloned().collect();
-    for k in keys {
-        if let Some(arch) = k.strip_prefix("packages-") {
-            let list: Vec<String> = serde_json::from_value(obj.remove(&k).expect("key exists"))
-                .map_err(|e| TreefileError::Parse {
-                    path: path.into(),
-                    why: format!("{k}: {e}"),
-                })?;
-            arch_packages.insert(arch.to_string(), list);
-        } else if NOT_IMPLEMENTED.contains(&k.as_str()) {
-            return Err(TreefileError::NotImplemented {
-                path: path.into(),
-                key: k,
-                hint: String::new(),
-            });
-        }
-    }
-    let mut t: Treefile = serde_json::from_value(v).map_err(|e| {
-        let msg = e.to_string();
-        match msg
-            .strip_prefix("unknown field `")
-            .and_then(|m| m.split_once('`'))
-        {
-            Some((key, _)) => TreefileError::UnknownKey {
-                path: path.into(),
-                key: key.to_string(),
-            },
-            None => TreefileError::Parse {
-                path: path.into(),
-                why: msg,
-            },
-        }
-    })?;
-    t.arch_packages = arch_packages;
-    edition_2024(path, &t)?;
-    if let Some((k, _)) = t
-        .variables
-        .iter()
-        .flatten()
-        .find(|(_, v)| !matches!(v, Json::String(_) | Json::Number(_) | Json::Bool(_)))
-    {
-        return Err(TreefileError::Invalid {
-            path: path.into(),
-            why: format!("variables: {k:?} must be a string, a number or a boolean"),
-        });
-    }
-    Ok(t)
-}
-
-fn merge_opt<T>(dest: &mut Option<T>, src: Option<T>) {
-    if dest.is_none() {
-        *dest = src;
-    }
-}
-
-fn merge_vec<T>(dest: &mut Option<Vec<T>>, src: Option<Vec<T>>) {
-    if let Some(mut parent) = src {
-        if let Some(child) = dest.take() {
-            parent.extend(child);
-        }
-        *dest = Some(parent);
-    }
-}
-
-fn merge_map<V>(dest: &mut Option<BTreeMap<String, V>>, src: Option<BTreeMap<String, V>>) {
-    if let Some(mut parent) = src {
-        if let Some(child) = dest.take() {
-            parent.extend(child);
-        }
-        *dest = Some(parent);
-    }
-}
-
-impl Treefile {
-    /// Merge the included `parent` into `self` (the including file) by rpm-ostree's rules.
-    pub fn merge_parent(&mut self, parent: Treefile) {
-        merge_opt(&mut self.ref_, parent.ref_);
-        merge_opt(&mut self.edition, parent.edition);
-        merge_vec(&mut self.repos, parent.repos);
-        merge_opt(&mut self.releasever, parent.releasever);
-        merge_map(&mut self.variables, parent.variables);
-        // Set semantics: union, parent first.
-        if let Some(pp) = parent.packages {
-            let child = self.packages.take().unwrap_or_default();
-            let mut all = pp;
-            for p in child {
-                if !all.contains(&p) {
-                    all.push(p);
-                }
-            }
-            self.packages = Some(all);
-        }
-        for (arch, pkgs) in parent.arch_packages {
-            let e = self.arch_packages.entry(arch).or_default();
-            let mut all = pkgs;
-            all.extend(std::mem::take(e));
-            *e = all;
-        }
-        merge_vec(&mut self.exclude_packages, parent.exclude_packages);
-        merge_vec(&mut self.repo_packages, parent.repo_packages);
-        merge_opt(&mut self.recommends, parent.recommends);
-        merge_opt(&mut self.documentation, parent.documentation);
-        merge_opt(
-            &mut self.automatic_version_prefix,
-            parent.automatic_version_prefix,
-        );
-        merge_map(&mut self.add_commit_metadata, parent.add_commit_metadata);
-        let mut resolved = parent.add_files_resolved;
-        resolved.append(&mut self.add_files_resolved);
-        self.add_files_resolved = resolved;
-        merge_vec(&mut self.add_files, parent.add_files);
-        merge_vec(&mut self.remove_files, parent.remove_files);
-        merge_vec(&mut self.remove_from_packages, parent.remove_from_packages);
-        merge_vec(&mut self.units, parent.units);
-        merge_opt(&mut self.default_target, parent.default_target);
-        merge_opt(&mut self.boot_location, parent.boot_location);
-        merge_opt(&mut self.tmp_is_dir, parent.tmp_is_dir);
-        merge_opt(&mut self.machineid_compat, parent.machineid_compat);
-        merge_vec(&mut self.etc_group_members, parent.etc_group_members);
-        merge_opt(&mut self.check_passwd, parent.check_passwd);
-        merge_opt(&mut self.check_groups, parent.check_groups);
-        merge_opt(&mut self.selinux, parent.selinux);
-        merge_opt(&mut self.rpmdb, parent.rpmdb);
-        merge_opt(&mut self.container, parent.container);
-        merge_map(&mut self.metadata, parent.metadata);
-    }
-}
-
-/// Load `path` with all its includes resolved for `basearch`.
-///
-/// Variables work as in rpm-ostree: one map for the whole include graph, filled in the
-/// order files are read (the including file before its includes, siblings in order),
-/// where a variable already seen wins over a later file's. `basearch`, and `releasever`
-/// where a file sets it, are added to each file's variables; defining them is an error.
-/// A file's `conditional-include`s are evaluated against the map as it stands when the
-/// file is read; inline ones are merged before any included file.
+/// Load `path` with all its includes resolved for `basearch`, variables substituted;
+/// any problem is an error.
 pub fn load(path: &Path, basearch: &str) -> Result<Treefile> {
-    let mut seen = HashSet::new();
-    let mut vars = BTreeMap::new();
-    let mut tf = load_rec(path, basearch, 0, &mut seen, &mut vars)?;
-    tf.variables = Some(vars);
-    Ok(tf)
+    let (tf, problems) = load_collecting(path, basearch)?;
+    if problems.is_empty() {
+        Ok(tf)
+    } else {
+        Err(TreefileError::Unsupported(problems))
+    }
+}
+
+/// [`load`], returning the problems found instead of failing on them, so that a
+/// caller can add its own and report all at once. Errors that stop the walk (a file
+/// that cannot be read or parsed, an include loop) are still errors.
+pub fn load_collecting(path: &Path, basearch: &str) -> Result<(Treefile, Vec<Problem>)> {
+    let mut walk = include::Walk {
+        basearch,
+        seen: HashSet::new(),
+        vars: BTreeMap::new(),
+        problems: Vec::new(),
+    };
+    let mut tf = walk.load(path, 0)?;
+    tf.variables = Some(walk.vars);
+    if let Err(why) = tf.substitute_vars() {
+        walk.problems.push(Problem::new(path, "variables", why));
+    }
+    Ok((tf, walk.problems))
+}
+
+/// The flattened treefile, as `--print-only` prints it: no `ref`, repository or
+/// `.repo` file is needed.
+pub fn flatten(path: &Path, basearch: &str) -> Result<Json> {
+    Ok(load(path, basearch)?.to_json())
 }
 
 /// The directory a path is relative to: its parent, or `.` for a bare file name.
@@ -390,217 +174,6 @@ pub fn parent_dir(path: &Path) -> &Path {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     }
-}
-
-/// Keys an inline `conditional-include` may not use: they name files or variables,
-/// which only a file can bring (rpm-ostree's rule; arbor refuses instead of ignoring).
-const NOT_INLINE: &[&str] = &[
-    "include",
-    "arch-include",
-    "conditional-include",
-    "add-files",
-    "variables",
-];
-
-/// What `container: true` and `edition: 2024` imply, applied to the file that says so
-/// (as rpm-ostree does when it parses that file): `container` overrides that file's own
-/// values, `edition: 2024` only fills in what it leaves unset.
-fn apply_implied(path: &Path, tf: &mut Treefile) -> Result<()> {
-    if tf.container == Some(true) {
-        tf.boot_location = Some("modules".into());
-        tf.selinux = Some(false);
-        tf.tmp_is_dir = Some(true);
-        let none = CheckSpec {
-            kind: "none".into(),
-            filename: None,
-            entries: None,
-        };
-        tf.check_passwd = Some(none.clone());
-        tf.check_groups = Some(none);
-    }
-    if edition_2024(path, tf)? {
-        tf.boot_location.get_or_insert_with(|| "modules".into());
-        tf.tmp_is_dir.get_or_insert(true);
-    }
-    Ok(())
-}
-
-/// Whether `edition` is 2024 (else 2014, the default); any other value is an error.
-fn edition_2024(path: &Path, tf: &Treefile) -> Result<bool> {
-    match tf.edition.as_ref().map(|e| e.to_string()) {
-        None => Ok(false),
-        Some(e) => match e.trim_matches('"') {
-            "2014" => Ok(false),
-            "2024" => Ok(true),
-            other => Err(TreefileError::Invalid {
-                path: path.into(),
-                why: format!("edition {other:?}: known editions are 2014 and 2024"),
-            }),
-        },
-    }
-}
-
-fn load_rec(
-    path: &Path,
-    basearch: &str,
-    depth: usize,
-    seen: &mut HashSet<(u64, u64)>,
-    vars: &mut BTreeMap<String, Json>,
-) -> Result<Treefile> {
-    if depth > MAX_INCLUDE_DEPTH {
-        return Err(TreefileError::TooDeep { path: path.into() });
-    }
-    let meta = fs::metadata(path).map_err(|source| TreefileError::Io {
-        path: path.into(),
-        source,
-    })?;
-    if !seen.insert((meta.dev(), meta.ino())) {
-        return Err(TreefileError::IncludeLoop { path: path.into() });
-    }
-    let mut tf = parse_value(path, read_value(path)?)?;
-    apply_implied(path, &mut tf)?;
-    let dir = parent_dir(path);
-    tf.add_files_resolved = tf
-        .add_files
-        .iter()
-        .flatten()
-        .map(|(src, dest)| (dir.join(src), dest.clone()))
-        .collect();
-
-    let mut own = tf.variables.take().unwrap_or_default();
-    for reserved in ["releasever", "basearch"] {
-        if own.contains_key(reserved) {
-            return Err(TreefileError::Invalid {
-                path: path.into(),
-                why: format!("variables: cannot define the reserved variable {reserved:?}"),
-            });
-        }
-    }
-    own.insert("basearch".into(), Json::String(basearch.into()));
-    if let Some(r) = &tf.releasever {
-        own.insert("releasever".into(), r.clone());
-    }
-    own.append(vars); // what was seen first wins
-    *vars = own;
-
-    let mut includes = tf.include.take().map(|i| i.items()).unwrap_or_default();
-    if let Some(arch) = tf.arch_include.take().and_then(|mut m| m.remove(basearch)) {
-        includes.extend(arch.items());
-    }
-    for ci in tf.conditional_include.take().unwrap_or_default() {
-        let all = ci
-            .condition
-            .items()
-            .iter()
-            .map(|c| {
-                eval_condition(c, vars).map_err(|why| TreefileError::Invalid {
-                    path: path.into(),
-                    why,
-                })
-            })
-            .collect::<Result<Vec<bool>>>()?;
-        if !all.iter().all(|b| *b) {
-            continue;
-        }
-        match ci.include {
-            Json::String(f) => includes.push(f),
-            Json::Array(files) => {
-                for f in files {
-                    let Json::String(f) = f else {
-                        return Err(TreefileError::Invalid {
-                            path: path.into(),
-                            why: "conditional-include: include list items must be file names"
-                                .into(),
-                        });
-                    };
-                    includes.push(f);
-                }
-            }
-            Json::Object(inline) => {
-                if let Some(k) = NOT_INLINE.iter().find(|k| inline.contains_key(**k)) {
-                    return Err(TreefileError::Invalid {
-                        path: path.into(),
-                        why: format!(
-                            "an inline conditional-include may not use {k:?} (only a file can)"
-                        ),
-                    });
-                }
-                let parent = parse_value(path, Json::Object(inline))?;
-                tf.merge_parent(parent);
-            }
-            _ => {
-                return Err(TreefileError::Invalid {
-                    path: path.into(),
-                    why: "conditional-include: include must be a file, a list or a mapping".into(),
-                })
-            }
-        }
-    }
-    for inc in &includes {
-        let parent = load_rec(&dir.join(inc), basearch, depth + 1, seen, vars)?;
-        tf.merge_parent(parent);
-    }
-    Ok(tf)
-}
-
-/// `"<var> <op> <value>"` with `== != < <= > >=`.
-fn eval_condition(cond: &str, vars: &BTreeMap<String, Json>) -> std::result::Result<bool, String> {
-    let parts: Vec<&str> = cond.split_whitespace().collect();
-    let [var, op, value] = parts[..] else {
-        return Err(format!(
-            "conditional-include: cannot parse condition {cond:?}"
-        ));
-    };
-    let actual = vars
-        .get(var)
-        .ok_or_else(|| format!("conditional-include: unknown variable {var:?}"))?;
-    // The literal's type is its spelling: "quoted" or bare text is a string, true/false a
-    // boolean, digits a number; it must match the variable's type (rpm-ostree refuses a
-    // mismatch — and comparing "10" with 9 as text would be silently wrong).
-    let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
-    let mismatch = |want: &str| {
-        format!(
-            "conditional-include: {cond:?}: {var} is {}, {value} is {want}",
-            match actual {
-                Json::String(_) => "a string",
-                Json::Number(_) => "a number",
-                Json::Bool(_) => "a boolean",
-                _ => "neither a string, a number nor a boolean",
-            }
-        )
-    };
-    let ord = if quoted {
-        match actual {
-            Json::String(s) => Some(s.as_str().cmp(&value[1..value.len() - 1])),
-            _ => return Err(mismatch("a string")),
-        }
-    } else if let Ok(b) = value.parse::<bool>() {
-        match actual {
-            Json::Bool(a) => Some(a.cmp(&b)),
-            _ => return Err(mismatch("a boolean")),
-        }
-    } else if let Ok(n) = value.parse::<f64>() {
-        match actual {
-            Json::Number(a) => a.as_f64().and_then(|a| a.partial_cmp(&n)),
-            _ => return Err(mismatch("a number")),
-        }
-    } else {
-        match actual {
-            Json::String(s) => Some(s.as_str().cmp(value)),
-            _ => return Err(mismatch("a string")),
-        }
-    }
-    .ok_or_else(|| format!("conditional-include: cannot compare {var} with {value:?}"))?;
-    use std::cmp::Ordering::*;
-    Ok(match op {
-        "==" => ord == Equal,
-        "!=" => ord != Equal,
-        "<" => ord == Less,
-        "<=" => ord != Greater,
-        ">" => ord == Greater,
-        ">=" => ord != Less,
-        _ => return Err(format!("conditional-include: unknown operator {op:?}")),
-    })
 }
 
 /// Replace `${name}` with variables; an unknown name is an error.
@@ -626,7 +199,9 @@ pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> std::result::Resu
 
 #[cfg(test)]
 mod tests {
+    use super::include::eval_condition;
     use super::*;
+    use std::fs;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -667,10 +242,12 @@ mod tests {
         let p = write(d.path(), "t.yaml", "ref: x\nbogus-key: 1\n");
         let e = load(&p, "x86_64").unwrap_err().to_string();
         assert!(e.contains("t.yaml") && e.contains("bogus-key"), "{e}");
-        let p = write(d.path(), "u.yaml", "postprocess: ['#!/bin/sh']\n");
+        // Kickstart includes are the one input rpm-ostree reads that arbor does not.
+        write(d.path(), "k.ks", "%packages\nbash\n%end\n");
+        let p = write(d.path(), "u.yaml", "include: k.ks\n");
         let e = load(&p, "x86_64").unwrap_err().to_string();
         assert!(
-            e.contains("not implemented") && e.contains("postprocess"),
+            e.contains("not implemented") && e.contains("kickstart"),
             "{e}"
         );
         write(d.path(), "a.yaml", "include: b.yaml\n");
@@ -831,5 +408,189 @@ mod tests {
             "conditional-include:\n  - if: basearch == x86_64\n    include: {edition: 2099}\n",
         );
         assert!(load(&p, "x86_64").unwrap_err().to_string().contains("2099"));
+    }
+
+    /// Each key merges by its rpm-ostree rule; files named by keys are resolved
+    /// against the file that names them.
+    #[test]
+    fn every_key_merges_by_its_rule() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        write(
+            &d.path().join("sub"),
+            "kernel.yaml",
+            "postprocess: [kernel]\npostprocess-script: k.sh\ncheck-passwd: {type: file, filename: passwd}\nignore-removed-users: [a, b]\nrepovars: {x: kernel, y: kernel}\ncontainer-cmd: [/bin/k]\ninstall-langs: [en_US]\nplatform-module: 'platform:f40'\ngpg_key: KEY\nbootstrap-packages: ['p q']\nopt-usrlocal: stateoverlay\nscriptlet-overrides: [{package: p, scriptlet: post}]\n",
+        );
+        write(
+            d.path(),
+            "bootupd.yaml",
+            "postprocess: [bootupd]\npostprocess-script: b.sh\nignore-removed-users: ['*']\ninstall-langs: [fr_FR]\nautomatic-version-suffix: '-'\nscriptlet-overrides: [{package: q, scriptlet: pretrans, script: 'true'}]\n",
+        );
+        let top = write(
+            d.path(),
+            "top.yaml",
+            "include: [sub/kernel.yaml, bootupd.yaml]\npostprocess: [top]\nrepovars: {x: top}\ncontainer-cmd: [/bin/top]\ninstall-langs: [de_DE]\n",
+        );
+        let t = load(&top, "x86_64").unwrap();
+        // rpm-ostree's documented order: later include, earlier include, the includer.
+        assert_eq!(
+            t.postprocess.as_deref().unwrap(),
+            ["bootupd", "kernel", "top"]
+        );
+        // First wins among siblings; the path travels with the key.
+        assert_eq!(t.postprocess_script.as_deref(), Some("k.sh"));
+        assert_eq!(
+            t.postprocess_script_resolved.as_deref(),
+            Some(d.path().join("sub/k.sh").as_path())
+        );
+        let check = t.check_passwd.as_ref().unwrap();
+        assert_eq!(
+            check.resolved.as_deref(),
+            Some(d.path().join("sub/passwd").as_path())
+        );
+        assert_eq!(
+            t.ignore_removed_users
+                .clone()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["*", "a", "b"]
+        );
+        let repovars = t.repovars.clone().unwrap();
+        assert_eq!(
+            (repovars["x"].as_str(), repovars["y"].as_str()),
+            ("top", "kernel")
+        );
+        assert_eq!(
+            t.container_cmd.clone().unwrap(),
+            ["/bin/top"],
+            "a scalar, not appended"
+        );
+        assert_eq!(
+            t.install_langs.clone().unwrap(),
+            ["fr_FR", "en_US", "de_DE"]
+        );
+        assert_eq!(t.platform_module, None, "not merged, as in rpm-ostree");
+        assert_eq!(
+            t.gpg_key.as_deref(),
+            Some("KEY"),
+            "legacy spelling migrated"
+        );
+        assert_eq!(
+            t.packages.as_deref().unwrap(),
+            ["p", "q"],
+            "bootstrap-packages folded in"
+        );
+        assert_eq!(t.automatic_version_suffix.as_deref(), Some("-"));
+        assert_eq!(t.opt_usrlocal.as_deref(), Some("stateoverlay"));
+        let overrides = t.scriptlet_overrides.as_ref().unwrap();
+        assert_eq!(
+            (overrides[0].package.as_str(), overrides[1].package.as_str()),
+            ("q", "p")
+        );
+        let flat = t.to_json();
+        assert!(
+            flat.get("repovars").is_none(),
+            "not printed, as in rpm-ostree"
+        );
+        assert!(flat.get("bootstrap-packages").is_none());
+        assert_eq!(flat["basearch"], "x86_64");
+        assert_eq!(flat["gpg-key"], "KEY");
+    }
+
+    /// Every unknown key and unsupported value of the whole include graph is reported
+    /// at once, each with its file.
+    #[test]
+    fn one_error_lists_every_problem() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "inc.yaml",
+            "sysusers: sometimes\ncheck-groups: {type: data, entries: {wheel: [10, 10]}}\n",
+        );
+        let p = write(
+            d.path(),
+            "t.yaml",
+            "include: inc.yaml\nmodules: {enable: [x]}\nboot-location: elsewhere\nautomatic-version-suffix: '--'\ngpg-key: a\ngpg_key: b\npackages: [\"'unterminated\"]\n",
+        );
+        let e = load(&p, "x86_64").unwrap_err();
+        let TreefileError::Unsupported(problems) = &e else {
+            panic!("{e}")
+        };
+        let got: Vec<(String, &str)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    p.key.as_str(),
+                )
+            })
+            .collect();
+        for want in [
+            ("t.yaml", "modules"),
+            ("t.yaml", "boot-location"),
+            ("t.yaml", "automatic-version-suffix"),
+            ("t.yaml", "gpg-key"),
+            ("t.yaml", "packages"),
+            ("inc.yaml", "sysusers"),
+            ("inc.yaml", "check-groups"),
+        ] {
+            assert!(
+                got.iter().any(|(f, k)| f == want.0 && *k == want.1),
+                "{want:?} missing from\n{e}"
+            );
+        }
+        let text = e.to_string();
+        assert!(text.starts_with("7 problems in the treefile:"), "{text}");
+        assert!(
+            text.contains("inc.yaml: sysusers: unknown value \"sometimes\""),
+            "{text}"
+        );
+    }
+
+    /// JSON treefiles keep unknown keys (the top file's are printed), YAML refuses
+    /// them; substitution leaves unknown variables as written, as rpm-ostree does.
+    #[test]
+    fn json_unknown_keys_and_substitution() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "inc.json",
+            r#"{"comment-inc": 1, "packages": ["b"]}"#,
+        );
+        let p = write(
+            d.path(),
+            "t.json",
+            r#"{"include": "inc.json", "comment-top": "kept", "ref": "os/${basearch}/${stream}",
+               "variables": {"stream": "next"}, "metadata": {"a": "${stream}", "b": "${nope}"},
+               "mutate-os-release": "${releasever}", "releasever": 41, "packages": ["a 'c >= 1'"],
+               "packages-x86_64": ["x"], "packages-s390x": ["s"],
+               "rojig": {"name": "n-${stream}", "summary": "s", "license": "MIT"}}"#,
+        );
+        let flat = flatten(&p, "x86_64").unwrap();
+        assert_eq!(flat["comment-top"], "kept");
+        assert!(
+            flat.get("comment-inc").is_none(),
+            "only the top file's survive"
+        );
+        assert_eq!(flat["ref"], "os/x86_64/next");
+        assert_eq!(flat["metadata"]["a"], "next");
+        assert_eq!(flat["metadata"]["b"], "${nope}");
+        assert_eq!(flat["mutate-os-release"], "41");
+        assert_eq!(flat["rojig"]["name"], "n-next");
+        assert_eq!(
+            flat["packages"],
+            serde_json::json!(["a", "b", "c >= 1", "x"])
+        );
+        let y = write(d.path(), "t.yaml", "comment: no\n");
+        assert!(load(&y, "x86_64")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown key"));
+        let x = write(d.path(), "x.yaml", "basearch: s390x\n");
+        assert!(load(&x, "x86_64")
+            .unwrap_err()
+            .to_string()
+            .contains("cross-composes are not supported"));
     }
 }

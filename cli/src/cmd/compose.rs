@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use arbor_compose::compose::{self, compose_json, ComposeOpts};
-use arbor_compose::plan::ComposePlan;
+use arbor_compose::plan::{host_basearch, ComposePlan};
 use arbor_compose::resolve::{self, lockfile_json};
+use arbor_compose::treefile;
 use clap::Args;
 
 use super::RepoArg;
@@ -27,7 +28,8 @@ pub struct ComposeCmdOpts {
     /// Resolve and report the transaction, but fetch, import and commit nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print the flattened treefile (includes merged) as JSON and exit.
+    /// Print the flattened treefile (includes merged, variables substituted) as JSON
+    /// and exit; needs no ref, repository or .repo files.
     #[arg(long)]
     print_only: bool,
     /// Write the resolved package set as a lockfile (rpm-ostree JSON schema).
@@ -93,11 +95,13 @@ impl ComposeInputs {
 
 impl ComposeCmdOpts {
     pub fn run(self) -> Result<ExitCode> {
-        let plan = ComposePlan::load(&self.treefile)?;
         if self.print_only {
-            println!("{}", serde_json::to_string_pretty(&plan.flattened)?);
+            // As rpm-ostree: only flatten; no ref, repository or .repo file is needed.
+            let flat = treefile::flatten(&self.treefile, &host_basearch())?;
+            println!("{}", serde_json::to_string_pretty(&flat)?);
             return Ok(ExitCode::SUCCESS);
         }
+        let plan = ComposePlan::load(&self.treefile)?;
         let repo = RepoArg {
             repo: self.repo.clone().unwrap_or_default(),
         }
