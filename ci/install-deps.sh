@@ -8,6 +8,8 @@ PKGS=(
     libsolv-dev libsolvext-dev libclang-dev clang pkg-config   # libsolv-sys bindings
     attr time curl xz-utils zstd e2fsprogs      # getfattr/setfattr, /usr/bin/time, chattr
     mmdebstrap                                  # builds the newer (2025.x) ostree client chroot
+    bubblewrap                                  # the scriptlet sandbox
+    busybox-static                              # the shell of the scriptlet test RPMs
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -159,7 +159,7 @@ fn resolve_lockfile_round_trip() {
     let tiny_lock = tmp.path().join("tiny.lock.json");
     let (_, _, _) = compose(
         tmp.path(),
-        &c.join("tiny.yaml"),
+        &util::tiny_treefile(tmp.path()),
         &["--write-lockfile-to", p(&tiny_lock)],
     );
     let written: serde_json::Value =
@@ -185,7 +185,7 @@ fn resolve_bad_inputs() {
     let c = corpus_dir();
     let tmp = tempdir();
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "frobnicate: true\n");
-    arbor(&["resolve", p(&t)]).fails_with("unknown key \"frobnicate\"");
+    arbor(&["resolve", p(&t)]).fails_with("frobnicate: unknown key");
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
         s.replace("  - tiny-old\n", "  - no-such-package\n")
     });
@@ -202,9 +202,8 @@ fn resolve_bad_inputs() {
     arbor(&["resolve", p(&t)]).fails_with(
         "repo-packages: repo \"elsewhere\" is not among the enabled repos (corpus-tiny)",
     );
-    let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
-        s + "postprocess:\n  - echo hi\n"
-    });
+    fs::write(tmp.path().join("extra.ks"), "%packages\ntiny-app\n%end\n").unwrap();
+    let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "include: extra.ks\n");
     arbor(&["resolve", p(&t)]).fails_with("not implemented");
     // A repository whose metadata does not match repomd.xml's checksum.
     let repo = tmp.path().join("broken");
@@ -486,9 +485,9 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
 
 #[test]
 fn compose_tiny_pulls_over_http() {
-    let c = corpus_dir();
+    corpus_dir();
     let tmp = tempdir();
-    let (repo, c1, v) = compose(tmp.path(), &c.join("tiny.yaml"), &[]);
+    let (repo, c1, v) = compose(tmp.path(), &util::tiny_treefile(tmp.path()), &[]);
     assert_eq!(v["ostree-version"], "1");
     assert!(v["arbor-kernel"].is_null());
     arbor(&["summary", "--repo", &repo, "-u"]).ok();
@@ -543,7 +542,7 @@ fn compose_treefile_keys_shape_the_tree() {
         ),
     )
     .unwrap();
-    let tiny = fs::read_to_string(c.join("tiny.yaml")).unwrap();
+    let tiny = fs::read_to_string(c.join("tiny.yaml")).unwrap() + util::TINY_OVERRIDES;
     let top = tiny
         .replace("documentation: true", "documentation: false")
         .replace("machineid-compat: false", "machineid-compat: true")
@@ -712,7 +711,7 @@ fn compose_treefile_keys_shape_the_tree() {
 /// says it failed (not "done"), no ref is written and nothing is left in tmp/ or state/.
 #[test]
 fn compose_on_a_full_disk_fails_cleanly() {
-    let c = corpus_dir();
+    corpus_dir();
     let tmp = tempdir();
     let mnt = tmp.path().join("small");
     let _disk = util::SmallDisk::mount(&mnt, "1m");
@@ -724,7 +723,7 @@ fn compose_on_a_full_disk_fails_cleanly() {
         p(&repo),
         "--cachedir",
         p(&tmp.path().join("cache")),
-        p(&c.join("tiny.yaml")),
+        p(&util::tiny_treefile(tmp.path())),
     ]);
     r.fails_with("No space left on device");
     assert!(r.stderr.contains(p(&repo)), "{}", r.stderr);
@@ -771,11 +770,27 @@ fn compose_print_only_and_dry_run() {
         "--repo",
         p(&repo),
         "--dry-run",
+        p(&util::tiny_treefile(tmp.path())),
+    ]);
+    assert_eq!(dry.ok().lines().count(), 3);
+    // What would run and what would not, with the reasons.
+    assert!(
+        dry.stderr.contains("not run: tiny-2:1.2^git20240101-3~beta.x86_64: %pre: skipped by the treefile's scriptlet-overrides"),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(arbor(&["refs", "--repo", p(&repo)]).ok(), "");
+    // Without the overrides, the dry run already refuses the Lua scriptlets, naming
+    // each package and scriptlet.
+    let r = arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--dry-run",
         p(&c.join("tiny.yaml")),
-    ])
-    .ok()
-    .to_string();
-    assert_eq!(dry.lines().count(), 3);
+    ]);
+    r.fails_with("Package 'tiny-2:1.2^git20240101-3~beta.x86_64' has (currently) unsupported <lua> script in '%pre'");
+    r.fails_with("Package 'tiny-libs-2:1.2^git20240101-3~beta.x86_64' has (currently) unsupported <lua> script in '%post'");
     assert_eq!(arbor(&["refs", "--repo", p(&repo)]).ok(), "");
 }
 
@@ -849,7 +864,7 @@ fn compose_bad_inputs_commit_nothing() {
     run(&t).fails_with("tiny-1.2");
     // Unknown key, include loop.
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "bogus: 1\n");
-    run(&t).fails_with("unknown key \"bogus\"");
+    run(&t).fails_with("bogus: unknown key");
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "include: tiny.yaml\n");
     run(&t).fails_with("include loop");
     // A repository that does not exist.
@@ -1221,6 +1236,8 @@ const ASSEMBLY_PATHS: &[&str] = &[
     "usr/lib/sysimage/rpm",
     "usr/lib/rpm/macros.d/macros.rpm-ostree",
     "usr/lib/tmpfiles.d/rpm-ostree-0-integration.conf",
+    // opt-usrlocal's tmpfiles.d lines (/var/opt, /var/usrlocal/*).
+    "usr/lib/tmpfiles.d/rpm-ostree-0-integration-opt-usrlocal.conf",
     // Per-package tmpfiles.d fragments standing in for var/ and run/ content
     // (checked against the reference install's var/ and run/ separately).
     "usr/lib/rpm-ostree",
@@ -1250,7 +1267,10 @@ fn assembly_path(path: &str, extra: &[String]) -> bool {
 fn composed_tree_equals_rpm_install(name: &str, extra: &[String]) {
     let c = corpus_dir();
     let tmp = tempdir();
-    let treefile = c.join(format!("{name}.yaml"));
+    let treefile = match name {
+        "tiny" => util::tiny_treefile(tmp.path()),
+        _ => c.join(format!("{name}.yaml")),
+    };
     let (repo, commit, _) = compose(tmp.path(), &treefile, &[]);
     let rpms = resolved_rpms(&c, name, &treefile);
     let root = tmp.path().join("rpm-root");

@@ -244,12 +244,12 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
 
 #[test]
 fn release_progress_json_and_bad_inputs() {
-    let c = corpus_dir();
+    corpus_dir();
     let tmp = tempdir();
     let repo = tmp.path().join("repo");
     let dest = tmp.path().join("published");
     let to = format!("file://{}", p(&dest));
-    let tf = c.join("tiny.yaml");
+    let tf = util::tiny_treefile(tmp.path());
     let r = arbor(&[
         "release",
         p(&tf),

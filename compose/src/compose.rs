@@ -19,6 +19,7 @@ use crate::import::{self, ImportError, ImportOpts, Users};
 use crate::plan::ComposePlan;
 use crate::resolve::{self, Lockfile, Resolution, ResolveError};
 use crate::rpmmd::{self, FetchError, FetchedRpm, Http};
+use crate::scripts::{self, PackageInput, Ran, ScriptError, ScriptOpts};
 use crate::union::{self, UnionError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum ComposeError {
     Assemble(#[from] AssembleError),
     #[error(transparent)]
     Repo(#[from] RepoError),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
     #[error("{0}")]
     Other(String),
 }
@@ -53,6 +56,9 @@ pub struct ComposeOpts {
     /// Leave the ref alone (rpm-ostree's `--write-commitid-to`: the caller takes the
     /// commit id instead).
     pub no_ref: bool,
+    /// How long one scriptlet or postprocess script may run (default
+    /// [`scripts::DEFAULT_TIMEOUT`]).
+    pub scriptlet_timeout: Option<std::time::Duration>,
 }
 
 /// What a compose did.
@@ -70,7 +76,10 @@ pub struct ComposeOutcome {
     pub imported: usize,
     /// The rpmdb is the parent's, updated with only the packages that changed.
     pub rpmdb_reused: bool,
-    /// NEVRA → scriptlets present but not run.
+    /// Scriptlets and postprocess scripts that ran, in order, with their time (in a
+    /// dry run: that would run, with no time).
+    pub scriptlets: Vec<Ran>,
+    /// NEVRA → scriptlets present but not run, each with the reason.
     pub skipped_scriptlets: BTreeMap<String, Vec<String>>,
     pub kernel: Option<String>,
     pub timestamp: u64,
@@ -89,21 +98,15 @@ pub struct ComposeOutcome {
 
 /// rpm-ostree's input hash: the flattened treefile (compact JSON), every package's
 /// NEVRA and repodata checksum, add-files contents, and the importer version.
-pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, ComposeError> {
+pub fn input_hash(
+    plan: &ComposePlan,
+    res: &Resolution,
+    layers: &[String],
+) -> Result<String, ComposeError> {
     let mut h = Hasher::new();
-    // Everything but `metadata` (a sorted map serializes as the JSON object does).
-    let hashed: BTreeMap<&String, &Json> = plan
-        .flattened
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| *k != "metadata")
-        .collect();
-    h.update(
-        serde_json::to_string(&hashed)
-            .map_err(|e| ComposeError::Other(e.to_string()))?
-            .as_bytes(),
-    );
+    // The flattened treefile without `metadata` and the layers' names (their content
+    // is hashed below), as rpm-ostree.
+    h.update(plan.hashed_treefile().as_bytes());
     h.update(format!("\nimporter {}\n", import::IMPORTER_VERSION).as_bytes());
     for p in &res.packages {
         let sum = p
@@ -119,7 +122,134 @@ pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, Compos
         h.update(dest.as_bytes());
         h.update(&data);
     }
+    // The other files the treefile names.
+    let mut files: Vec<(&str, &Path)> = Vec::new();
+    if let Some(p) = &plan.postprocess_script {
+        files.push(("postprocess-script", p));
+    }
+    for (key, check) in [
+        ("check-passwd", &plan.check_passwd),
+        ("check-groups", &plan.check_groups),
+    ] {
+        if let crate::plan::AccountCheck::File(p) = check {
+            files.push((key, p));
+        }
+    }
+    for (key, path) in files {
+        let data = std::fs::read(path)
+            .map_err(|e| ComposeError::Other(format!("{key}: {}: {e}", path.display())))?;
+        h.update(format!("\n{key} {}\n", data.len()).as_bytes());
+        h.update(&data);
+    }
+    for l in layers {
+        h.update(format!("\nlayer {l}\n").as_bytes());
+    }
     Ok(h.finish().to_hex())
+}
+
+/// The content checksums of the treefile's `ostree-layers` and
+/// `ostree-override-layers` (refs in the repository), in order; a missing ref is an
+/// error naming it.
+pub fn layer_checksums(repo: &Repo, plan: &ComposePlan) -> Result<Vec<String>, ComposeError> {
+    let mut out = Vec::new();
+    for (key, refs) in [
+        ("ostree-layers", &plan.ostree_layers),
+        ("ostree-override-layers", &plan.ostree_override_layers),
+    ] {
+        for r in refs {
+            let commit = repo.read_ref(r)?.ok_or_else(|| {
+                ComposeError::Other(format!(
+                    "{key}: ref {r:?} is not in {}",
+                    repo.path().display()
+                ))
+            })?;
+            let c = repo.read_commit(&commit)?;
+            out.push(format!(
+                "{key} {r} {}",
+                content_checksum(&c.root_tree, &c.root_meta)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Overlay the `ostree-layers` (a file another layer or a package has with different
+/// content is an error) and then the `ostree-override-layers` (their files win) onto
+/// the packages' tree, as rpm-ostree does before the scriptlets.
+fn layers(
+    repo: &Repo,
+    tree: &mut arbor_repo::tree::MutableTree,
+    plan: &ComposePlan,
+) -> Result<(), ComposeError> {
+    for (key, refs, override_) in [
+        ("ostree-layers", &plan.ostree_layers, false),
+        ("ostree-override-layers", &plan.ostree_override_layers, true),
+    ] {
+        for r in refs {
+            let commit = repo.read_ref(r)?.ok_or_else(|| {
+                ComposeError::Other(format!(
+                    "{key}: ref {r:?} is not in {}",
+                    repo.path().display()
+                ))
+            })?;
+            let c = repo.read_commit(&commit)?;
+            let mut layer = repo.load_mtree(&c.root_tree, &c.root_meta)?;
+            // A layer's /etc is the tree's /usr/etc.
+            if let Some(etc) = layer.dirs.remove("etc") {
+                let usr = layer.dirs.entry("usr".into()).or_default();
+                usr.dirs.entry("etc".into()).or_insert(etc);
+            }
+            merge_layer(tree, &layer, override_, "", key, r)?;
+        }
+    }
+    Ok(())
+}
+
+fn merge_layer(
+    dest: &mut arbor_repo::tree::MutableTree,
+    src: &arbor_repo::tree::MutableTree,
+    override_: bool,
+    path: &str,
+    key: &str,
+    layer: &str,
+) -> Result<(), ComposeError> {
+    for (name, c) in &src.files {
+        let p = format!("{path}/{name}");
+        if dest.dirs.contains_key(name) {
+            return Err(ComposeError::Other(format!(
+                "{key} {layer}: {p} is a file in the layer but a directory in the tree"
+            )));
+        }
+        match dest.files.get(name) {
+            Some(old) if old != c && !override_ => {
+                return Err(ComposeError::Other(format!(
+                    "{key} {layer}: {p} conflicts with the tree (different content; use \
+                     ostree-override-layers to replace it)"
+                )))
+            }
+            _ => {
+                dest.files.insert(name.clone(), *c);
+            }
+        }
+    }
+    for (name, d) in &src.dirs {
+        let p = format!("{path}/{name}");
+        if dest.files.contains_key(name) {
+            if override_ {
+                dest.files.remove(name);
+            } else {
+                return Err(ComposeError::Other(format!(
+                    "{key} {layer}: {p} is a directory in the layer but a file in the tree"
+                )));
+            }
+        }
+        let child = dest
+            .dirs
+            .entry(name.clone())
+            .or_insert_with(|| arbor_repo::tree::MutableTree::new(d.meta.clone()));
+        merge_layer(child, d, override_, &p, key, layer)?;
+    }
+    Ok(())
 }
 
 /// rpm-ostree's automatic versioning: `prefix`, then `prefix.1`, `prefix.2`, … while
@@ -129,6 +259,7 @@ pub fn input_hash(plan: &ComposePlan, res: &Resolution) -> Result<String, Compos
 /// `39.20261126.0`, `39.20261126.1`, then `39.20261127.0`.
 pub fn next_version(
     prefix: &str,
+    suffix: char,
     previous: Option<&str>,
     timestamp: u64,
 ) -> Result<String, ComposeError> {
@@ -137,15 +268,15 @@ pub fn next_version(
     let next = |p: &str| -> Option<String> {
         let prev = previous?.strip_prefix(p)?;
         if prev.is_empty() {
-            return Some(format!("{p}.1"));
+            return Some(format!("{p}{suffix}1"));
         }
-        let digits = prev.strip_prefix('.')?;
+        let digits = prev.strip_prefix(suffix)?;
         let n: u64 = digits
             .split(|c: char| !c.is_ascii_digit())
             .next()
             .and_then(|d| d.parse().ok())
             .unwrap_or(0);
-        Some(format!("{p}.{}", n.saturating_add(1)))
+        Some(format!("{p}{suffix}{}", n.saturating_add(1)))
     };
     if !prefix.contains("<date:") {
         return Ok(next(prefix).unwrap_or_else(|| prefix.to_string()));
@@ -168,7 +299,7 @@ pub fn next_version(
         rest = &after[end + 1..];
     }
     dated.push_str(rest);
-    Ok(next(&dated).unwrap_or_else(|| format!("{dated}.0")))
+    Ok(next(&dated).unwrap_or_else(|| format!("{dated}{suffix}0")))
 }
 
 /// JSON (`add-commit-metadata`) to GVariant.
@@ -206,9 +337,7 @@ fn json_to_variant(v: &Json) -> Value {
 /// root-only.
 fn users(repo: &Repo, rpms: &[FetchedRpm], cachedir: &Path) -> Result<Users, ComposeError> {
     for r in rpms {
-        let Ok(meta) = rpm::PackageMetadata::open(&r.path) else {
-            continue;
-        };
+        let meta = import::read_header(&r.path)?;
         let Ok(paths) = meta.get_file_paths() else {
             continue;
         };
@@ -270,7 +399,7 @@ pub fn compose(
             tracing::warn!("remove-from-packages: package {pkg:?} is not installed");
         }
     }
-    let inputhash = input_hash(plan, &resolution)?;
+    let inputhash = input_hash(plan, &resolution, &layer_checksums(repo, plan)?)?;
     let parent = repo.read_ref(&plan.ref_)?;
     let parent_commit = parent.map(|p| repo.read_commit(&p)).transpose()?;
     let previous_hash = parent_commit
@@ -290,6 +419,7 @@ pub fn compose(
         cache_hits: 0,
         imported: 0,
         rpmdb_reused: false,
+        scriptlets: Vec::new(),
         skipped_scriptlets: BTreeMap::new(),
         kernel: None,
         timestamp,
@@ -302,9 +432,16 @@ pub fn compose(
         pkgdiff: None,
         timings: BTreeMap::new(),
     };
-    if (unchanged && !opts.force_nocache) || opts.dry_run {
+    if unchanged && !opts.force_nocache && !opts.dry_run {
         outcome.timings = timings;
         return Ok(outcome);
+    }
+    if plan.selinux && !opts.dry_run {
+        return Err(ComposeError::Other(format!(
+            "{}: selinux: true (the default) needs SELinux labeling, which arbor does not \
+             do yet; set `selinux: false` to compose an unlabeled tree",
+            plan.treefile.display()
+        )));
     }
     let files_before = repo.files_written();
     let cachedir = opts
@@ -319,6 +456,36 @@ pub fn compose(
         progress,
     )?;
     lap(&mut timings, "fetch", &mut t0);
+    let script_opts = ScriptOpts {
+        cachedir: cachedir.clone(),
+        timeout: opts.scriptlet_timeout.unwrap_or(scripts::DEFAULT_TIMEOUT),
+        timestamp,
+    };
+    if opts.dry_run {
+        // What would run, in order (the RPMs' headers say; nothing is imported).
+        let inputs: Vec<PackageInput> = rpms
+            .iter()
+            .map(|r| PackageInput {
+                nevra: r.nevra.clone(),
+                rpm: r.path.clone(),
+                deferred: Vec::new(),
+            })
+            .collect();
+        let mut empty = arbor_repo::tree::MutableTree::default();
+        let report = scripts::run_package_scripts(
+            repo,
+            &mut empty,
+            plan,
+            &inputs,
+            &script_opts,
+            progress,
+            true,
+        )?;
+        outcome.scriptlets = report.ran;
+        outcome.skipped_scriptlets = report.skipped;
+        outcome.timings = timings;
+        return Ok(outcome);
+    }
 
     let users = users(repo, &rpms, &cachedir)?;
     let mut jobs = Vec::with_capacity(rpms.len());
@@ -368,40 +535,66 @@ pub fn compose(
     let rpmdb = rpmdb.commit(repo, &rpms, &cachedir)?;
     timings.insert("rpmdb-during-import".into(), rpmdb_secs);
     lap(&mut timings, "import", &mut t0);
-    for (pkg, hit) in &imported {
+    for (_, hit) in &imported {
         if *hit {
             outcome.cache_hits += 1;
         } else {
             outcome.imported += 1;
         }
-        if !pkg.scriptlets.is_empty() {
-            outcome
-                .skipped_scriptlets
-                .insert(pkg.nevra.clone(), pkg.scriptlets.clone());
-        }
     }
     let packages: Vec<_> = imported.into_iter().map(|(p, _)| p).collect();
-    let tree = union::union(&packages)?;
-    let assembled = assemble::assemble(repo, tree, plan, rpmdb)?;
-    lap(&mut timings, "assemble", &mut t0);
+    let mut tree = union::union(&packages)?;
+    layers(repo, &mut tree, plan)?;
+    lap(&mut timings, "union", &mut t0);
 
-    let stats = CommitStats::default();
-    let (root_tree, root_meta) = repo.write_mtree(&assembled.tree, &stats)?;
-    let mut md = VarDict::new();
-    for (k, v) in &plan.add_commit_metadata {
-        md.insert(k.clone(), json_to_variant(v));
-    }
     let version = plan
         .automatic_version_prefix
         .as_deref()
         .map(|prefix| {
             next_version(
                 prefix,
+                plan.automatic_version_suffix,
                 parent_commit.as_ref().and_then(|c| c.version()),
                 timestamp,
             )
         })
         .transpose()?;
+    // Scriptlets run on the packages' tree with the previous accounts in place.
+    assemble::seed_accounts(repo, &mut tree, plan, parent.as_ref())?;
+    let inputs: Vec<PackageInput> = rpms
+        .iter()
+        .zip(&packages)
+        .map(|(r, p)| PackageInput {
+            nevra: r.nevra.clone(),
+            rpm: r.path.clone(),
+            deferred: p.deferred.clone(),
+        })
+        .collect();
+    let report = scripts::run_package_scripts(
+        repo,
+        &mut tree,
+        plan,
+        &inputs,
+        &script_opts,
+        progress,
+        false,
+    )?;
+    outcome.scriptlets = report.ran;
+    outcome.skipped_scriptlets = report.skipped;
+    lap(&mut timings, "scriptlets", &mut t0);
+    let mut tree = assemble::assemble(repo, tree, plan, rpmdb, version.as_deref())?;
+    let post = scripts::run_postprocess(repo, &mut tree, plan, &script_opts, progress)?;
+    outcome.scriptlets.extend(post);
+    lap(&mut timings, "postprocess", &mut t0);
+    let kernel = assemble::finalize(repo, &mut tree, plan, parent.as_ref())?;
+    lap(&mut timings, "assemble", &mut t0);
+
+    let stats = CommitStats::default();
+    let (root_tree, root_meta) = repo.write_mtree(&tree, &stats)?;
+    let mut md = VarDict::new();
+    for (k, v) in &plan.add_commit_metadata {
+        md.insert(k.clone(), json_to_variant(v));
+    }
     if let Some(v) = &version {
         md.set("version", Value::str(v.clone()));
     }
@@ -441,7 +634,7 @@ pub fn compose(
         "rpmostree.rpmmd-repos",
         Value::Array(Type::parse("a{sv}").expect("static type"), repos),
     );
-    if let Some(kver) = &assembled.kernel {
+    if let Some(kver) = &kernel {
         md.set("ostree.bootable", Value::Bool(true));
         md.set("ostree.linux", Value::str(kver.clone()));
     }
@@ -477,7 +670,7 @@ pub fn compose(
     }
     lap(&mut timings, "commit", &mut t0);
     let g = CommitStats::get;
-    outcome.content_total = assembled.tree.files_recursive().len() as u64;
+    outcome.content_total = tree.files_recursive().len() as u64;
     // Every FILE object of this compose (package contents, tmpfiles.d, rpmdb, added
     // files) went through `repo`.
     let files_after = repo.files_written();
@@ -487,7 +680,7 @@ pub fn compose(
     outcome.metadata_written = g(&stats.metadata_written);
     outcome.commit = Some(checksum);
     outcome.version = version;
-    outcome.kernel = assembled.kernel;
+    outcome.kernel = kernel;
     outcome.timings = timings;
     Ok(outcome)
 }
@@ -515,6 +708,7 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-rpmdb-reused": o.rpmdb_reused,
         "arbor-unchanged": o.unchanged,
         "arbor-kernel": o.kernel,
+        "arbor-scriptlets": o.scriptlets,
         "arbor-skipped-scriptlets": o.skipped_scriptlets,
         "arbor-timings": o.timings,
     });
@@ -571,7 +765,7 @@ mod tests {
 
     #[test]
     fn versions() {
-        let v = |p: &str, prev: Option<&str>| next_version(p, prev, 1_795_000_000).unwrap();
+        let v = |p: &str, prev: Option<&str>| next_version(p, '.', prev, 1_795_000_000).unwrap();
         assert_eq!(v("22", None), "22");
         assert_eq!(v("22", Some("22")), "22.1");
         assert_eq!(v("22", Some("22.1")), "22.2");
@@ -596,7 +790,11 @@ mod tests {
             "39.20261118.0"
         );
         assert_eq!(v("<date:%Y>.<date:%j>", None), "2026.322.0");
-        assert!(next_version("x<date:%Y", None, 0).is_err());
-        assert!(next_version("<date:%Q>", None, 0).is_err());
+        assert!(next_version("x<date:%Y", '.', None, 0).is_err());
+        assert!(next_version("<date:%Q>", '.', None, 0).is_err());
+        // automatic-version-suffix
+        assert_eq!(next_version("22", '-', Some("22-4"), 0).unwrap(), "22-5");
+        assert_eq!(next_version("22", '-', Some("22"), 0).unwrap(), "22-1");
+        assert_eq!(next_version("22", '-', Some("22.4"), 0).unwrap(), "22");
     }
 }

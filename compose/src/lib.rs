@@ -12,6 +12,7 @@ pub mod plan;
 pub mod resolve;
 pub mod rpmdb;
 pub mod rpmmd;
+pub mod scripts;
 pub mod solve;
 pub mod time;
 pub mod treefile;

@@ -162,6 +162,7 @@ mod tests {
             name: nevra.split('-').next().unwrap().into(),
             tree,
             owned_dirs,
+            deferred: vec![],
             scriptlets: vec![],
             files: files.len() as u64,
             bytes: 0,

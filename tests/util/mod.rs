@@ -479,8 +479,25 @@ pub fn dnf_oracle(args: &[&str]) -> Run {
     run(shared_dir().join("corpus/verify-with-dnf.sh"), args)
 }
 
+/// The corpus's tiny packages carry Lua scriptlets (`tiny` `%pre`, `tiny-libs` `%post`,
+/// `tiny-extras` `%posttrans`) and a `%post -p /usr/bin/tiny-sh` whose `#!/bin/sh` the
+/// tiny tree has no shell for. Like rpm-ostree, arbor refuses Lua and would fail
+/// running that `%post`, so treefiles of the tiny set skip them (arbor's
+/// `scriptlet-overrides`).
+pub const TINY_OVERRIDES: &str = "scriptlet-overrides:\n\
+  - {package: tiny, scriptlet: pre}\n\
+  - {package: tiny, scriptlet: post}\n\
+  - {package: tiny-libs, scriptlet: post}\n\
+  - {package: tiny-extras, scriptlet: posttrans}\n";
+
+/// `tiny.yaml` with [`TINY_OVERRIDES`], in `dir` (with the corpus's .repo files).
+pub fn tiny_treefile(dir: &Path) -> PathBuf {
+    treefile_variant(&corpus_dir(), "tiny.yaml", dir, |s| s)
+}
+
 /// Copy a corpus treefile (and the .repo files next to it) into `dir`, applying
-/// `edit` to its text; returns the new treefile path.
+/// `edit` to its text (a copy of `tiny.yaml` also gets [`TINY_OVERRIDES`]); returns
+/// the new treefile path.
 pub fn treefile_variant(
     corpus: &Path,
     name: &str,
@@ -493,7 +510,10 @@ pub fn treefile_variant(
             fs::copy(&p, dir.join(p.file_name().expect("name"))).expect("copy .repo");
         }
     }
-    let text = fs::read_to_string(corpus.join(name)).expect("read treefile");
+    let mut text = fs::read_to_string(corpus.join(name)).expect("read treefile");
+    if name == "tiny.yaml" {
+        text.push_str(TINY_OVERRIDES);
+    }
     let dest = dir.join(name);
     fs::write(&dest, edit(text)).expect("write treefile");
     dest
@@ -629,4 +649,88 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// scriptlet fixtures
+
+/// The scriptlet test RPMs (`tests/fixtures/scriptlets/fx.spec`), built once with
+/// rpmbuild into an rpm-md repository under `/var/tmp/arbor-fixtures/<spec digest>`
+/// (reused while the spec is unchanged), and `fx.repo` next to it naming it `fx`.
+pub fn scriptlet_fixtures() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let spec = workspace_root().join("tests/fixtures/scriptlets/fx.spec");
+            let text = fs::read(&spec).expect("read fx.spec");
+            let busybox = fs::read("/bin/busybox")
+                .expect("/bin/busybox (Debian busybox-static; ci/install-deps.sh installs it)");
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(text, busybox.len()), &mut h);
+            let key = std::hash::Hasher::finish(&h);
+            let base = PathBuf::from("/var/tmp/arbor-fixtures");
+            let dest = base.join(format!("fx-{key:016x}"));
+            if dest.join("repodata/repomd.xml").is_file() {
+                return dest;
+            }
+            fs::create_dir_all(&base).expect("create /var/tmp/arbor-fixtures");
+            let work = base.join(format!("build-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&work);
+            fs::create_dir_all(work.join("repo/Packages")).expect("mkdir");
+            let o = Command::new("rpmbuild")
+                .env("SOURCE_DATE_EPOCH", "1704067200")
+                .arg("-bb")
+                .arg("--quiet")
+                .arg("--define")
+                .arg(format!("_topdir {}", work.join("top").display()))
+                .arg("--define")
+                .arg(format!("_rpmdir {}", work.join("repo/Packages").display()))
+                .arg("--define")
+                .arg("_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
+                .arg(&spec)
+                .output()
+                .expect("run rpmbuild");
+            assert!(
+                o.status.success(),
+                "rpmbuild fx.spec: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            run(
+                "createrepo_c",
+                &["--quiet", work.join("repo").to_str().unwrap()],
+            )
+            .ok();
+            match fs::rename(work.join("repo"), &dest) {
+                Ok(()) => {}
+                // Another test process built it first.
+                Err(_) if dest.join("repodata/repomd.xml").is_file() => {}
+                Err(e) => panic!("{}: {e}", dest.display()),
+            }
+            let _ = fs::remove_dir_all(&work);
+            dest
+        })
+        .clone()
+}
+
+/// A treefile composing the scriptlet fixtures `packages` (plus `extra` YAML), with
+/// `fx.repo` next to it, in `dir`.
+pub fn fx_treefile(dir: &Path, packages: &[&str], extra: &str) -> PathBuf {
+    let repo = scriptlet_fixtures();
+    fs::write(
+        dir.join("fx.repo"),
+        format!("[fx]\nbaseurl=file://{}\nenabled=1\n", repo.display()),
+    )
+    .expect("write fx.repo");
+    let t = dir.join("fx.yaml");
+    fs::write(
+        &t,
+        format!(
+            "ref: fx/test\nrepos: [fx]\nselinux: false\nautomatic-version-prefix: \"1\"\n\
+             check-passwd: {{type: none}}\ncheck-groups: {{type: none}}\n\
+             packages: [{}]\n{extra}",
+            packages.join(", ")
+        ),
+    )
+    .expect("write fx.yaml");
+    t
 }

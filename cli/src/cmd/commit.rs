@@ -105,6 +105,7 @@ impl CommitOpts {
             owner_gid: self.owner_gid,
             canonical_permissions: self.canonical_permissions,
             no_xattrs: self.no_xattrs,
+            ..Default::default()
         };
         let stats = CommitStats::default();
         let (root_tree, root_meta) = repo

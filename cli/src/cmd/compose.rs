@@ -65,6 +65,10 @@ pub struct ComposeInputs {
     /// Commit timestamp: seconds since the epoch or a UTC date (default: now).
     #[arg(long, value_name = "SECS|DATE")]
     timestamp: Option<String>,
+    /// Kill a scriptlet or postprocess script that runs longer than this, and fail the
+    /// compose naming it.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    scriptlet_timeout: u64,
 }
 
 impl ComposeInputs {
@@ -89,6 +93,9 @@ impl ComposeInputs {
             lockfile,
             timestamp,
             no_ref: false,
+            scriptlet_timeout: Some(std::time::Duration::from_secs(
+                self.scriptlet_timeout.max(1),
+            )),
         })
     }
 }
@@ -123,9 +130,20 @@ impl ComposeCmdOpts {
             plan.ref_
         );
         if self.dry_run {
-            for p in &out.resolution.packages {
-                println!("{}", p.nevra());
+            if self.json {
+                super::print_json(&compose_json(&plan, &out));
+            } else {
+                for p in &out.resolution.packages {
+                    println!("{}", p.nevra());
+                }
             }
+            if !out.scriptlets.is_empty() {
+                eprintln!("scriptlets that would run, in order:");
+                for r in &out.scriptlets {
+                    eprintln!("  {} {}", r.package, r.scriptlet);
+                }
+            }
+            report_not_run(&out.skipped_scriptlets);
             if out.unchanged {
                 eprintln!("No apparent changes since previous commit");
             }
@@ -135,15 +153,14 @@ impl ComposeCmdOpts {
             eprintln!("No apparent changes since previous commit; use --force-nocache to override");
             return Ok(ExitCode::SUCCESS);
         };
-        if !out.skipped_scriptlets.is_empty() {
+        if !out.scriptlets.is_empty() {
             eprintln!(
-                "scriptlets not run (arbor does not run scriptlets yet), {} packages:",
-                out.skipped_scriptlets.len()
+                "{} scriptlets and postprocess scripts ran in {:.1} s",
+                out.scriptlets.len(),
+                out.scriptlets.iter().map(|r| r.seconds).sum::<f64>()
             );
-            for (nevra, s) in &out.skipped_scriptlets {
-                eprintln!("  {nevra}: {}", s.join(" "));
-            }
         }
+        report_not_run(&out.skipped_scriptlets);
         eprintln!(
             "imported {} packages ({} from cache); {} files and symlinks in the tree; {} of {} tree objects new",
             out.imported + out.cache_hits,
@@ -170,5 +187,26 @@ impl ComposeCmdOpts {
             println!("{commit}");
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Scriptlets not run, with the reason; those that are only comments are counted, not
+/// listed (`-v` lists them, the compose JSON always does).
+pub fn report_not_run(skipped: &std::collections::BTreeMap<String, Vec<String>>) {
+    let mut quiet = 0;
+    for (nevra, reasons) in skipped {
+        for r in reasons {
+            if r.ends_with("does nothing (only comments, `:` or `exit 0`)") {
+                quiet += 1;
+                tracing::debug!("{nevra}: {r}");
+            } else {
+                eprintln!("not run: {nevra}: {r}");
+            }
+        }
+    }
+    if quiet > 0 {
+        eprintln!(
+            "{quiet} scriptlets that do nothing (only comments, `:` or `exit 0`) were not run"
+        );
     }
 }

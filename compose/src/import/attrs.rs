@@ -1,9 +1,11 @@
 //! OSTree metadata for RPM header entries: owners resolved through [`Users`], modes,
 //! symlink targets and file capabilities (`security.capability`).
 //!
-//! Like rpm, an owner name the target does not know becomes root (with one warning per
-//! name and package), and the setuid/setgid bit that came with it is dropped — it would
-//! otherwise grant root.
+//! An owner name the users database does not know (yet: the package's own `%pre` may
+//! create it) becomes root, and the setuid/setgid bit that came with it is dropped — it
+//! would otherwise grant root. Each such entry is recorded ([`Deferred`]) so the compose
+//! can give it its real owner once the scriptlets have created the accounts, as
+//! rpm-ostree applies its ownership overrides after `%pre`.
 
 use std::collections::HashSet;
 
@@ -17,11 +19,24 @@ use super::users::Users;
 const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;
 
+/// An entry whose owner could not be resolved at import: where it is (the RPM path while
+/// importing, the tree path in an [`super::ImportedPackage`]), the names the header
+/// gives, and its permission bits (with any setuid/setgid bit).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Deferred {
+    pub path: String,
+    pub user: String,
+    pub group: String,
+    pub perms: u32,
+}
+
 /// Builds headers and dirmetas for the entries of one package.
 pub struct Attrs<'a> {
     users: &'a Users,
     nevra: &'a str,
     warned: HashSet<String>,
+    /// Entries given root because a name was unknown.
+    pub deferred: Vec<Deferred>,
 }
 
 impl<'a> Attrs<'a> {
@@ -30,34 +45,42 @@ impl<'a> Attrs<'a> {
             users,
             nevra,
             warned: HashSet::new(),
+            deferred: Vec::new(),
         }
     }
 
     /// uid, gid and permission bits (`0o7777` at most).
     fn owner(&mut self, e: &FileEntry<'_>) -> (u32, u32, u32) {
-        let mut perms = u32::from(e.permissions()) & 0o7777;
-        let uid = match self.users.uid(e.user()) {
-            Some(uid) => uid,
-            None => {
-                self.warn_unknown("user", e.user());
-                perms &= !S_ISUID;
-                0
-            }
-        };
-        let gid = match self.users.gid(e.group()) {
-            Some(gid) => gid,
-            None => {
-                self.warn_unknown("group", e.group());
-                perms &= !S_ISGID;
-                0
-            }
-        };
-        (uid, gid, perms)
+        let full = u32::from(e.permissions()) & 0o7777;
+        let mut perms = full;
+        let uid = self.users.uid(e.user());
+        let gid = self.users.gid(e.group());
+        if uid.is_none() {
+            self.note_unknown("user", e.user());
+            perms &= !S_ISUID;
+        }
+        if gid.is_none() {
+            self.note_unknown("group", e.group());
+            perms &= !S_ISGID;
+        }
+        if uid.is_none() || gid.is_none() {
+            self.deferred.push(Deferred {
+                path: e.path().to_string_lossy().into_owned(),
+                user: e.user().to_string(),
+                group: e.group().to_string(),
+                perms: full,
+            });
+        }
+        (uid.unwrap_or(0), gid.unwrap_or(0), perms)
     }
 
-    fn warn_unknown(&mut self, kind: &str, name: &str) {
+    fn note_unknown(&mut self, kind: &str, name: &str) {
         if self.warned.insert(format!("{kind}:{name}")) {
-            tracing::warn!("{}: {kind} {name} does not exist - using root", self.nevra);
+            tracing::debug!(
+                "{}: {kind} {name} is not in the base users database: root until the \
+                 scriptlets have run",
+                self.nevra
+            );
         }
     }
 

@@ -46,6 +46,7 @@ use arbor_repo::tree::MutableTree;
 use arbor_repo::Repo;
 use rayon::prelude::*;
 
+pub use attrs::Deferred;
 pub use caps::text_to_xattr as capabilities_to_xattr;
 pub use error::ImportError;
 pub use paths::TMPFILES_DIR;
@@ -53,7 +54,7 @@ pub use users::{Users, UsersError};
 
 /// Bumped whenever the importer would produce a different tree from the same RPM and
 /// options; part of every cache key.
-pub const IMPORTER_VERSION: u32 = 1;
+pub const IMPORTER_VERSION: u32 = 2;
 
 /// What to import of each package.
 #[derive(Debug, Clone)]
@@ -88,6 +89,9 @@ pub struct ImportedPackage {
     /// is the RPM's; the other directories in `tree` were created implicitly as
     /// root:root 0755 and yield to a package that owns them (see [`crate::union`]).
     pub owned_dirs: BTreeSet<String>,
+    /// Entries of `tree` whose owner names the users database did not know (root
+    /// until the compose resolves them after `%pre`; see [`Deferred`]).
+    pub deferred: Vec<Deferred>,
     /// Scriptlets and triggers in the header (`%pre`, `%post`, `%posttrans`,
     /// `%triggerin`, …), none of which the importer runs.
     pub scriptlets: Vec<String>,
@@ -95,6 +99,19 @@ pub struct ImportedPackage {
     pub files: u64,
     /// Content bytes of the regular files in `tree` (uncompressed).
     pub bytes: u64,
+}
+
+/// Read the lead and headers of the RPM at `path`, every index entry bounds-checked
+/// before the `rpm` crate parses it (a damaged header is an error, never a huge
+/// allocation or a panic).
+pub fn read_header(path: &Path) -> Result<rpm::PackageMetadata, ImportError> {
+    let io_err = |err| ImportError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    rawheader::read_metadata(path, &file, len)
 }
 
 /// Import one RPM into `repo`. With `cache_dir`, a package imported before with the
@@ -187,6 +204,7 @@ pub fn import_rpm_known(
         name,
         tree: out.tree,
         owned_dirs: out.owned_dirs,
+        deferred: out.deferred,
         scriptlets,
         files: out.files,
         bytes: out.bytes,

@@ -40,6 +40,8 @@ pub struct Output {
     pub tree: MutableTree,
     /// Tree paths of the directories the header lists (their metadata is the RPM's).
     pub owned_dirs: BTreeSet<String>,
+    /// Entries in `tree` whose owner names were unknown (tree paths).
+    pub deferred: Vec<super::attrs::Deferred>,
     pub files: u64,
     pub bytes: u64,
 }
@@ -372,6 +374,19 @@ impl State<'_> {
                 .map_err(|err| self.repo_err(err))?;
             self.insert(&path, path.clone(), c, text.len() as u64)?;
         }
+        let mut deferred = Vec::new();
+        let mut seen = BTreeSet::new();
+        for mut d in std::mem::take(&mut self.attrs.deferred) {
+            let Ok(rel) = paths::normalize(&d.path) else {
+                continue;
+            };
+            if let Placement::Tree(p) = paths::place(&rel) {
+                if self.tree.lookup(&p).is_some() && seen.insert(p.clone()) {
+                    d.path = p;
+                    deferred.push(d);
+                }
+            }
+        }
         let mut files = 0;
         let mut bytes = 0;
         for (p, _) in self.tree.files_recursive() {
@@ -381,6 +396,7 @@ impl State<'_> {
         Ok(Output {
             tree: self.tree,
             owned_dirs: self.owned_dirs,
+            deferred,
             files,
             bytes,
         })

@@ -33,6 +33,9 @@ pub struct CommitDirOpts {
     pub canonical_permissions: bool,
     /// `--no-xattrs`.
     pub no_xattrs: bool,
+    /// Extended attributes (by name) to leave out, such as the `trusted.overlay.*`
+    /// bookkeeping of an overlayfs upper directory.
+    pub skip_xattr: Option<fn(&[u8]) -> bool>,
 }
 
 /// Counters of what a commit wrote.
@@ -95,6 +98,31 @@ impl Repo {
         r
     }
 
+    /// Store the regular file or symlink at `path` as a FILE object (owner, mode and
+    /// xattrs as on disk, modified by `opts`) and return its checksum. Other file types
+    /// are an error naming the path.
+    pub fn write_path_object(
+        &self,
+        path: &Path,
+        opts: &CommitDirOpts,
+        stats: &CommitStats,
+    ) -> Result<Checksum> {
+        let ctx = Ctx {
+            repo: self,
+            opts,
+            progress: &crate::progress::NoProgress,
+            stats,
+            inodes: Mutex::new(HashMap::new()),
+        };
+        match ctx.write_entry(path)? {
+            Child::File(_, c) => Ok(c),
+            Child::Dir(..) => Err(RepoError::Input {
+                path: path.to_path_buf(),
+                why: "a directory, not a file".into(),
+            }),
+        }
+    }
+
     /// Write a commit object and return its checksum.
     pub fn write_commit(&self, commit: &Commit) -> Result<Checksum> {
         Ok(self
@@ -120,7 +148,7 @@ impl Repo {
 
 /// Read all extended attributes of `path` (not following symlinks). Zero-length values
 /// are skipped as ostree does; a filesystem without xattr support yields none.
-pub(crate) fn read_xattrs(path: &Path) -> Result<Xattrs> {
+pub fn read_xattrs(path: &Path) -> Result<Xattrs> {
     let unsupported =
         |e: rustix::io::Errno| e == rustix::io::Errno::NOTSUP || e == rustix::io::Errno::OPNOTSUPP;
     let mut names = vec![0u8; 1024];
@@ -167,7 +195,17 @@ impl Ctx<'_> {
         if self.opts.no_xattrs || self.opts.canonical_permissions {
             return Ok(Xattrs::default());
         }
-        read_xattrs(path)
+        let all = read_xattrs(path)?;
+        match self.opts.skip_xattr {
+            Some(skip) if all.entries().iter().any(|(n, _)| skip(n)) => Ok(Xattrs::new(
+                all.entries()
+                    .iter()
+                    .filter(|(n, _)| !skip(n))
+                    .cloned()
+                    .collect(),
+            )),
+            _ => Ok(all),
+        }
     }
 
     fn write_dir(&self, dir: &Path, meta: &fs::Metadata) -> Result<(Checksum, Checksum)> {

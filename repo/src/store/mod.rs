@@ -40,7 +40,7 @@ use flate2::write::DeflateEncoder;
 use flate2::Compression;
 
 pub use checkout::CheckoutOpts;
-pub use commit_dir::{CommitDirOpts, CommitStats};
+pub use commit_dir::{read_xattrs, CommitDirOpts, CommitStats};
 pub use fsck::FsckReport;
 pub use refs::validate_ref_name;
 pub use walk::{DumpEntry, EntryKind, Node};
