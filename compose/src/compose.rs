@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use crate::assemble::{self, AssembleError};
 use crate::import::{self, ImportError, ImportOpts, Users};
-use crate::plan::ComposePlan;
+use crate::plan::{ComposePlan, MetadataPlacement};
 use crate::resolve::{self, Lockfile, Resolution, ResolveError};
 use crate::rpmmd::{self, FetchError, FetchedRpm, Http};
 use crate::scripts::{self, PackageInput, Ran, ScriptError, ScriptOpts};
@@ -436,6 +436,13 @@ pub fn compose(
         outcome.timings = timings;
         return Ok(outcome);
     }
+    if let (Some(key), false) = (&plan.gpg_key, opts.dry_run) {
+        return Err(ComposeError::Other(format!(
+            "{}: gpg-key {key:?}: arbor does not sign commits yet; compose without it and \
+             sign the commit afterwards (rpm-ostree's --write-commitid-to flow)",
+            plan.treefile.display()
+        )));
+    }
     if plan.selinux && !opts.dry_run {
         return Err(ComposeError::Other(format!(
             "{}: selinux: true (the default) needs SELinux labeling, which arbor does not \
@@ -507,6 +514,9 @@ pub fn compose(
             ImportOpts {
                 documentation: plan.documentation,
                 remove_from,
+                readonly_executables: plan.readonly_executables,
+                ignore_devices: plan.ignore_devices,
+                ima: plan.ima,
             },
             Checksum::from_hex(&r.sha256).ok(),
         ));
@@ -630,10 +640,39 @@ pub fn compose(
             .to_value()
         })
         .collect();
-    md.set(
-        "rpmostree.rpmmd-repos",
-        Value::Array(Type::parse("a{sv}").expect("static type"), repos),
-    );
+    // repo-metadata: inline (in the checksummed commit), detached (in .commitmeta, out
+    // of the checksum), or left out.
+    let repos = Value::Array(Type::parse("a{sv}").expect("static type"), repos);
+    let mut detached = VarDict::new();
+    match plan.repo_metadata {
+        MetadataPlacement::Inline => md.set("rpmostree.rpmmd-repos", repos),
+        MetadataPlacement::Detached => detached.set("rpmostree.rpmmd-repos", repos),
+        MetadataPlacement::Disabled => {}
+    }
+    if !plan.container_cmd.is_empty() {
+        md.set(
+            "ostree.container-cmd",
+            Value::Array(
+                Type::String,
+                plan.container_cmd
+                    .iter()
+                    .map(|c| Value::str(c.clone()))
+                    .collect(),
+            ),
+        );
+    }
+    if !plan.initramfs_args.is_empty() {
+        md.set(
+            "rpmostree.initramfs-args",
+            Value::Array(
+                Type::String,
+                plan.initramfs_args
+                    .iter()
+                    .map(|c| Value::str(c.clone()))
+                    .collect(),
+            ),
+        );
+    }
     if let Some(kver) = &kernel {
         md.set("ostree.bootable", Value::Bool(true));
         md.set("ostree.linux", Value::str(kver.clone()));
@@ -652,6 +691,9 @@ pub fn compose(
         root_meta,
     };
     let checksum = repo.write_commit(&commit)?;
+    if !detached.0.is_empty() {
+        repo.write_commitmeta(&checksum, &detached)?;
+    }
     if !opts.no_ref {
         repo.write_ref(&plan.ref_, &checksum)?;
     }

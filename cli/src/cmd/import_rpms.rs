@@ -61,7 +61,7 @@ impl ImportRpmsOpts {
         };
         let opts = ImportOpts {
             documentation: !self.no_docs,
-            remove_from: Vec::new(),
+            ..ImportOpts::default()
         };
         let jobs: Vec<(PathBuf, ImportOpts)> = self
             .rpms

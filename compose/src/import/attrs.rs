@@ -34,16 +34,18 @@ pub struct Deferred {
 pub struct Attrs<'a> {
     users: &'a Users,
     nevra: &'a str,
+    opts: &'a super::ImportOpts,
     warned: HashSet<String>,
     /// Entries given root because a name was unknown.
     pub deferred: Vec<Deferred>,
 }
 
 impl<'a> Attrs<'a> {
-    pub fn new(users: &'a Users, nevra: &'a str) -> Attrs<'a> {
+    pub fn new(users: &'a Users, nevra: &'a str, opts: &'a super::ImportOpts) -> Attrs<'a> {
         Attrs {
             users,
             nevra,
+            opts,
             warned: HashSet::new(),
             deferred: Vec::new(),
         }
@@ -86,13 +88,25 @@ impl<'a> Attrs<'a> {
 
     /// The header of a regular file.
     pub fn regular(&mut self, e: &FileEntry<'_>) -> Result<FileHeader, String> {
-        let (uid, gid, perms) = self.owner(e);
+        let (uid, gid, mut perms) = self.owner(e);
+        if self.opts.readonly_executables && perms & 0o111 != 0 {
+            perms &= !0o222;
+        }
+        let mut xattrs = xattrs(e)?;
+        if self.opts.ima {
+            if let Some(sig) = e.ima_signature().filter(|s| !s.is_empty()) {
+                let value = hex(sig).ok_or("IMA signature is not hex")?;
+                let mut all = xattrs.entries().to_vec();
+                all.push((b"security.ima".to_vec(), value));
+                xattrs = Xattrs::new(all);
+            }
+        }
         Ok(FileHeader {
             uid,
             gid,
             mode: S_IFREG | perms,
             symlink_target: String::new(),
-            xattrs: xattrs(e)?,
+            xattrs,
         })
     }
 
@@ -134,4 +148,15 @@ fn xattrs(e: &FileEntry<'_>) -> Result<Xattrs, String> {
         }
         _ => Ok(Xattrs::default()),
     }
+}
+
+/// Bytes of a hex string (`None` when it is not one).
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -48,6 +48,16 @@ pub fn key(rpm_sha256: &Checksum, opts: &ImportOpts, users: &Users) -> String {
     } else {
         b"\0nodocs"
     });
+    for (flag, on) in [
+        ("readonly-executables", opts.readonly_executables),
+        ("ignore-devices", opts.ignore_devices),
+        ("ima", opts.ima),
+    ] {
+        if on {
+            h.update(b"\0");
+            h.update(flag.as_bytes());
+        }
+    }
     for re in &opts.remove_from {
         h.update(b"\0remove\0");
         h.update(re.as_str().as_bytes());

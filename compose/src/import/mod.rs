@@ -66,6 +66,14 @@ pub struct ImportOpts {
     /// (`/etc/hosts.allow`, before translation) matches any of these (unanchored) are
     /// not imported; a matching directory goes with everything of this package in it.
     pub remove_from: Vec<regex::Regex>,
+    /// rpm-ostree's `readonly-executables`: regular files with an execute bit lose
+    /// every write bit.
+    pub readonly_executables: bool,
+    /// rpm-ostree's `ignore-devices` (default true): character and block devices are
+    /// dropped instead of refused.
+    pub ignore_devices: bool,
+    /// rpm-ostree's `ima`: the header's IMA file signatures become `security.ima`.
+    pub ima: bool,
 }
 
 impl Default for ImportOpts {
@@ -73,6 +81,9 @@ impl Default for ImportOpts {
         ImportOpts {
             documentation: true,
             remove_from: Vec::new(),
+            readonly_executables: false,
+            ignore_devices: true,
+            ima: false,
         }
     }
 }

@@ -75,7 +75,7 @@ pub fn import(
         removed: Vec::new(),
         sizes: HashMap::new(),
         pending: HashMap::new(),
-        attrs: Attrs::new(ctx.users, ctx.nevra),
+        attrs: Attrs::new(ctx.users, ctx.nevra, ctx.opts),
     };
     let shared = Shared::default();
     // In place: the stream stays on this thread even when it is not a pool thread.
@@ -241,6 +241,11 @@ impl State<'_> {
         let raw = e.path().to_string_lossy().into_owned();
         let placement = match e.file_type() {
             FileType::Dir | FileType::SymbolicLink | FileType::Regular => self.placement(e)?,
+            // rpm-ostree's ignore-devices (default true): device nodes are dropped.
+            FileType::CharacterDevice | FileType::BlockDevice if self.ctx.opts.ignore_devices => {
+                tracing::debug!("{}: {raw}: device node dropped (ignore-devices)", self.ctx.nevra);
+                return Ok(());
+            }
             other => {
                 return Err(self.refuse(
                     &raw,

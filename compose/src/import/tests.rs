@@ -235,6 +235,7 @@ fn nodocs_and_remove_from() {
             regex::Regex::new("^/etc/every").unwrap(),
             regex::Regex::new("/private$").unwrap(),
         ],
+        ..ImportOpts::default()
     };
     let (pkg, _) = import_rpm(&repo, &rpm, &opts, &users(), None).unwrap();
     let t = &pkg.tree;
