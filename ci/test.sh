@@ -14,6 +14,12 @@ bash ../shared/tools/ostree-newer.sh "$ARBOR_OSTREE_NEWER_ROOT" --version | head
 ARBOR_CORPUS=${ARBOR_CORPUS:-/var/tmp/corpus}
 export ARBOR_CORPUS
 [ -f "$ARBOR_CORPUS/v2.yaml" ] || bash ../shared/corpus/make-corpus.sh "$ARBOR_CORPUS" | tail -3
+# The same content with the scriptlets a Fedora build carries (users, presets, ldconfig,
+# CA bundle), for the scriptlet tests; shares the .deb cache (~2 min more).
+ARBOR_CORPUS_FEDORA=${ARBOR_CORPUS_FEDORA:-/var/tmp/corpus-fedora}
+export ARBOR_CORPUS_FEDORA
+[ -f "$ARBOR_CORPUS_FEDORA/v2.yaml" ] || CORPUS_SCRIPTLETS=fedora CORPUS_KEEP_STALE=1 \
+    bash ../shared/corpus/make-corpus.sh "$ARBOR_CORPUS_FEDORA" | tail -3
 # garage, the S3 server the publish tests start (one per test); ~20 min cold install.
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v garage >/dev/null 2>&1 || cargo install garage --locked

@@ -10,6 +10,7 @@ mod util {
     pub use arbor_tests::*;
 }
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -433,4 +434,303 @@ fn postprocess_runs_last_and_accounts_are_checked() {
     .ok()
     .to_string();
     assert!(ls.contains(" 5000 4243 "), "{ls}");
+}
+
+/// The tree's accounts as `name → (id, gid)`, both halves of rpm-ostree's split.
+fn accounts(
+    root: &Path,
+    etc: &str,
+    lib: Option<&str>,
+    group: bool,
+) -> BTreeMap<String, (u32, u32)> {
+    let mut text = fs::read_to_string(root.join(etc)).unwrap();
+    if let Some(lib) = lib {
+        text += &fs::read_to_string(root.join(lib)).unwrap();
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let id = f[2].parse().unwrap();
+            let gid = if group { id } else { f[3].parse().unwrap() };
+            (f[0].to_string(), (id, gid))
+        })
+        .collect()
+}
+
+/// Symlinks under a directory: relative path → target.
+fn links(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if m.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    fs::read_link(e.path())
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            } else if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// The corpus with Fedora-style scriptlets (users, unit presets, ldconfig and CA
+/// bundle): the composed tree's /etc/passwd, /etc/group, /etc/systemd/system,
+/// /etc/ld.so.cache and /etc/ssl/certs against `dnf --installroot` of the same
+/// packages with their scriptlets; then the client story on trees with scriptlets:
+/// deploy v1, upgrade to v2 through a static delta, roll back.
+#[test]
+fn fedora_corpus_matches_dnf_installroot_and_deploys() {
+    let c = util::fedora_corpus_dir();
+    let tmp = tempdir();
+    let repo = tmp.path().join("repo");
+    let published = tmp.path().join("published");
+    let release = |v: &str| {
+        let r = arbor(&[
+            "release",
+            p(&c.join(format!("{v}.yaml"))),
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            p(&tmp.path().join("cache")),
+            "--to",
+            &format!("file://{}", p(&published)),
+            "--timestamp",
+            if v == "v1" {
+                "2024-01-01T00:00:00Z"
+            } else {
+                "2024-01-02T00:00:00Z"
+            },
+            "--json",
+        ]);
+        json(&r)
+    };
+    let j1 = release("v1");
+    let c1 = j1["commit"].as_str().unwrap().to_string();
+    let co = tmp.path().join("co");
+    arbor(&["checkout", "--repo", p(&repo), &c1, p(&co)]).ok();
+
+    // The oracle: dnf installs exactly the resolved packages, scriptlets included.
+    let nevras = arbor(&["resolve", p(&c.join("v1.yaml"))]).ok().to_string();
+    let root = tmp.path().join("dnf-root");
+    fs::create_dir(&root).unwrap();
+    let mut args = vec![
+        format!("--installroot={}", p(&root)),
+        "--setopt=reposdir=/dev/null".into(),
+        format!("--setopt=cachedir={}", p(&tmp.path().join("dnf-cache"))),
+        "--releasever=12".into(),
+        "--forcearch=x86_64".into(),
+        "--setopt=install_weak_deps=False".into(),
+        "--disableplugin=*".into(),
+        format!("--repofrompath=r0,file://{}", p(&c.join("v1"))),
+        "--setopt=r0.gpgcheck=0".into(),
+        "-y".into(),
+        "-q".into(),
+        "install".into(),
+    ];
+    args.extend(nevras.lines().map(str::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    util::run("dnf", &args).ok();
+
+    // ld.so.cache and the CA bundle: byte for byte.
+    for f in ["ld.so.cache", "ssl/certs/ca-certificates.crt"] {
+        assert!(
+            fs::read(co.join("usr/etc").join(f)).unwrap()
+                == fs::read(root.join("etc").join(f)).unwrap(),
+            "/etc/{f} differs from dnf's"
+        );
+    }
+    assert_eq!(
+        links(&co.join("usr/etc/ssl/certs")),
+        links(&root.join("etc/ssl/certs"))
+    );
+
+    // Accounts: the same names and uids. A gid may differ in one documented way:
+    // rpm-ostree lays every package down before any %pre, so `useradd` always finds
+    // /etc/login.defs (USERGROUPS_ENAB) and gives a user without -g a group of its own,
+    // where dnf ran that %pre before login.defs was installed (primary group `users`).
+    let ours_u = accounts(&co, "usr/etc/passwd", Some("usr/lib/passwd"), false);
+    let dnf_u = accounts(&root, "etc/passwd", None, false);
+    let ours_g = accounts(&co, "usr/etc/group", Some("usr/lib/group"), true);
+    let dnf_g = accounts(&root, "etc/group", None, true);
+    assert_eq!(
+        ours_u.keys().collect::<Vec<_>>(),
+        dnf_u.keys().collect::<Vec<_>>()
+    );
+    let mut private_groups = Vec::new();
+    for (name, (uid, gid)) in &ours_u {
+        let (duid, dgid) = dnf_u[name];
+        assert_eq!(*uid, duid, "uid of {name}");
+        if *gid != dgid {
+            assert_eq!(
+                ours_g.get(name).map(|g| g.0),
+                Some(*gid),
+                "{name}: gid {gid} vs dnf's {dgid}"
+            );
+            assert_eq!(
+                dnf_g
+                    .iter()
+                    .find(|(_, g)| g.0 == dgid)
+                    .map(|(n, _)| n.as_str()),
+                Some("users")
+            );
+            assert!(!dnf_g.contains_key(name));
+            private_groups.push(name.clone());
+        }
+    }
+    for (name, g) in &ours_g {
+        match dnf_g.get(name) {
+            Some(d) => assert_eq!(g, d, "gid of group {name}"),
+            None => assert!(
+                private_groups.contains(name),
+                "group {name} only in arbor's tree"
+            ),
+        }
+    }
+    assert_eq!(ours_g.len(), dnf_g.len() + private_groups.len());
+    eprintln!("user private groups (login.defs present at %pre): {private_groups:?}");
+
+    // systemd presets: dnf's links are all ours. Ours has more, for two documented
+    // reasons: the treefile's `units`, and packages whose %post ran, under dnf, before
+    // systemd (and systemctl) was installed, so their `systemctl preset` did nothing.
+    // Replaying `systemctl preset` of those units in dnf's root gives exactly our links.
+    let ours_l = links(&co.join("usr/etc/systemd/system"));
+    let dnf_l = links(&root.join("etc/systemd/system"));
+    for (k, v) in &dnf_l {
+        assert_eq!(
+            ours_l.get(k),
+            Some(v),
+            "{k} in dnf's root, not ours (or another target)"
+        );
+    }
+    let units: Vec<String> = ours_l
+        .iter()
+        .filter(|(k, _)| !dnf_l.contains_key(*k))
+        .filter(|(k, _)| {
+            // The treefile's units (v1.yaml: systemd-networkd, ssh) are linked by arbor.
+            !(k.starts_with("multi-user.target.wants/")
+                && ["systemd-networkd.service", "ssh.service"]
+                    .iter()
+                    .any(|u| k.ends_with(u)))
+        })
+        .map(|(_, target)| target.rsplit('/').next().unwrap().to_string())
+        .collect();
+    eprintln!("presets dnf did not apply: {units:?}");
+    if !units.is_empty() {
+        let mut args = vec![format!("--root={}", p(&root)), "preset".into()];
+        args.extend(units);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        util::run("systemctl", &args).ok();
+    }
+    let replayed = links(&root.join("etc/systemd/system"));
+    for (k, v) in &ours_l {
+        let treefile_unit = k == "multi-user.target.wants/systemd-networkd.service";
+        assert!(
+            treefile_unit || replayed.get(k) == Some(v),
+            "{k} -> {v}: not explained by a preset"
+        );
+    }
+
+    // rpm -qa in the composed tree lists exactly the resolution.
+    let qa = util::run(
+        "rpm",
+        &[
+            "--root",
+            p(&co),
+            "--dbpath",
+            "/usr/share/rpm",
+            "-qa",
+            "--qf",
+            "%{NEVRA}\n",
+        ],
+    )
+    .ok()
+    .replace("-0:", "-");
+    let mut qa: Vec<&str> = qa.lines().collect();
+    qa.sort();
+    assert_eq!(qa, nevras.lines().collect::<Vec<_>>());
+
+    // v2: only the changed packages are imported; the scriptlets run again on a tree
+    // of hardlinks (no package is re-extracted); uids stay those of v1.
+    let j2 = release("v2");
+    let c2 = j2["commit"].as_str().unwrap().to_string();
+    assert_eq!(j2["parent"], c1.as_str());
+    let co2 = tmp.path().join("co2");
+    arbor(&["checkout", "--repo", p(&repo), &c2, p(&co2)]).ok();
+    assert_eq!(
+        accounts(&co2, "usr/etc/passwd", Some("usr/lib/passwd"), false),
+        ours_u,
+        "v2 renumbered accounts"
+    );
+
+    // The client: deploy v1 over HTTP, upgrade to v2 through the static delta, roll
+    // back.
+    let server = util::HttpServer::start(&published);
+    let sys = tmp.path().join("sysroot");
+    fs::create_dir_all(&sys).unwrap();
+    let s = format!("--sysroot={}", p(&sys));
+    let srepo = format!("--repo={}/ostree/repo", p(&sys));
+    let reference = "corpus/bookworm/x86_64/minimal";
+    util::ostree(&["admin", "init-fs", p(&sys)]).ok();
+    util::ostree(&["admin", "os-init", &s, "corpus"]).ok();
+    util::ostree(&[
+        &srepo,
+        "remote",
+        "add",
+        "--no-gpg-verify",
+        "origin",
+        &server.url(),
+    ])
+    .ok();
+    util::ostree(&[&srepo, "pull", "origin", &format!("{reference}@{c1}")]).ok();
+    util::ostree(&["admin", "deploy", &s, "--os=corpus", &c1]).ok();
+    let pull = util::ostree(&[
+        &srepo,
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        reference,
+    ]);
+    assert!(
+        pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
+        "{}",
+        pull.stdout
+    );
+    util::ostree(&["admin", "deploy", &s, "--os=corpus", &c2]).ok();
+    let status = util::ostree(&["admin", "status", &s]).ok().to_string();
+    let first = |st: &str| st.lines().next().unwrap_or("").to_string();
+    assert!(first(&status).contains(&c2), "{status}");
+    let etc2 = sys.join(format!("ostree/deploy/corpus/deploy/{c2}.0/etc"));
+    assert!(fs::read_to_string(etc2.join("passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    assert!(etc2.join("ld.so.cache").is_file());
+    // Rollback: the new deployment goes, the old one is the default again.
+    util::ostree(&["admin", "undeploy", &s, "0"]).ok();
+    let status = util::ostree(&["admin", "status", &s]).ok().to_string();
+    assert!(
+        first(&status).contains(&c1) && !status.contains(&c2),
+        "{status}"
+    );
+    for d in fs::read_dir(sys.join("ostree/deploy/corpus/deploy"))
+        .unwrap()
+        .flatten()
+    {
+        if d.path().is_dir() {
+            util::run("chattr", &["-i", p(&d.path())]);
+        }
+    }
 }

@@ -936,7 +936,11 @@ fn units(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
             });
         }
         let link = format!("usr/etc/systemd/system/multi-user.target.wants/{unit}");
-        put(t, &link, symlink(repo, &format!("/{src}"))?)?;
+        // A link a scriptlet's `systemctl preset` made is kept (the same unit,
+        // perhaps through /lib).
+        if t.lookup(&link).is_none() {
+            put(t, &link, symlink(repo, &format!("/{src}"))?)?;
+        }
     }
     if let Some(target) = &plan.default_target {
         if t.lookup(&format!("usr/lib/systemd/system/{target}"))

@@ -474,6 +474,23 @@ pub fn corpus_dir() -> PathBuf {
     dir
 }
 
+/// The corpus built with `CORPUS_SCRIPTLETS=fedora` (scriptlets meant to run: users,
+/// presets, ldconfig, CA bundle; ci/test.sh builds it). Fails the test with
+/// instructions when it is missing.
+pub fn fedora_corpus_dir() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("ARBOR_CORPUS_FEDORA").unwrap_or_else(|_| "/var/tmp/corpus-fedora".into()),
+    );
+    assert!(
+        dir.join("v1.yaml").is_file() && dir.join("v2.yaml").is_file(),
+        "fedora-scriptlets corpus missing at {}: run `CORPUS_SCRIPTLETS=fedora \
+         CORPUS_KEEP_STALE=1 bash ../shared/corpus/make-corpus.sh {}` (ci/test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
 /// The dnf oracle: `verify-with-dnf.sh ARGS…` → sorted NEVRAs (or the failed run).
 pub fn dnf_oracle(args: &[&str]) -> Run {
     run(shared_dir().join("corpus/verify-with-dnf.sh"), args)
