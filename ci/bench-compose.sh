@@ -19,6 +19,7 @@ SHARED=${ARBOR_SHARED:-$ROOT/../shared}
 CORPUS=${CORPUS:-/var/tmp/corpus}
 WORK=${WORK:-/var/tmp/arbor-bench-compose}
 RUNS=${RUNS:-3}
+export CORPUS STOCK_INSTALL="${STOCK_INSTALL:-rpm}"
 [ -f "$CORPUS/v1.yaml" ] || bash "$SHARED/corpus/make-corpus.sh" "$CORPUS"
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
@@ -71,7 +72,9 @@ med = {k: (statistics.median(w for w, _, _ in v), statistics.median(c for _, c, 
            max(r for _, _, r in v)) for k, v in rows.items()}
 stock = [med[k] for k in ("stock-resolve", "stock-unpack", "stock-commit")]
 med["stock total (cold)"] = (sum(s[0] for s in stock), sum(s[1] for s in stock), max(s[2] for s in stock))
-names = [("stock-resolve", "stock: dnf resolve"), ("stock-unpack", "stock: rpm -i --root + postprocess"),
+import os
+install = "dnf --installroot (scriptlets)" if os.environ.get("STOCK_INSTALL") == "dnf" else "rpm -i --root"
+names = [("stock-resolve", "stock: dnf resolve"), ("stock-unpack", f"stock: {install} + postprocess"),
          ("stock-commit", "stock: ostree commit"), ("stock total (cold)", "stock total (cold)"),
          ("arbor-v1", "arbor compose v1 (cold)"), ("arbor-v2", "arbor compose v2 after v1 (cached)"),
          ("arbor-noop", "arbor compose v2 again (no change)")]
@@ -90,4 +93,6 @@ print(f"v2 imports {v2['arbor-packages-imported']} packages, {v2['arbor-import-c
       f"{v2['ostree-content-bytes-written'] / 1e6:.1f} MB "
       f"(v1: {v1['ostree-n-content-written']}, {v1['ostree-content-bytes-written'] / 1e6:.1f} MB)")
 print("v2 timings (run 1):", {k: round(t, 2) for k, t in v2["arbor-timings"].items()})
+print("v1 timings (run 1):", {k: round(t, 2) for k, t in v1["arbor-timings"].items()})
+print(f"scriptlets run: v1 {len(v1.get('arbor-scriptlets', []))}, v2 {len(v2.get('arbor-scriptlets', []))}")
 PY

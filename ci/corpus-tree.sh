@@ -3,6 +3,8 @@
 # directory tree the way ../shared/corpus/baseline-ostree.sh does (rpm --root -i, then the
 # rpm-ostree conventions), building the corpus first if needed. Used by the benchmarks.
 #   CORPUS   corpus output directory (default /var/tmp/corpus)
+#   STOCK_INSTALL=rpm|dnf   rpm --root -i --noscripts (default), or dnf --installroot
+#            with the packages' scriptlets (the stock pipeline for the fedora corpus)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SHARED=${ARBOR_SHARED:-$HERE/../../shared}
@@ -16,7 +18,15 @@ fi
 rm -rf "$dest"; mkdir -p "$dest"
 # resolved-*.txt holds NEVRAs (name-[epoch:]version-release.arch); file names carry no epoch.
 mapfile -t rpms < <(sed "s|-[0-9]*:|-|; s|^|$CORPUS/$ver/Packages/|; s|\$|.rpm|" "$CORPUS/resolved-$ver.txt")
-rpm --root "$dest" -i --nodeps --noscripts --notriggers --nosignature --nodigest --ignorearch "${rpms[@]}" 2>&1 | { grep -v -e "^warning:" -e "Alien" -e "assuming you know" >&2 || true; }
+if [ "${STOCK_INSTALL:-rpm}" = dnf ]; then
+    mapfile -t nevras < "$CORPUS/resolved-$ver.txt"
+    dnf --installroot="$dest" --setopt=reposdir=/dev/null --setopt=cachedir="$dest.dnfcache" \
+        --releasever=12 --forcearch=x86_64 --setopt=install_weak_deps=False --disableplugin='*' \
+        --repofrompath="r0,file://$CORPUS/$ver" --setopt=r0.gpgcheck=0 -y -q install "${nevras[@]}" >&2
+    rm -rf "$dest.dnfcache"
+else
+    rpm --root "$dest" -i --nodeps --noscripts --notriggers --nosignature --nodigest --ignorearch "${rpms[@]}" 2>&1 | { grep -v -e "^warning:" -e "Alien" -e "assuming you know" >&2 || true; }
+fi
 r=$dest
 mkdir -p "$r/usr/lib/sysimage"
 [ -d "$r/var/lib/rpm" ] && mv "$r/var/lib/rpm" "$r/usr/lib/sysimage/rpm"

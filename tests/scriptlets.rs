@@ -734,3 +734,130 @@ fn fedora_corpus_matches_dnf_installroot_and_deploys() {
         }
     }
 }
+
+/// The compose keys that shape the tree and its metadata beyond the scriptlets, on the
+/// fixture set: ostree-layers (a conflicting layer refused, an override layer winning),
+/// opt-usrlocal: root, readonly-executables, container-cmd, initramfs-args,
+/// repo-metadata: detached, cliwrap, automatic-version-suffix.
+#[test]
+fn compose_keys_shape_tree_and_metadata() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let repo = dir.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    // Two layers committed into the repository: one adds a file, one replaces app.txt.
+    for (name, file, text) in [
+        ("layer/add", "usr/share/fx/layered.txt", "from a layer\n"),
+        ("layer/override", "usr/share/fx/app.txt", "overridden\n"),
+    ] {
+        let d = dir.join(name.replace('/', "-"));
+        fs::create_dir_all(d.join(file).parent().unwrap()).unwrap();
+        fs::write(d.join(file), text).unwrap();
+        arbor(&[
+            "commit",
+            "--repo",
+            p(&repo),
+            "-b",
+            name,
+            "-s",
+            name,
+            "--owner-uid",
+            "0",
+            "--owner-gid",
+            "0",
+            p(&d),
+        ])
+        .ok();
+    }
+    let extra = "ostree-layers: [layer/add]\n\
+        ostree-override-layers: [layer/override]\n\
+        opt-usrlocal: root\n\
+        readonly-executables: true\n\
+        container-cmd: [/usr/bin/sh, -c, echo hi]\n\
+        initramfs-args: [--no-hostonly, --add, fx]\n\
+        repo-metadata: detached\n\
+        cliwrap: true\n\
+        automatic-version-suffix: \"-\"\n";
+    let t = fx_treefile(dir, &["fx-base", "fx-app"], extra);
+    json(&compose(dir, &t, &[]));
+    let v = json(&compose(dir, &t, &["--force-nocache"]));
+    assert_eq!(v["ostree-version"], "1-1");
+    let c = v["ostree-commit"].as_str().unwrap();
+    let r = format!("--repo={}", p(&repo));
+    let cat = |f: &str| util::ostree(&[&r, "cat", c, f]).ok().to_string();
+    assert_eq!(cat("/usr/share/fx/layered.txt"), "from a layer\n");
+    assert_eq!(cat("/usr/share/fx/app.txt"), "overridden\n");
+    let ls = util::ostree(&[
+        &r,
+        "ls",
+        c,
+        "/opt",
+        "/usr/local",
+        "/usr/bin/fx-record",
+        "/usr/bin/busybox",
+    ])
+    .ok()
+    .to_string();
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("d00755") && l.ends_with("/opt")),
+        "{ls}"
+    );
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("d00755") && l.ends_with("/usr/local")),
+        "{ls}"
+    );
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("-00555") && l.ends_with("/usr/bin/fx-record")),
+        "{ls}"
+    );
+    assert_eq!(
+        cat("/usr/bin/dnf"),
+        "#!/bin/sh\nexec /usr/bin/rpm-ostree cliwrap $0 \"$@\"\n"
+    );
+    let key = |k: &str| {
+        util::ostree(&[&r, "show", &format!("--print-metadata-key={k}"), c])
+            .ok()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        key("ostree.container-cmd"),
+        "['/usr/bin/sh', '-c', 'echo hi']"
+    );
+    assert_eq!(
+        key("rpmostree.initramfs-args"),
+        "['--no-hostonly', '--add', 'fx']"
+    );
+    // The repositories' timestamps are in the detached metadata, not the commit.
+    assert_ne!(
+        util::ostree(&[&r, "show", "--print-metadata-key=rpmostree.rpmmd-repos", c]).status,
+        0
+    );
+    let detached = util::ostree(&[
+        &r,
+        "show",
+        "--print-detached-metadata-key=rpmostree.rpmmd-repos",
+        c,
+    ])
+    .ok()
+    .to_string();
+    assert!(detached.contains("'fx'"), "{detached}");
+
+    // A layer whose file conflicts with a package's is refused, naming both.
+    let t = fx_treefile(
+        dir,
+        &["fx-base", "fx-app"],
+        "ostree-layers: [layer/override]\n",
+    );
+    compose(dir, &t, &[])
+        .fails_with("ostree-layers layer/override: /usr/share/fx/app.txt conflicts with the tree");
+    let t = fx_treefile(
+        dir,
+        &["fx-base", "fx-app"],
+        "ostree-layers: [layer/missing]\n",
+    );
+    compose(dir, &t, &[]).fails_with("ostree-layers: ref \"layer/missing\" is not in");
+}

@@ -591,6 +591,9 @@ pub fn compose(
     )?;
     outcome.scriptlets = report.ran;
     outcome.skipped_scriptlets = report.skipped;
+    for (step, secs) in report.timings {
+        timings.insert(format!("scriptlets-{step}"), secs);
+    }
     lap(&mut timings, "scriptlets", &mut t0);
     let mut tree = assemble::assemble(repo, tree, plan, rpmdb, version.as_deref())?;
     let post = scripts::run_postprocess(repo, &mut tree, plan, &script_opts, progress)?;

@@ -6,9 +6,15 @@
 //! upper layer, so the cache is never modified (rpm-ostree protects its hardlinked
 //! checkouts with rofiles-fuse for the same reason).
 //!
+//! The farm persists between composes (`CACHEDIR/farm/NAME/root/usr`): a sync updates
+//! only the directories that changed since the last compose, so a re-compose lays no
+//! unchanged package down again (a compose that finds the farm locked by another one
+//! builds a private farm and removes it afterwards).
+//!
 //! ```text
 //! CACHEDIR/bare/objects/ab/cdef….file   regular file or symlink, named by its ostree checksum
-//! SESSION/lower/usr/…                   directories (mode/owner from dirmeta) + hardlinks
+//! CACHEDIR/farm/NAME/root/usr/…         directories (mode/owner from dirmeta) + hardlinks
+//! CACHEDIR/farm/NAME/state.json         directory path → fingerprint of its subtree
 //! ```
 
 use std::fs;
@@ -17,7 +23,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arbor_repo::checksum::Checksum;
+use std::collections::BTreeMap;
+
+use arbor_repo::checksum::{Checksum, Hasher};
 use arbor_repo::objects::S_IFMT;
 use arbor_repo::tree::MutableTree;
 use arbor_repo::{FileHeader, Repo};
@@ -106,33 +114,198 @@ impl BareCache {
     }
 }
 
-/// Lay out `tree` (the part of the root that scriptlets see) under `dest`: directories
-/// with their metadata, files as hardlinks into the bare cache (a copy when an inode has
-/// reached the filesystem's link limit). Returns the number of files.
-pub fn build(
-    repo: &Repo,
-    cache: &BareCache,
-    tree: &MutableTree,
-    dest: &Path,
-) -> Result<u64, String> {
-    // Every object first (in parallel: new ones are inflated), then the links.
-    let files = tree.files_recursive();
-    let mut unique: Vec<Checksum> = files.iter().map(|(_, c)| *c).collect();
-    unique.sort_unstable_by_key(|c| c.0);
-    unique.dedup();
-    unique
-        .par_iter()
-        .map(|c| cache.ensure(repo, c).map(drop))
-        .collect::<Result<(), String>>()?;
-    lay_out(cache, tree, dest)?;
-    Ok(files.len() as u64)
+/// A fingerprint of every directory of `t` (by path below `prefix`): its metadata,
+/// its files' objects and its subdirectories' fingerprints. Equal fingerprints mean
+/// equal subtrees.
+fn fingerprints(t: &MutableTree, path: &str, out: &mut BTreeMap<String, String>) -> String {
+    let mut h = Hasher::new();
+    h.update(&t.meta.to_bytes());
+    for (name, c) in &t.files {
+        h.update(format!("f\0{name}\0").as_bytes());
+        h.update(&c.0);
+    }
+    for (name, d) in &t.dirs {
+        let sub = fingerprints(d, &format!("{path}/{name}"), out);
+        h.update(format!("d\0{name}\0{sub}\0").as_bytes());
+    }
+    let fp = h.finish().to_hex();
+    out.insert(path.to_string(), fp.clone());
+    fp
 }
 
-fn lay_out(cache: &BareCache, t: &MutableTree, dest: &Path) -> Result<(), String> {
-    fs::create_dir(dest).map_err(|e| err(dest, e))?;
+/// A farm directory: persistent (`CACHEDIR/farm/NAME`, updated in place from one
+/// compose to the next, locked while in use) or private to this process (removed when
+/// dropped) when another compose holds the persistent one.
+#[derive(Debug)]
+pub struct Farm {
+    pub dir: PathBuf,
+    /// Held while the farm is in use.
+    lock: Option<fs::File>,
+}
+
+impl Farm {
+    /// The farm `name` under `cachedir`.
+    pub fn open(cachedir: &Path, name: &str) -> Result<Farm, String> {
+        let dir = cachedir.join("farm").join(name);
+        fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| err(&lock_path, e))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return Ok(Farm {
+                dir,
+                lock: Some(lock),
+            });
+        }
+        let private = cachedir
+            .join("tmp")
+            .join(format!("farm-{name}-{}", std::process::id()));
+        remove_tree(&private).map_err(|e| err(&private, e))?;
+        fs::create_dir_all(&private).map_err(|e| err(&private, e))?;
+        tracing::info!(
+            "{}: in use by another compose; laying out a private farm",
+            dir.display()
+        );
+        Ok(Farm {
+            dir: private,
+            lock: None,
+        })
+    }
+
+    /// The directory to use as the overlay's lower layer (holds `usr`).
+    pub fn lower(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// Make the farm's `usr` equal `usr` (the tree's `/usr`): directories whose
+    /// fingerprint is unchanged since the last sync are left alone, the others are
+    /// brought in line entry by entry (files hardlinked into the bare cache). Returns
+    /// the number of directories updated.
+    pub fn sync(&self, repo: &Repo, cache: &BareCache, usr: &MutableTree) -> Result<u64, String> {
+        let state_path = self.dir.join("state.json");
+        let old: BTreeMap<String, String> = fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        // The state goes first: an interrupted sync leaves no state, so the next one
+        // checks every directory.
+        let _ = fs::remove_file(&state_path);
+        let mut new = BTreeMap::new();
+        fingerprints(usr, "usr", &mut new);
+        // Every object the farm will link, in the cache first (new ones inflated).
+        let mut unique: Vec<Checksum> = Vec::new();
+        collect_changed(usr, "usr", &old, &new, &mut unique);
+        unique.sort_unstable_by_key(|c| c.0);
+        unique.dedup();
+        let t = std::time::Instant::now();
+        unique
+            .par_iter()
+            .map(|c| cache.ensure(repo, c).map(drop))
+            .collect::<Result<(), String>>()?;
+        tracing::debug!(
+            "bare cache: {} objects checked in {:.3}s",
+            unique.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let root = self.lower();
+        fs::create_dir_all(&root).map_err(|e| err(&root, e))?;
+        let updated = AtomicU64::new(0);
+        sync_dir(cache, usr, &root.join("usr"), "usr", &old, &new, &updated)?;
+        let bytes = serde_json::to_vec(&new).map_err(|e| e.to_string())?;
+        fs::write(&state_path, bytes).map_err(|e| err(&state_path, e))?;
+        Ok(updated.into_inner())
+    }
+}
+
+impl Drop for Farm {
+    fn drop(&mut self) {
+        if self.lock.is_none() {
+            if let Err(e) = remove_tree(&self.dir) {
+                tracing::warn!("{}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// The objects of the directories whose fingerprints changed.
+fn collect_changed(
+    t: &MutableTree,
+    path: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    out: &mut Vec<Checksum>,
+) {
+    if old.get(path).is_some_and(|f| Some(f) == new.get(path)) {
+        return;
+    }
+    out.extend(t.files.values().copied());
+    for (name, d) in &t.dirs {
+        collect_changed(d, &format!("{path}/{name}"), old, new, out);
+    }
+}
+
+fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+fn sync_dir(
+    cache: &BareCache,
+    t: &MutableTree,
+    dest: &Path,
+    path: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    updated: &AtomicU64,
+) -> Result<(), String> {
+    let exists = match fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            fs::remove_file(dest).map_err(|e| err(dest, e))?;
+            false
+        }
+        Err(_) => false,
+    };
+    if exists && old.get(path).is_some_and(|f| Some(f) == new.get(path)) {
+        return Ok(());
+    }
+    updated.fetch_add(1, Ordering::Relaxed);
+    if !exists {
+        fs::create_dir(dest).map_err(|e| err(dest, e))?;
+    } else {
+        // Entries the tree no longer has go.
+        for e in fs::read_dir(dest).map_err(|e| err(dest, e))? {
+            let e = e.map_err(|e| err(dest, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if t.files.contains_key(&name) || t.dirs.contains_key(&name) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_type().is_ok_and(|ft| ft.is_dir()) {
+                remove_tree(&p).map_err(|e| err(&p, e))?;
+            } else {
+                fs::remove_file(&p).map_err(|e| err(&p, e))?;
+            }
+        }
+    }
     for (name, c) in &t.files {
         let to = dest.join(name);
         let from = cache.path(c);
+        if let Ok(m) = fs::symlink_metadata(&to) {
+            if m.is_dir() {
+                remove_tree(&to).map_err(|e| err(&to, e))?;
+            } else {
+                let want = fs::symlink_metadata(&from).map_err(|e| err(&from, e))?;
+                if same_inode(&m, &want) {
+                    continue;
+                }
+                fs::remove_file(&to).map_err(|e| err(&to, e))?;
+            }
+        }
         match fs::hard_link(&from, &to) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MLINK.raw_os_error()) => {
@@ -143,7 +316,17 @@ fn lay_out(cache: &BareCache, t: &MutableTree, dest: &Path) -> Result<(), String
     }
     t.dirs
         .par_iter()
-        .map(|(name, sub)| lay_out(cache, sub, &dest.join(name)))
+        .map(|(name, sub)| {
+            sync_dir(
+                cache,
+                sub,
+                &dest.join(name),
+                &format!("{path}/{name}"),
+                old,
+                new,
+                updated,
+            )
+        })
         .collect::<Result<(), String>>()?;
     let m = &t.meta;
     std::os::unix::fs::lchown(dest, Some(m.uid), Some(m.gid)).map_err(|e| err(dest, e))?;

@@ -104,6 +104,8 @@ pub struct Report {
     /// Paths the scripts wrote or removed.
     pub written: usize,
     pub removed: usize,
+    /// Seconds per step (`order`, `farm`, `run`, `capture`).
+    pub timings: BTreeMap<String, f64>,
 }
 
 /// What to do with one script.
@@ -573,32 +575,34 @@ fn root_links(repo: &Repo, tree: &MutableTree) -> Vec<(String, String)> {
     out
 }
 
-/// A session over the tree's `/usr`, in a fresh directory under the cache.
+/// A session over the tree's `/usr`: the persistent farm `label` brought up to date,
+/// and a fresh directory under the cache for the overlay's upper layer and the rest.
 fn start_session(
     repo: &Repo,
     tree: &mut MutableTree,
     opts: &ScriptOpts,
     label: &str,
-) -> Result<(Session, PathBuf), ScriptError> {
+) -> Result<(Session, PathBuf, farm::Farm), ScriptError> {
     sandbox::check_tools()?;
     tree.ensure_dir("usr/etc", &default_dirmeta())
         .map_err(|e| ScriptError::Setup(e.to_string()))?;
-    let dir = opts
-        .cachedir
+    // bwrap and the overlay resolve paths from other working directories.
+    let cachedir = std::path::absolute(&opts.cachedir)
+        .map_err(|e| ScriptError::Setup(format!("{}: {e}", opts.cachedir.display())))?;
+    let dir = cachedir
         .join("tmp")
         .join(format!("{label}-{}", std::process::id()));
-    // bwrap and the overlay resolve paths from other working directories.
-    let dir = std::path::absolute(&dir)
-        .map_err(|e| ScriptError::Setup(format!("{}: {e}", dir.display())))?;
     farm::remove_tree(&dir).map_err(|e| ScriptError::Setup(format!("{}: {e}", dir.display())))?;
-    std::fs::create_dir_all(dir.join("lower"))
+    std::fs::create_dir_all(&dir)
         .map_err(|e| ScriptError::Setup(format!("{}: {e}", dir.display())))?;
     let usr = match tree.lookup("usr") {
         Some(TreeEntry::Dir(d)) => d.clone(),
         _ => MutableTree::default(),
     };
-    let cache = farm::BareCache::new(&opts.cachedir);
-    farm::build(repo, &cache, &usr, &dir.join("lower/usr")).map_err(ScriptError::Setup)?;
+    let cache = farm::BareCache::new(&cachedir);
+    let farm = farm::Farm::open(&cachedir, label).map_err(ScriptError::Setup)?;
+    let updated = farm.sync(repo, &cache, &usr).map_err(ScriptError::Setup)?;
+    tracing::debug!("farm {label}: {updated} directories updated");
     let env = vec![
         ("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()),
         ("LANG".into(), "C".into()),
@@ -607,12 +611,12 @@ fn start_session(
     ];
     let session = Session::start(
         &dir,
-        &dir.join("lower"),
+        &farm.lower(),
         root_links(repo, tree),
         opts.timeout,
         env,
     )?;
-    Ok((session, dir))
+    Ok((session, dir, farm))
 }
 
 /// Apply what a session changed to the tree and clean up its directory.
@@ -624,12 +628,28 @@ fn finish_session(
 ) -> Result<(usize, usize), ScriptError> {
     let upper = session.upper();
     let var = session.var();
+    let t = Instant::now();
     session.finish();
+    tracing::debug!("session ended in {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
     let captured = capture::apply(repo, tree, &upper).map_err(ScriptError::Setup)?;
+    tracing::debug!(
+        "captured {} written, {} removed in {:.3}s",
+        captured.written.len(),
+        captured.removed.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
     var_to_tmpfiles(repo, tree, &var)?;
+    tracing::debug!("/var to tmpfiles.d in {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
     if let Err(e) = farm::remove_tree(dir) {
         tracing::warn!("{}: {e}", dir.display());
     }
+    tracing::debug!(
+        "session directory removed in {:.3}s",
+        t.elapsed().as_secs_f64()
+    );
     Ok((captured.written.len(), captured.removed.len()))
 }
 
@@ -663,6 +683,7 @@ pub fn run_package_scripts(
         .join("tmp")
         .join(format!("order-{}", std::process::id()));
     let _ = farm::remove_tree(&scratch);
+    let t0 = Instant::now();
     let scheduled = schedule(plan, pkgs, &scratch, tree, repo);
     let _ = farm::remove_tree(&scratch);
     let (sched, scripts, _order) = scheduled?;
@@ -670,6 +691,9 @@ pub fn run_package_scripts(
         skipped: sched.skipped.clone(),
         ..Default::default()
     };
+    report
+        .timings
+        .insert("order".into(), t0.elapsed().as_secs_f64());
     let label = |st: &Step| match &st.by {
         Some(by) => format!("{} ({by})", st.kind.label()),
         None => st.kind.label().to_string(),
@@ -696,7 +720,12 @@ pub fn run_package_scripts(
         resolve_owners_in_tree(repo, tree, &deferred)?;
         return Ok(report);
     }
-    let (mut session, dir) = start_session(repo, tree, opts, "scriptlets")?;
+    let t0 = Instant::now();
+    let (mut session, dir, _farm) = start_session(repo, tree, opts, "scriptlets")?;
+    report
+        .timings
+        .insert("farm".into(), t0.elapsed().as_secs_f64());
+    let t0 = Instant::now();
     progress.start("scriptlets", Some(sched.len() as u64));
     let result = (|| -> Result<(), ScriptError> {
         let run =
@@ -770,7 +799,14 @@ pub fn run_package_scripts(
         let _ = farm::remove_tree(&dir);
         return Err(e);
     }
+    report
+        .timings
+        .insert("run".into(), t0.elapsed().as_secs_f64());
+    let t0 = Instant::now();
     let (written, removed) = finish_session(repo, tree, session, &dir)?;
+    report
+        .timings
+        .insert("capture".into(), t0.elapsed().as_secs_f64());
     report.written = written;
     report.removed = removed;
     Ok(report)
@@ -808,7 +844,7 @@ pub fn run_postprocess(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let (mut session, dir) = start_session(repo, tree, opts, "postprocess")?;
+    let (mut session, dir, _farm) = start_session(repo, tree, opts, "postprocess")?;
     progress.start("postprocess", Some(jobs.len() as u64));
     let mut ran = Vec::new();
     let result = (|| -> Result<(), ScriptError> {
