@@ -1335,12 +1335,36 @@ fn composed_tiny_equals_rpm_install() {
 fn composed_v1_equals_rpm_install() {
     // v1.yaml's `units` links and `default-target` (compose-anchors §2.1 step 12):
     // the rpm install keeps the package's default.target (graphical.target).
-    let extra = [
+    let mut extra: Vec<String> = [
         "usr/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
         "usr/etc/systemd/system/multi-user.target.wants/ssh.service",
         "usr/lib/systemd/system/default.target",
-    ];
-    composed_tree_equals_rpm_install("v1", &extra.map(String::from));
+    ]
+    .map(String::from)
+    .to_vec();
+    // The initramfs step (rpm-ostree's kernel handling): depmod's indexes and the
+    // initramfs the tree's mkinitramfs makes, also under /usr/lib/ostree-boot
+    // (boot-location: new).
+    let kver = util::corpus::kernel("v1").kver;
+    for f in [
+        "initramfs.img",
+        "modules.alias",
+        "modules.alias.bin",
+        "modules.builtin.alias.bin",
+        "modules.builtin.bin",
+        "modules.dep",
+        "modules.dep.bin",
+        "modules.devname",
+        "modules.softdep",
+        "modules.symbols",
+        "modules.symbols.bin",
+        "modules.weakdep",
+    ] {
+        extra.push(format!("usr/lib/modules/{kver}/{f}"));
+    }
+    extra.push(format!("usr/lib/ostree-boot/initramfs-{kver}.img"));
+    extra.push(format!("usr/lib/ostree-boot/vmlinuz-{kver}"));
+    composed_tree_equals_rpm_install("v1", &extra);
 }
 
 /// A compose killed while it writes objects leaves a marker of its unsynced objects; the

@@ -183,8 +183,56 @@ pub fn finalize(
     if plan.container {
         Ok(None)
     } else {
-        kernel(t, plan)
+        kernel_version(t)
     }
+}
+
+/// The kernel release when exactly one `usr/lib/modules/*/vmlinuz` exists (more than
+/// one is an error).
+pub fn kernel_version(t: &MutableTree) -> Result<Option<String>> {
+    let mut found = Vec::new();
+    if let Some(TreeEntry::Dir(modules)) = t.lookup("usr/lib/modules") {
+        for (kver, d) in &modules.dirs {
+            if d.files.contains_key("vmlinuz") {
+                found.push(kver.clone());
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(AssembleError::Tree(format!(
+            "more than one kernel in usr/lib/modules: {}",
+            found.join(", ")
+        ))),
+    }
+}
+
+/// With `boot-location: new`, the kernel (and its initramfs) in `usr/lib/ostree-boot`.
+pub fn place_kernel(
+    repo: &Repo,
+    t: &mut MutableTree,
+    plan: &ComposePlan,
+    kver: &str,
+) -> Result<()> {
+    let _ = repo;
+    if plan.boot_location != BootLocation::New {
+        return Ok(());
+    }
+    let dir = format!("usr/lib/modules/{kver}");
+    for (src, dest) in [
+        ("vmlinuz", format!("usr/lib/ostree-boot/vmlinuz-{kver}")),
+        (
+            "initramfs.img",
+            format!("usr/lib/ostree-boot/initramfs-{kver}.img"),
+        ),
+    ] {
+        if let Some(TreeEntry::File(c)) = t.lookup(&format!("{dir}/{src}")) {
+            let c = *c;
+            put(t, &dest, c)?;
+        }
+    }
+    Ok(())
 }
 
 fn skeleton(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()> {
@@ -987,40 +1035,6 @@ fn add_files(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()>
         )?;
     }
     Ok(())
-}
-
-/// Find the kernel (`usr/lib/modules/$kver/vmlinuz`); with `boot-location: new` also
-/// place it (and an initramfs) in `usr/lib/ostree-boot`.
-fn kernel(t: &mut MutableTree, plan: &ComposePlan) -> Result<Option<String>> {
-    let mut found = Vec::new();
-    if let Some(TreeEntry::Dir(modules)) = t.lookup("usr/lib/modules") {
-        for (kver, d) in &modules.dirs {
-            if let Some(v) = d.files.get("vmlinuz") {
-                found.push((kver.clone(), *v, d.files.get("initramfs.img").copied()));
-            }
-        }
-    }
-    match found.len() {
-        0 => Ok(None),
-        1 => {
-            let (kver, vmlinuz, initramfs) = found.remove(0);
-            if plan.boot_location == BootLocation::New {
-                put(t, &format!("usr/lib/ostree-boot/vmlinuz-{kver}"), vmlinuz)?;
-                if let Some(i) = initramfs {
-                    put(t, &format!("usr/lib/ostree-boot/initramfs-{kver}.img"), i)?;
-                }
-            }
-            Ok(Some(kver))
-        }
-        _ => Err(AssembleError::Tree(format!(
-            "more than one kernel in usr/lib/modules: {}",
-            found
-                .iter()
-                .map(|f| f.0.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
 }
 
 #[cfg(test)]

@@ -10,15 +10,14 @@ use arbor_repo::gvariant::{Type, Value, VarDict};
 use arbor_repo::objects::Commit;
 use arbor_repo::progress::Progress;
 use arbor_repo::store::CommitStats;
-use arbor_repo::tree::TreeEntry;
 use arbor_repo::{Checksum, Repo, RepoError};
 use serde_json::Value as Json;
 
 use crate::assemble::{self, AssembleError};
-use crate::import::{self, ImportError, ImportOpts, Users};
+use crate::import::{self, ImportError, ImportOpts};
 use crate::plan::{ComposePlan, MetadataPlacement};
 use crate::resolve::{self, Lockfile, Resolution, ResolveError};
-use crate::rpmmd::{self, FetchError, FetchedRpm, Http};
+use crate::rpmmd::{self, FetchError, Http};
 use crate::scripts::{self, PackageInput, Ran, ScriptError, ScriptOpts};
 use crate::union::{self, UnionError};
 
@@ -92,6 +91,8 @@ pub struct ComposeOutcome {
     pub content_checksum: Option<String>,
     /// Packages changed since the parent commit, when there is one with a package list.
     pub pkgdiff: Option<crate::rpmdb::PkgDiff>,
+    /// File objects rewritten by the final SELinux labeling (not labeled at import).
+    pub relabeled: u64,
     /// Seconds per phase.
     pub timings: BTreeMap<String, f64>,
 }
@@ -332,43 +333,6 @@ fn json_to_variant(v: &Json) -> Value {
     }
 }
 
-/// The passwd/group used to map RPM owner names to ids: from the package that ships
-/// `/etc/passwd` (imported first with root-only ownership, cached like any import), or
-/// root-only.
-fn users(repo: &Repo, rpms: &[FetchedRpm], cachedir: &Path) -> Result<Users, ComposeError> {
-    for r in rpms {
-        let meta = import::read_header(&r.path)?;
-        let Ok(paths) = meta.get_file_paths() else {
-            continue;
-        };
-        if !paths.iter().any(|p| p == Path::new("/etc/passwd")) {
-            continue;
-        }
-        let (pkg, _) = import::import_rpm_known(
-            repo,
-            &r.path,
-            &ImportOpts::default(),
-            &Users::root_only(),
-            Some(cachedir),
-            Checksum::from_hex(&r.sha256).ok().as_ref(),
-        )?;
-        let read = |name: &str| -> Result<String, ComposeError> {
-            match pkg.tree.lookup(&format!("usr/etc/{name}")) {
-                Some(TreeEntry::File(c)) => {
-                    Ok(String::from_utf8_lossy(&repo.read_file(c)?.1).into_owned())
-                }
-                _ => Ok(String::new()),
-            }
-        };
-        let (passwd, group) = (read("passwd")?, read("group")?);
-        return Users::parse(&passwd, &group).map_err(|e| {
-            ComposeError::Other(format!("{}: /etc/passwd or /etc/group: {e}", r.nevra))
-        });
-    }
-    tracing::warn!("no package ships /etc/passwd: every file is owned by root");
-    Ok(Users::root_only())
-}
-
 fn lap(timings: &mut BTreeMap<String, f64>, name: &str, t0: &mut Instant) {
     timings.insert(name.to_string(), t0.elapsed().as_secs_f64());
     *t0 = Instant::now();
@@ -430,6 +394,7 @@ pub fn compose(
         metadata_written: 0,
         content_checksum: None,
         pkgdiff: None,
+        relabeled: 0,
         timings: BTreeMap::new(),
     };
     if unchanged && !opts.force_nocache && !opts.dry_run {
@@ -440,13 +405,6 @@ pub fn compose(
         return Err(ComposeError::Other(format!(
             "{}: gpg-key {key:?}: arbor does not sign commits yet; compose without it and \
              sign the commit afterwards (rpm-ostree's --write-commitid-to flow)",
-            plan.treefile.display()
-        )));
-    }
-    if plan.selinux && !opts.dry_run {
-        return Err(ComposeError::Other(format!(
-            "{}: selinux: true (the default) needs SELinux labeling, which arbor does not \
-             do yet; set `selinux: false` to compose an unlabeled tree",
             plan.treefile.display()
         )));
     }
@@ -494,7 +452,7 @@ pub fn compose(
         return Ok(outcome);
     }
 
-    let users = users(repo, &rpms, &cachedir)?;
+    let (users, labels) = crate::bootstrap::bootstrap(repo, &rpms, &cachedir, plan.selinux)?;
     let mut jobs = Vec::with_capacity(rpms.len());
     for (r, p) in rpms.iter().zip(&outcome.resolution.packages) {
         let mut remove_from = Vec::new();
@@ -517,6 +475,7 @@ pub fn compose(
                 readonly_executables: plan.readonly_executables,
                 ignore_devices: plan.ignore_devices,
                 ima: plan.ima,
+                labels: labels.clone(),
             },
             Checksum::from_hex(&r.sha256).ok(),
         ));
@@ -601,6 +560,42 @@ pub fn compose(
     lap(&mut timings, "postprocess", &mut t0);
     let kernel = assemble::finalize(repo, &mut tree, plan, parent.as_ref())?;
     lap(&mut timings, "assemble", &mut t0);
+    if let Some(kver) = &kernel {
+        if !plan.no_initramfs {
+            let ran = scripts::run_initramfs(repo, &mut tree, plan, kver, &script_opts, progress)?;
+            outcome.scriptlets.push(ran);
+            lap(&mut timings, "initramfs", &mut t0);
+        }
+        assemble::place_kernel(repo, &mut tree, plan, kver)?;
+    }
+    if plan.selinux {
+        // The tree's own policy, as the scriptlets left it, labels everything.
+        progress.start("selinux", None);
+        let labeled = (|| -> Result<u64, ComposeError> {
+            let policy = crate::relabel::policy_of(repo, &tree)
+                .map_err(|e| ComposeError::Other(format!("selinux: {e}")))?;
+            let fresh;
+            let mut imported = std::collections::HashSet::new();
+            let l = match &labels {
+                Some(l) if l.digest == policy.digest() => {
+                    // What the import labeled with this policy, at the same path.
+                    for p in &packages {
+                        imported.extend(p.tree.files_recursive());
+                    }
+                    l.as_ref()
+                }
+                _ => {
+                    fresh = crate::bootstrap::open_labeler(&policy, &cachedir)?;
+                    &fresh
+                }
+            };
+            crate::relabel::relabel(repo, &mut tree, l, &imported)
+                .map_err(|e| ComposeError::Other(e.to_string()))
+        })();
+        progress.end(labeled.is_ok());
+        outcome.relabeled = labeled?;
+        lap(&mut timings, "selinux", &mut t0);
+    }
 
     let stats = CommitStats::default();
     let (root_tree, root_meta) = repo.write_mtree(&tree, &stats)?;
@@ -751,6 +746,7 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-packages-imported": o.imported,
         "arbor-import-cache-hits": o.cache_hits,
         "arbor-rpmdb-reused": o.rpmdb_reused,
+        "arbor-relabeled": o.relabeled,
         "arbor-unchanged": o.unchanged,
         "arbor-kernel": o.kernel,
         "arbor-scriptlets": o.scriptlets,

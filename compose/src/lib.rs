@@ -6,13 +6,16 @@
 //! ```
 
 pub mod assemble;
+pub mod bootstrap;
 pub mod compose;
 pub mod import;
 pub mod plan;
+pub mod relabel;
 pub mod resolve;
 pub mod rpmdb;
 pub mod rpmmd;
 pub mod scripts;
+pub mod selinux;
 pub mod solve;
 pub mod time;
 pub mod treefile;

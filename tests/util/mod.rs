@@ -751,3 +751,47 @@ pub fn fx_treefile(dir: &Path, packages: &[&str], extra: &str) -> PathBuf {
     .expect("write fx.yaml");
     t
 }
+
+/// The host's SELinux policy (Debian's selinux-policy-default) as an RPM repository
+/// (`ci/selinux-policy-rpm.sh`), built once under `/var/tmp/arbor-fixtures`; the
+/// directory holds `selinux-test.repo`.
+pub fn selinux_policy_repo() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let fc = fs::metadata("/etc/selinux/default/contexts/files/file_contexts")
+                .expect("/etc/selinux/default (apt-get install selinux-policy-default; ci/install-deps.sh does)");
+            let spec = fs::read(workspace_root().join("tests/fixtures/selinux/selinux-policy-test.spec"))
+                .expect("read the policy spec");
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(spec, fc.len(), fc.modified().ok()), &mut h);
+            let dest = PathBuf::from(format!(
+                "/var/tmp/arbor-fixtures/selinux-{:016x}",
+                std::hash::Hasher::finish(&h)
+            ));
+            if !dest.join("selinux-test.repo").is_file() {
+                let work = dest.with_extension(format!("build-{}", std::process::id()));
+                let _ = fs::remove_dir_all(&work);
+                run(
+                    "bash",
+                    &[
+                        workspace_root().join("ci/selinux-policy-rpm.sh").to_str().unwrap(),
+                        work.to_str().unwrap(),
+                    ],
+                )
+                .ok();
+                // The .repo names the build directory: rewrite it for the final one.
+                let repo = fs::read_to_string(work.join("selinux-test.repo")).unwrap();
+                fs::write(
+                    work.join("selinux-test.repo"),
+                    repo.replace(work.to_str().unwrap(), dest.to_str().unwrap()),
+                )
+                .unwrap();
+                if fs::rename(&work, &dest).is_err() {
+                    let _ = fs::remove_dir_all(&work);
+                }
+            }
+            dest
+        })
+        .clone()
+}

@@ -54,12 +54,21 @@ impl LsOpts {
                     EntryKind::File => "file",
                     EntryKind::Symlink => "symlink",
                 };
+                let selinux = e
+                    .xattrs
+                    .entries()
+                    .iter()
+                    .find(|(n, _)| n.as_slice() == b"security.selinux")
+                    .map(|(_, v)| {
+                        String::from_utf8_lossy(v.strip_suffix(b"\0").unwrap_or(v)).into_owned()
+                    });
                 let v = json!({
                     "type": kind, "path": e.path, "mode": e.mode, "uid": e.uid, "gid": e.gid,
                     "size": e.size, "checksum": e.checksum.to_hex(),
                     "dirmeta": e.meta_checksum.map(|c| c.to_hex()),
                     "target": (e.kind == EntryKind::Symlink).then_some(&e.symlink_target),
                     "xattrs": xattrs,
+                    "selinux": selinux,
                 });
                 writeln!(out, "{v}")?;
             } else {

@@ -58,6 +58,10 @@ pub fn key(rpm_sha256: &Checksum, opts: &ImportOpts, users: &Users) -> String {
             h.update(flag.as_bytes());
         }
     }
+    if let Some(l) = &opts.labels {
+        h.update(b"\0selinux\0");
+        h.update(l.digest.as_bytes());
+    }
     for re in &opts.remove_from {
         h.update(b"\0remove\0");
         h.update(re.as_str().as_bytes());

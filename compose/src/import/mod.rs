@@ -74,6 +74,9 @@ pub struct ImportOpts {
     pub ignore_devices: bool,
     /// rpm-ostree's `ima`: the header's IMA file signatures become `security.ima`.
     pub ima: bool,
+    /// Label files with this policy (`selinux: true`); directories are labeled when
+    /// the tree is assembled.
+    pub labels: Option<std::sync::Arc<crate::selinux::Labeler>>,
 }
 
 impl Default for ImportOpts {
@@ -84,6 +87,7 @@ impl Default for ImportOpts {
             readonly_executables: false,
             ignore_devices: true,
             ima: false,
+            labels: None,
         }
     }
 }

@@ -278,9 +278,11 @@ impl State<'_> {
                 self.owned_dirs.insert(p);
             }
             (FileType::SymbolicLink, Placement::Tree(p)) => {
-                let header = self
+                let mut header = self
                     .attrs
                     .symlink(e)
+                    .map_err(|why| self.refuse(&raw, why))?;
+                self.label(&p, &mut header)
                     .map_err(|why| self.refuse(&raw, why))?;
                 let c = header.checksum(b"");
                 self.ctx
@@ -291,9 +293,11 @@ impl State<'_> {
             }
             (_, Placement::Tree(path)) => {
                 let content = self.read_content(e, r)?;
-                let header = self
+                let mut header = self
                     .attrs
                     .regular(e)
+                    .map_err(|why| self.refuse(&raw, why))?;
+                self.label(&path, &mut header)
                     .map_err(|why| self.refuse(&raw, why))?;
                 writer.submit(content, vec![Item { header, raw, path }]);
             }
@@ -331,10 +335,22 @@ impl State<'_> {
         let mut items = Vec::with_capacity(placed.len());
         for (m, path) in placed {
             let raw = entries[m].path().to_string_lossy().into_owned();
-            let header = (self.attrs.regular(&entries[m])).map_err(|why| self.refuse(&raw, why))?;
+            let mut header =
+                (self.attrs.regular(&entries[m])).map_err(|why| self.refuse(&raw, why))?;
+            self.label(&path, &mut header)
+                .map_err(|why| self.refuse(&raw, why))?;
             items.push(Item { header, raw, path });
         }
         writer.submit(content, items);
+        Ok(())
+    }
+
+    /// The SELinux label of a file at tree path `path`, when labeling.
+    fn label(&self, path: &str, header: &mut FileHeader) -> Result<(), String> {
+        if let Some(l) = &self.ctx.opts.labels {
+            let label = l.label_for(path, header.mode).map_err(|e| e.to_string())?;
+            header.xattrs = crate::selinux::with_label(&header.xattrs, label);
+        }
         Ok(())
     }
 
@@ -365,13 +381,15 @@ impl State<'_> {
             let path = format!("{}/{name}", paths::TMPFILES_DIR);
             let mut text = self.tmpfiles.join("\n");
             text.push('\n');
-            let header = FileHeader {
+            let mut header = FileHeader {
                 uid: 0,
                 gid: 0,
                 mode: S_IFREG | 0o644,
                 symlink_target: String::new(),
                 xattrs: Xattrs::default(),
             };
+            self.label(&path, &mut header)
+                .map_err(|why| self.refuse(&path, why))?;
             let c = header.checksum(text.as_bytes());
             self.ctx
                 .repo

@@ -43,8 +43,13 @@ fn err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
+/// The object's xattrs on its bare copy, but its SELinux label: scripts do not need it,
+/// and an SELinux host would refuse labels of another policy.
 fn set_xattrs(path: &Path, h: &FileHeader) -> Result<(), String> {
     for (name, value) in h.xattrs.entries() {
+        if name.as_slice() == b"security.selinux" {
+            continue;
+        }
         rustix::fs::lsetxattr(
             path,
             <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name),

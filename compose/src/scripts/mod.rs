@@ -600,7 +600,9 @@ fn start_session(
         _ => MutableTree::default(),
     };
     let cache = farm::BareCache::new(&cachedir);
-    let farm = farm::Farm::open(&cachedir, label).map_err(ScriptError::Setup)?;
+    // One farm for every stage: between stages the tree changes little, and a sync
+    // touches only the directories that changed.
+    let farm = farm::Farm::open(&cachedir, "tree").map_err(ScriptError::Setup)?;
     let updated = farm.sync(repo, &cache, &usr).map_err(ScriptError::Setup)?;
     tracing::debug!("farm {label}: {updated} directories updated");
     let env = vec![
@@ -616,6 +618,18 @@ fn start_session(
         opts.timeout,
         env,
     )?;
+    if let Some(TreeEntry::Dir(modules)) = tree.lookup("usr/lib/modules") {
+        for (kver, d) in &modules.dirs {
+            for f in ["vmlinuz", "config", "System.map"] {
+                if d.files.contains_key(f) {
+                    session.boot_link(
+                        &format!("{f}-{kver}"),
+                        &format!("/usr/lib/modules/{kver}/{f}"),
+                    )?;
+                }
+            }
+        }
+    }
     Ok((session, dir, farm))
 }
 
@@ -881,6 +895,99 @@ pub fn run_postprocess(
     }
     finish_session(repo, tree, session, &dir)?;
     Ok(ran)
+}
+
+/// Which initramfs generator a tree has.
+fn initramfs_generator(tree: &MutableTree) -> Option<&'static str> {
+    ["usr/bin/dracut", "usr/sbin/dracut", "usr/sbin/mkinitramfs"]
+        .into_iter()
+        .find(|p| matches!(tree.lookup(p), Some(TreeEntry::File(_))))
+}
+
+/// The initramfs of kernel `kver`, made by the tree's own generator in the sandbox, as
+/// rpm-ostree does: `depmod` first, then dracut (`--no-hostonly --reproducible`, plus
+/// the treefile's `initramfs-args`) or else initramfs-tools' `mkinitramfs`, written to
+/// `/usr/lib/modules/KVER/initramfs.img` (0644). A kernel without a generator is an
+/// error naming what is missing (`no-initramfs: true` skips the step).
+pub fn run_initramfs(
+    repo: &Repo,
+    tree: &mut MutableTree,
+    plan: &ComposePlan,
+    kver: &str,
+    opts: &ScriptOpts,
+    progress: &dyn Progress,
+) -> Result<Ran, ScriptError> {
+    let generator = initramfs_generator(tree).ok_or_else(|| {
+        ScriptError::Setup(format!(
+            "the tree has kernel {kver} but no initramfs generator (dracut, or \
+             initramfs-tools' mkinitramfs); add one to the packages, or set \
+             `no-initramfs: true`"
+        ))
+    })?;
+    let image = format!("/usr/lib/modules/{kver}/initramfs.img");
+    // A package's own initramfs goes (rpm-ostree drops RPM-generated ones).
+    tree.remove(&image);
+    let mut cmd = vec![format!("/{generator}")];
+    if generator.ends_with("dracut") {
+        cmd.extend(["--no-hostonly", "--reproducible", "--tmpdir=/tmp", "-f"].map(String::from));
+        cmd.extend(plan.initramfs_args.iter().cloned());
+        cmd.extend([image.clone(), kver.to_string()]);
+    } else {
+        cmd.extend(["-o".to_string(), image.clone()]);
+        cmd.extend(plan.initramfs_args.iter().cloned());
+        cmd.push(kver.to_string());
+    }
+    let (mut session, dir, _farm) = start_session(repo, tree, opts, "initramfs")?;
+    progress.start("initramfs", None);
+    let t = Instant::now();
+    let what = format!("initramfs ({})", cmd.join(" "));
+    let result = (|| -> Result<(), ScriptError> {
+        let depmod = ["usr/sbin/depmod", "usr/bin/depmod"]
+            .into_iter()
+            .find(|p| matches!(tree.lookup(p), Some(TreeEntry::File(_))));
+        if let Some(depmod) = depmod {
+            session
+                .run(&Invocation {
+                    argv: vec![format!("/{depmod}"), "-a".into(), kver.into()],
+                    stdin: Vec::new(),
+                })
+                .map_err(|error| ScriptError::Postprocess {
+                    what: format!("depmod -a {kver}"),
+                    error,
+                })?;
+        }
+        session
+            .run(&Invocation {
+                argv: cmd.clone(),
+                stdin: Vec::new(),
+            })
+            .map_err(|error| ScriptError::Postprocess {
+                what: what.clone(),
+                error,
+            })?;
+        let made = session.root().join(image.trim_start_matches('/'));
+        let meta = std::fs::metadata(&made).map_err(|e| {
+            ScriptError::Setup(format!("{what} exited 0 but wrote no {image}: {e}"))
+        })?;
+        if meta.len() == 0 {
+            return Err(ScriptError::Setup(format!("{what} wrote an empty {image}")));
+        }
+        std::fs::set_permissions(&made, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| ScriptError::Setup(format!("{}: {e}", made.display())))?;
+        Ok(())
+    })();
+    progress.end(result.is_ok());
+    if let Err(e) = result {
+        drop(session);
+        let _ = farm::remove_tree(&dir);
+        return Err(e);
+    }
+    finish_session(repo, tree, session, &dir)?;
+    Ok(Ran {
+        package: "(initramfs)".into(),
+        scriptlet: cmd.join(" "),
+        seconds: t.elapsed().as_secs_f64(),
+    })
 }
 
 /// Name → id.

@@ -125,6 +125,7 @@ impl Session {
             &merged,
             &dir.join("var/tmp"),
             &dir.join("scripts"),
+            &dir.join("boot"),
         ] {
             fs::create_dir_all(d).map_err(|e| err(d, e))?;
         }
@@ -205,6 +206,14 @@ impl Session {
         self.dir.join("var")
     }
 
+    /// A symlink in the sandbox's `/boot` (read-only, otherwise empty): Debian-style
+    /// tools look for `/boot/config-KVER` and the like, which a tree keeps in
+    /// `/usr/lib/modules/KVER/`.
+    pub fn boot_link(&self, name: &str, target: &str) -> Result<(), SandboxError> {
+        let p = self.dir.join("boot").join(name);
+        std::os::unix::fs::symlink(target, &p).map_err(|e| err(&p, e))
+    }
+
     /// Put `body` where scripts can read it (`/run/arbor/NAME` inside the sandbox).
     pub fn script_file(&mut self, body: &str) -> Result<String, SandboxError> {
         self.count += 1;
@@ -236,6 +245,8 @@ impl Session {
             a.extend(["--symlink".into(), target.clone(), format!("/{link}")]);
         }
         let var = self.var().display().to_string();
+        let boot = self.dir.join("boot").display().to_string();
+        a.extend(["--ro-bind".into(), boot, "/boot".into()]);
         let scripts = self.dir.join("scripts").display().to_string();
         for x in [
             "--bind",

@@ -86,8 +86,20 @@ impl DumpEntry {
                 .entries()
                 .iter()
                 .map(|(n, v)| {
-                    let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
-                    format!("{}={hex}", escape(&String::from_utf8_lossy(n)))
+                    let name = escape(&String::from_utf8_lossy(n));
+                    // Text values (an SELinux label: printable ASCII and its NUL) are
+                    // shown as text, quoted; anything else as hex.
+                    let text = v.strip_suffix(b"\0").unwrap_or(v);
+                    if !text.is_empty()
+                        && text
+                            .iter()
+                            .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b',')
+                    {
+                        format!("{name}=\"{}\"", String::from_utf8_lossy(text))
+                    } else {
+                        let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+                        format!("{name}={hex}")
+                    }
                 })
                 .collect();
             line.push_str(" xattrs=");

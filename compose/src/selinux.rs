@@ -1,0 +1,368 @@
+//! SELinux file labels from the policy shipped in the tree: `/etc/selinux/config` names
+//! the policy (`SELINUXTYPE`), whose `contexts/files/file_contexts` (with `.local`,
+//! `.homedirs`, `.subs`, `.subs_dist`) libselinux's `selabel_lookup` matches against
+//! the path a file will have on a booted system (`/usr/etc/x` is looked up as `/etc/x`,
+//! as ostree labels it). The regex matching stays libselinux's: this module is a thin
+//! binding (the only `unsafe` here), and the policy files are handed to it from a
+//! directory of their own, never the host's policy.
+//!
+//! A label is the `security.selinux` xattr: the context and a NUL, as the kernel
+//! stores what `setfiles` writes.
+
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+
+use arbor_repo::checksum::Hasher;
+use arbor_repo::Xattrs;
+
+/// The xattr a label lives in.
+pub const XATTR: &[u8] = b"security.selinux";
+/// `SELABEL_CTX_FILE`, `SELABEL_OPT_VALIDATE` and `SELABEL_OPT_PATH` (selinux/label.h),
+/// `SELINUX_CB_VALIDATE` (selinux/selinux.h).
+const SELABEL_CTX_FILE: c_uint = 0;
+const SELABEL_OPT_VALIDATE: c_int = 1;
+const SELABEL_OPT_PATH: c_int = 3;
+const SELINUX_CB_VALIDATE: c_int = 2;
+/// The files of a policy's `contexts/files/` that file labels come from.
+pub const CONTEXT_FILES: &[&str] = &[
+    "file_contexts",
+    "file_contexts.local",
+    "file_contexts.homedirs",
+    "file_contexts.subs",
+    "file_contexts.subs_dist",
+];
+
+/// `struct selinux_opt` (selinux/selinux.h).
+#[repr(C)]
+struct SelinuxOpt {
+    kind: c_int,
+    value: *const c_char,
+}
+
+/// `union selinux_callback`, the one member used here: a context validator.
+#[repr(C)]
+union SelinuxCallback {
+    func_validate: extern "C" fn(*mut *mut c_char) -> c_int,
+}
+
+/// Contexts belong to the tree's policy, not the build host's: every context is
+/// accepted (validation still compiles every regex, which is what catches a broken
+/// file_contexts).
+extern "C" fn accept_context(_ctx: *mut *mut c_char) -> c_int {
+    0
+}
+
+#[link(name = "selinux")]
+extern "C" {
+    fn selinux_set_callback(kind: c_int, cb: SelinuxCallback);
+    fn selabel_open(backend: c_uint, opts: *const SelinuxOpt, nopts: c_uint) -> *mut c_void;
+    fn selabel_close(handle: *mut c_void);
+    fn selabel_lookup_raw(
+        handle: *mut c_void,
+        con: *mut *mut c_char,
+        key: *const c_char,
+        kind: c_int,
+    ) -> c_int;
+    fn freecon(con: *mut c_char);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error("selinux: true, but the tree has no /etc/selinux/config (no SELinux policy package in the set; or set `selinux: false`)")]
+    NoConfig,
+    #[error("/etc/selinux/config names no SELINUXTYPE")]
+    NoType,
+    #[error("/etc/selinux/config says SELINUXTYPE={name}, but the tree has no /etc/selinux/{name}/contexts/files/file_contexts")]
+    NoPolicy { name: String },
+    #[error("{}: {why}", path.display())]
+    Io { path: PathBuf, why: String },
+    #[error(
+        "libselinux cannot load the file contexts of policy {name} ({why}); its messages are above"
+    )]
+    Load { name: String, why: String },
+    #[error("libselinux cannot label {path} with the file contexts of policy {name} ({why}); its messages are above")]
+    Lookup {
+        name: String,
+        path: String,
+        why: String,
+    },
+}
+
+/// The policy files of a tree: its type and `contexts/files/*` contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    /// File name (from [`CONTEXT_FILES`]) → content.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Policy {
+    /// From `/etc/selinux/config` and a reader of tree files (`read("etc/selinux/…")`,
+    /// `None` when absent).
+    pub fn find(read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Result<Policy, LabelError> {
+        let config = read("etc/selinux/config").ok_or(LabelError::NoConfig)?;
+        let text = String::from_utf8_lossy(&config);
+        let name = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("SELINUXTYPE="))
+            .last()
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or(LabelError::NoType)?;
+        if name.contains('/') || name == ".." {
+            return Err(LabelError::NoPolicy { name });
+        }
+        let mut files = BTreeMap::new();
+        for f in CONTEXT_FILES {
+            if let Some(data) = read(&format!("etc/selinux/{name}/contexts/files/{f}")) {
+                files.insert(f.to_string(), data);
+            }
+        }
+        if !files.contains_key("file_contexts") {
+            return Err(LabelError::NoPolicy { name });
+        }
+        Ok(Policy { name, files })
+    }
+
+    /// SHA-256 (hex) of the policy's name and files: labels made with equal digests are
+    /// equal, so it belongs in every cache key of labeled content.
+    pub fn digest(&self) -> String {
+        let mut h = Hasher::new();
+        h.update(self.name.as_bytes());
+        for (f, data) in &self.files {
+            h.update(format!("\0{f}\0{}\0", data.len()).as_bytes());
+            h.update(data);
+        }
+        h.finish().to_hex()
+    }
+}
+
+/// An open `selabel` handle over one policy's file contexts. Lookups run concurrently:
+/// libselinux's file backend compiles each regex once under its own lock and matches
+/// with per-call data (the design `selinux_restorecon_parallel` relies on).
+#[derive(Debug)]
+pub struct Labeler {
+    /// Raw `struct selabel_handle *`; never changed after `open`.
+    handle: usize,
+    pub digest: String,
+    pub policy: String,
+}
+
+impl Labeler {
+    /// Write `policy`'s files into `dir` (which must not exist) and open them.
+    pub fn open(policy: &Policy, dir: &Path) -> Result<Labeler, LabelError> {
+        let io = |p: &Path, e: std::io::Error| LabelError::Io {
+            path: p.to_path_buf(),
+            why: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for (f, data) in &policy.files {
+            let p = dir.join(f);
+            std::fs::write(&p, data).map_err(|e| io(&p, e))?;
+        }
+        let path = dir.join("file_contexts");
+        let c_path =
+            CString::new(path.to_string_lossy().into_owned()).map_err(|_| LabelError::Io {
+                path: path.clone(),
+                why: "NUL in path".into(),
+            })?;
+        static VALIDATOR: std::sync::Once = std::sync::Once::new();
+        VALIDATOR.call_once(|| {
+            // SAFETY: installs a plain function pointer as libselinux's (process-wide)
+            // context validator; no lookup is running (the Once runs before any
+            // handle of this module exists).
+            unsafe {
+                selinux_set_callback(
+                    SELINUX_CB_VALIDATE,
+                    SelinuxCallback {
+                        func_validate: accept_context,
+                    },
+                )
+            }
+        });
+        let opts = [
+            SelinuxOpt {
+                kind: SELABEL_OPT_PATH,
+                value: c_path.as_ptr(),
+            },
+            // Non-NULL: validate, which compiles every entry now (a broken regex is
+            // an error here, not a file silently left unlabeled later).
+            SelinuxOpt {
+                kind: SELABEL_OPT_VALIDATE,
+                value: c_path.as_ptr(),
+            },
+        ];
+        // SAFETY: `opts` points at two valid `selinux_opt` whose string outlives the
+        // call; libselinux copies what it keeps.
+        let handle = unsafe { selabel_open(SELABEL_CTX_FILE, opts.as_ptr(), 2) };
+        if handle.is_null() {
+            return Err(LabelError::Load {
+                name: policy.name.clone(),
+                why: std::io::Error::last_os_error().to_string(),
+            });
+        }
+        Ok(Labeler {
+            handle: handle as usize,
+            digest: policy.digest(),
+            policy: policy.name.clone(),
+        })
+    }
+
+    /// The context for `path` (absolute, as on a booted system) of file type `mode`
+    /// (`S_IFREG`, `S_IFDIR`, `S_IFLNK`, … with or without permission bits); `None`
+    /// when the policy gives none (`<<none>>`).
+    /// A lookup that fails otherwise than by finding nothing (a regex of the policy
+    /// that does not compile, say) is an error.
+    pub fn lookup(&self, path: &str, mode: u32) -> Result<Option<String>, LabelError> {
+        let Ok(key) = CString::new(path) else {
+            return Ok(None);
+        };
+        let mut con: *mut c_char = std::ptr::null_mut();
+        // SAFETY: the handle is open (closed only in Drop), `key` is a valid C string,
+        // `con` receives a string libselinux allocated, freed below with freecon.
+        let rc = unsafe {
+            selabel_lookup_raw(
+                self.handle as *mut c_void,
+                &mut con,
+                key.as_ptr(),
+                (mode & 0o170000) as c_int,
+            )
+        };
+        if rc != 0 || con.is_null() {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                // No entry (or `<<none>>`): no label.
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(LabelError::Lookup {
+                    name: self.policy.clone(),
+                    path: path.to_string(),
+                    why: e.to_string(),
+                }),
+            };
+        }
+        // SAFETY: `con` is a NUL-terminated string from libselinux.
+        let out = unsafe { CStr::from_ptr(con) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: allocated by selabel_lookup_raw, freed once.
+        unsafe { freecon(con) };
+        Ok(Some(out))
+    }
+
+    /// The `security.selinux` value for a tree path (`usr/etc/x` is `/etc/x`).
+    pub fn label_for(&self, tree_path: &str, mode: u32) -> Result<Option<Vec<u8>>, LabelError> {
+        let booted = booted_path(tree_path);
+        Ok(self.lookup(&booted, mode)?.map(|c| {
+            let mut v = c.into_bytes();
+            v.push(0);
+            v
+        }))
+    }
+}
+
+impl Drop for Labeler {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from selabel_open and is closed once, when no lookup
+        // can run any more (`&mut self`).
+        unsafe { selabel_close(self.handle as *mut c_void) };
+    }
+}
+
+// SAFETY: the handle is only read after `open`; libselinux's file backend supports
+// concurrent lookups on one handle (see the type's documentation).
+unsafe impl Send for Labeler {}
+unsafe impl Sync for Labeler {}
+
+/// `xattrs` with its `security.selinux` replaced by `label` (or removed when `None`).
+pub fn with_label(xattrs: &Xattrs, label: Option<Vec<u8>>) -> Xattrs {
+    let mut all: Vec<(Vec<u8>, Vec<u8>)> = xattrs
+        .entries()
+        .iter()
+        .filter(|(n, _)| n.as_slice() != XATTR)
+        .cloned()
+        .collect();
+    if let Some(l) = label {
+        all.push((XATTR.to_vec(), l));
+    }
+    Xattrs::new(all)
+}
+
+/// The label an object carries, if any.
+pub fn label_of(xattrs: &Xattrs) -> Option<&[u8]> {
+    xattrs
+        .entries()
+        .iter()
+        .find(|(n, _)| n.as_slice() == XATTR)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The path a tree path has on a booted system: `/usr/etc/x` is `/etc/x`.
+pub fn booted_path(tree_path: &str) -> String {
+    let p = tree_path.trim_start_matches('/');
+    match p.strip_prefix("usr/etc") {
+        Some("") => "/etc".into(),
+        Some(rest) if rest.starts_with('/') => format!("/etc{rest}"),
+        _ => format!("/{p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_from_a_file_contexts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut files = BTreeMap::new();
+        files.insert(
+            "file_contexts".to_string(),
+            b"/.*\tsystem_u:object_r:default_t:s0\n\
+              /etc(/.*)?\tsystem_u:object_r:etc_t:s0\n\
+              /etc/shadow\t--\tsystem_u:object_r:shadow_t:s0\n\
+              /usr/bin(/.*)?\tsystem_u:object_r:bin_t:s0\n\
+              /usr/lib/modules\t-d\tsystem_u:object_r:modules_object_t:s0\n\
+              /proc\t<<none>>\n"
+                .to_vec(),
+        );
+        files.insert(
+            "file_contexts.subs_dist".to_string(),
+            b"/usr/lib64 /usr/lib\n".to_vec(),
+        );
+        let policy = Policy {
+            name: "t".into(),
+            files,
+        };
+        let l = Labeler::open(&policy, &tmp.path().join("p")).unwrap();
+        assert_eq!(
+            l.label_for("usr/etc/shadow", 0o100644).unwrap().unwrap(),
+            b"system_u:object_r:shadow_t:s0\0"
+        );
+        assert_eq!(
+            l.lookup("/etc/shadow", 0o040755).unwrap().as_deref(),
+            Some("system_u:object_r:etc_t:s0")
+        );
+        assert_eq!(
+            l.lookup("/usr/bin/ls", 0o100755).unwrap().as_deref(),
+            Some("system_u:object_r:bin_t:s0")
+        );
+        assert_eq!(
+            l.lookup("/usr/lib64/modules", 0o040755).unwrap().as_deref(),
+            Some("system_u:object_r:modules_object_t:s0")
+        );
+        assert_eq!(l.lookup("/proc", 0o040755).unwrap(), None);
+        assert_eq!(booted_path("usr/etc"), "/etc");
+        assert_eq!(booted_path("usr/etcetera"), "/usr/etcetera");
+        let read = |p: &str| match p {
+            "etc/selinux/config" => Some(b"SELINUX=enforcing\nSELINUXTYPE=t\n".to_vec()),
+            _ => None,
+        };
+        assert!(matches!(
+            Policy::find(&read),
+            Err(LabelError::NoPolicy { name }) if name == "t"
+        ));
+        assert!(matches!(Policy::find(&|_| None), Err(LabelError::NoConfig)));
+    }
+}
