@@ -108,7 +108,7 @@ impl Policy {
         let name = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("SELINUXTYPE="))
-            .last()
+            .next_back()
             .map(|v| v.trim().trim_matches('"').to_string())
             .filter(|v| !v.is_empty())
             .ok_or(LabelError::NoType)?;
