@@ -527,7 +527,7 @@ mod tests {
             })
             .collect();
         for want in [
-            ("t.yaml", "modules"),
+            ("t.yaml", ""), // modules: unknown
             ("t.yaml", "boot-location"),
             ("t.yaml", "automatic-version-suffix"),
             ("t.yaml", "gpg-key"),
@@ -542,6 +542,7 @@ mod tests {
         }
         let text = e.to_string();
         assert!(text.starts_with("7 problems in the treefile:"), "{text}");
+        assert!(text.contains("t.yaml: unknown key \"modules\""), "{text}");
         assert!(
             text.contains("inc.yaml: sysusers: unknown value \"sometimes\""),
             "{text}"

@@ -336,7 +336,7 @@ pub fn parse_value(path: &Path, format: Format, v: Json, problems: &mut Vec<Prob
                 Format::Json => {
                     extra.insert(k, val);
                 }
-                Format::Yaml => bad(&k, "unknown key".into()),
+                Format::Yaml => bad("", format!("unknown key {k:?}")),
             },
             Err(e) => bad(&k, strip_serde_position(&e.to_string())),
         }
@@ -505,7 +505,7 @@ fn check_values(t: &mut Treefile, bad: &mut impl FnMut(&str, String)) {
     }
     for (f, dest) in t.add_files.iter().flatten() {
         if let Err(why) = add_files_dest(dest) {
-            bad("add-files", format!("{f:?}: {why}"));
+            bad("add-files", format!("[{f:?}, {dest:?}]: {why}"));
         }
     }
     for f in t.remove_files.iter().flatten() {
@@ -638,8 +638,8 @@ pub fn add_files_dest(dest: &str) -> Result<String, String> {
         Ok(format!("/{rel}"))
     } else {
         Err(format!(
-            "add-files: unsupported destination {dest:?} (a file under /usr but not \
-             /usr/local, /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
+            "unsupported destination {dest:?} (a file under /usr but not /usr/local, \
+             /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
         ))
     }
 }
