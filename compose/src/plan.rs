@@ -493,7 +493,7 @@ impl ComposePlan {
             container_cmd: tf.container_cmd.clone().unwrap_or_default(),
             opt_usrlocal: match tf.opt_usrlocal.as_deref() {
                 Some("root") => OptUsrlocal::Root,
-                Some("state-overlay" | "stateoverlay") => OptUsrlocal::StateOverlay,
+                Some("state-overlay") => OptUsrlocal::StateOverlay,
                 _ => OptUsrlocal::Var,
             },
             readonly_executables: tf.readonly_executables.unwrap_or(false),

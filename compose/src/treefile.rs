@@ -482,7 +482,11 @@ mod tests {
             "bootstrap-packages folded in"
         );
         assert_eq!(t.automatic_version_suffix.as_deref(), Some("-"));
-        assert_eq!(t.opt_usrlocal.as_deref(), Some("stateoverlay"));
+        assert_eq!(
+            t.opt_usrlocal.as_deref(),
+            Some("state-overlay"),
+            "the canonical spelling"
+        );
         let overrides = t.scriptlet_overrides.as_ref().unwrap();
         assert_eq!(
             (overrides[0].package.as_str(), overrides[1].package.as_str()),

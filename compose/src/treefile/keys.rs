@@ -414,6 +414,18 @@ fn check_values(t: &mut Treefile, bad: &mut impl FnMut(&str, String)) {
             }
         }
     }
+    // Aliases print under their canonical spelling, as rpm-ostree's enums serialize.
+    for (value, alias, canonical) in [
+        (&mut t.rpmdb, "b-d-b", "bdb"),
+        (&mut t.opt_usrlocal, "stateoverlay", "state-overlay"),
+    ] {
+        if value.as_deref() == Some(alias) {
+            *value = Some(canonical.into());
+        }
+    }
+    if let Some(n) = t.edition.as_ref().and_then(edition_of) {
+        t.edition = Some(Json::String(n.to_string()));
+    }
     if let Some(e) = &t.edition {
         if edition_of(e).is_none() {
             bad(
