@@ -493,7 +493,7 @@ impl ComposePlan {
             container_cmd: tf.container_cmd.clone().unwrap_or_default(),
             opt_usrlocal: match tf.opt_usrlocal.as_deref() {
                 Some("root") => OptUsrlocal::Root,
-                Some("state-overlay" | "stateoverlay") => OptUsrlocal::StateOverlay,
+                Some("state-overlay") => OptUsrlocal::StateOverlay,
                 _ => OptUsrlocal::Var,
             },
             readonly_executables: tf.readonly_executables.unwrap_or(false),
@@ -817,6 +817,74 @@ mod tests {
         assert!(
             e.contains("no `ref` set") && e.contains("nope.sh does not exist"),
             "{e}"
+        );
+    }
+
+    /// Plans of real manifests (tests/manifests): their `.repo` files, `lockfile-repos`,
+    /// external files and merged keys reach the plan.
+    #[test]
+    fn real_manifests_plan() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/manifests");
+        let load = |rel: &str| {
+            let path = root.join(rel);
+            let (tf, problems) = treefile::load_collecting(&path, "x86_64").unwrap();
+            ComposePlan::build(&path, tf, "x86_64", problems).unwrap()
+        };
+        let fcos = load("fedora-coreos-config/manifest.yaml");
+        assert_eq!(fcos.ref_, "fedora/x86_64/coreos/testing-devel");
+        assert_eq!(
+            fcos.repos[0].baseurls[0],
+            "https://dl.fedoraproject.org/pub/fedora/linux/releases/40/Everything/x86_64/os/"
+        );
+        assert_eq!(fcos.repos[1].id, "fedora-updates");
+        assert_eq!(fcos.lockfile_repos[0].id, "fedora-coreos-pool");
+        assert_eq!(
+            fcos.check_passwd,
+            AccountCheck::File(root.join("fedora-coreos-config/manifests/passwd"))
+        );
+        assert_eq!(fcos.postprocess.len(), 10);
+        assert_eq!(fcos.ostree_layers.len(), 10);
+        assert!(fcos.selinux && fcos.preserve_passwd);
+        assert_eq!(fcos.boot_location, BootLocation::Modules);
+        assert_eq!(fcos.mutate_os_release.as_deref(), Some("40"));
+        assert!(fcos.packages.iter().any(|p| p == "irqbalance"));
+
+        let silverblue = load("workstation-ostree-config/fedora-silverblue.yaml");
+        let rawhide = &silverblue.repos[0];
+        assert_eq!(rawhide.id, "fedora-rawhide");
+        assert!(rawhide.baseurls.is_empty());
+        assert_eq!(
+            rawhide.mirrorlist.as_deref(),
+            Some("https://mirrors.fedoraproject.org/metalink?repo=rawhide&arch=x86_64")
+        );
+        assert_eq!(
+            silverblue.default_target.as_deref(),
+            Some("graphical.target")
+        );
+
+        let rocky = load("rocky-ostree-config/manifest.8-minimal.yaml");
+        assert_eq!(rocky.ref_, "rockylinux/8/x86_64/minimal/devel");
+        assert_eq!(
+            rocky.repo_packages,
+            [(
+                "baseos".to_string(),
+                vec![
+                    "kernel".into(),
+                    "kernel-modules".into(),
+                    "kernel-modules-extra".into()
+                ]
+            )]
+        );
+        assert!(rocky.cliwrap && rocky.readonly_executables && !rocky.documentation);
+        // Not substituted (rpm-ostree does not substitute repovars).
+        assert_eq!(rocky.repovars["rltype"], "${rltype}");
+        assert_eq!(
+            rocky
+                .repos
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>(),
+            ["baseos", "appstream"]
         );
     }
 }

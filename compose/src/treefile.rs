@@ -482,7 +482,11 @@ mod tests {
             "bootstrap-packages folded in"
         );
         assert_eq!(t.automatic_version_suffix.as_deref(), Some("-"));
-        assert_eq!(t.opt_usrlocal.as_deref(), Some("stateoverlay"));
+        assert_eq!(
+            t.opt_usrlocal.as_deref(),
+            Some("state-overlay"),
+            "the canonical spelling"
+        );
         let overrides = t.scriptlet_overrides.as_ref().unwrap();
         assert_eq!(
             (overrides[0].package.as_str(), overrides[1].package.as_str()),
@@ -527,7 +531,7 @@ mod tests {
             })
             .collect();
         for want in [
-            ("t.yaml", "modules"),
+            ("t.yaml", ""), // modules: unknown
             ("t.yaml", "boot-location"),
             ("t.yaml", "automatic-version-suffix"),
             ("t.yaml", "gpg-key"),
@@ -542,6 +546,7 @@ mod tests {
         }
         let text = e.to_string();
         assert!(text.starts_with("7 problems in the treefile:"), "{text}");
+        assert!(text.contains("t.yaml: unknown key \"modules\""), "{text}");
         assert!(
             text.contains("inc.yaml: sysusers: unknown value \"sometimes\""),
             "{text}"

@@ -336,7 +336,7 @@ pub fn parse_value(path: &Path, format: Format, v: Json, problems: &mut Vec<Prob
                 Format::Json => {
                     extra.insert(k, val);
                 }
-                Format::Yaml => bad(&k, "unknown key".into()),
+                Format::Yaml => bad("", format!("unknown key {k:?}")),
             },
             Err(e) => bad(&k, strip_serde_position(&e.to_string())),
         }
@@ -413,6 +413,18 @@ fn check_values(t: &mut Treefile, bad: &mut impl FnMut(&str, String)) {
                 );
             }
         }
+    }
+    // Aliases print under their canonical spelling, as rpm-ostree's enums serialize.
+    for (value, alias, canonical) in [
+        (&mut t.rpmdb, "b-d-b", "bdb"),
+        (&mut t.opt_usrlocal, "stateoverlay", "state-overlay"),
+    ] {
+        if value.as_deref() == Some(alias) {
+            *value = Some(canonical.into());
+        }
+    }
+    if let Some(n) = t.edition.as_ref().and_then(edition_of) {
+        t.edition = Some(Json::String(n.to_string()));
     }
     if let Some(e) = &t.edition {
         if edition_of(e).is_none() {
@@ -505,7 +517,7 @@ fn check_values(t: &mut Treefile, bad: &mut impl FnMut(&str, String)) {
     }
     for (f, dest) in t.add_files.iter().flatten() {
         if let Err(why) = add_files_dest(dest) {
-            bad("add-files", format!("{f:?}: {why}"));
+            bad("add-files", format!("[{f:?}, {dest:?}]: {why}"));
         }
     }
     for f in t.remove_files.iter().flatten() {
@@ -638,8 +650,8 @@ pub fn add_files_dest(dest: &str) -> Result<String, String> {
         Ok(format!("/{rel}"))
     } else {
         Err(format!(
-            "add-files: unsupported destination {dest:?} (a file under /usr but not \
-             /usr/local, /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
+            "unsupported destination {dest:?} (a file under /usr but not /usr/local, \
+             /etc, /bin, /sbin, /lib or /lib64, without . or ..)"
         ))
     }
 }
