@@ -185,7 +185,7 @@ fn resolve_bad_inputs() {
     let c = corpus_dir();
     let tmp = tempdir();
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "frobnicate: true\n");
-    arbor(&["resolve", p(&t)]).fails_with("frobnicate: unknown key");
+    arbor(&["resolve", p(&t)]).fails_with("unknown key \"frobnicate\"");
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| {
         s.replace("  - tiny-old\n", "  - no-such-package\n")
     });
@@ -863,7 +863,7 @@ fn compose_bad_inputs_commit_nothing() {
     run(&t).fails_with("tiny-1.2");
     // Unknown key, include loop.
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "bogus: 1\n");
-    run(&t).fails_with("bogus: unknown key");
+    run(&t).fails_with("unknown key \"bogus\"");
     let t = treefile_variant(&c, "tiny.yaml", tmp.path(), |s| s + "include: tiny.yaml\n");
     run(&t).fails_with("include loop");
     // A repository that does not exist.
