@@ -42,6 +42,46 @@ timed() {  # run label cmd...  -> appends "label wall cpu rss" to $RESULTS
     read -r wall user sys rss < "$t.time"
     echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}') $rss" >> "$RESULTS"
 }
+if [ "${LABELS:-0}" = 1 ]; then
+    # SELinux labeling's cost: corpus v1 plus a real policy package (the host's
+    # selinux-policy-default as an RPM), cold, without and with `selinux: true`, in the
+    # same run; then an unchanged re-compose with labels.
+    POLICY=$(bash "$HERE/selinux-policy-rpm.sh" "$WORK/selinux")
+    mkdir -p "$WORK/tf"; cp "$CORPUS"/*.repo "$POLICY/selinux-test.repo" "$WORK/tf/"
+    for mode in nolabel label; do
+        sel=false; [ $mode = label ] && sel=true
+        sed -e "s/^selinux: false/selinux: $sel/" -e 's/^repos:$/repos:\n  - selinux-test/' \
+            -e '0,/^packages:$/s//packages:\n  - selinux-policy-test/' "$CORPUS/v1.yaml" > "$WORK/tf/v1-$mode.yaml"
+    done
+    for run in $(seq 1 "$RUNS"); do
+        W=$WORK/$run; mkdir -p "$W"
+        for mode in nolabel label; do
+            "$ARBOR" init --repo "$W/repo-$mode" >/dev/null; sync
+            timed "$run" "arbor-v1-$mode" "$ARBOR" compose --repo "$W/repo-$mode" --cachedir "$W/cache-$mode" \
+                --write-composejson-to "$W/$mode.json" "$WORK/tf/v1-$mode.yaml"
+        done
+        timed "$run" arbor-label-noop "$ARBOR" compose --repo "$W/repo-label" --cachedir "$W/cache-label" "$WORK/tf/v1-label.yaml"
+        echo "run $run of $RUNS done" >&2
+    done
+    corpus_stats "$CORPUS"
+    python3 - "$RESULTS" "$WORK" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, wall, cpu, rss = line.split()
+    rows.setdefault(label, []).append((float(wall), float(cpu), int(rss)))
+med = {k: (statistics.median(w for w, _, _ in v), statistics.median(c for _, c, _ in v), max(r for _, _, r in v)) for k, v in rows.items()}
+for k in ("arbor-v1-nolabel", "arbor-v1-label", "arbor-label-noop"):
+    w, c, r = med[k]
+    print(f"{k:<22} wall {w:6.2f} s  cpu {c:6.2f} s  peak_rss {r} KB")
+a, b = med["arbor-v1-nolabel"], med["arbor-v1-label"]
+print(f"labeling adds {100 * (b[0] / a[0] - 1):.1f} % wall, {100 * (b[1] / a[1] - 1):.1f} % CPU to a cold compose")
+print("all runs (wall s):", {k: [w for w, _, _ in v] for k, v in rows.items()})
+v = json.load(open(sys.argv[2] + "/1/label.json"))
+print("labeled run timings (run 1):", {k: round(t, 2) for k, t in v["arbor-timings"].items()}, "relabeled", v.get("arbor-relabeled"))
+PY
+    exit 0
+fi
 for run in $(seq 1 "$RUNS"); do
     W=$WORK/$run; mkdir -p "$W"
     # Stock pipeline, cold: resolve with dnf, unpack with rpm, post-process, ostree commit.

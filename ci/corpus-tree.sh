@@ -3,6 +3,7 @@
 # directory tree the way ../shared/corpus/baseline-ostree.sh does (rpm --root -i, then the
 # rpm-ostree conventions), building the corpus first if needed. Used by the benchmarks.
 #   CORPUS   corpus output directory (default /var/tmp/corpus)
+#   STOCK_INITRAMFS=0      skip the initramfs (depmod + the tree's mkinitramfs/dracut)
 #   STOCK_INSTALL=rpm|dnf   rpm --root -i --noscripts (default), or dnf --installroot
 #            with the packages' scriptlets (the stock pipeline for the fedora corpus)
 set -euo pipefail
@@ -28,6 +29,22 @@ else
     rpm --root "$dest" -i --nodeps --noscripts --notriggers --nosignature --nodigest --ignorearch "${rpms[@]}" 2>&1 | { grep -v -e "^warning:" -e "Alien" -e "assuming you know" >&2 || true; }
 fi
 r=$dest
+# The initramfs, as rpm-ostree makes one: depmod, then the tree's own generator
+# (mkinitramfs finds the kernel's config through /boot, as on Debian).
+for kdir in "$r"/usr/lib/modules/*/; do
+    kver=$(basename "$kdir"); [ -f "$kdir/vmlinuz" ] || continue
+    [ "${STOCK_INITRAMFS:-1}" = 1 ] || continue
+    mkdir -p "$r/boot"
+    for f in config System.map vmlinuz; do
+        [ -e "$kdir/$f" ] && ln -sf "/usr/lib/modules/$kver/$f" "$r/boot/$f-$kver"
+    done
+    chroot "$r" /usr/sbin/depmod -a "$kver"
+    if [ -x "$r/usr/bin/dracut" ]; then
+        chroot "$r" /usr/bin/dracut --no-hostonly --reproducible -f "/usr/lib/modules/$kver/initramfs.img" "$kver" >&2
+    elif [ -x "$r/usr/sbin/mkinitramfs" ]; then
+        chroot "$r" /usr/sbin/mkinitramfs -o "/usr/lib/modules/$kver/initramfs.img" "$kver" >&2
+    fi
+done
 mkdir -p "$r/usr/lib/sysimage"
 [ -d "$r/var/lib/rpm" ] && mv "$r/var/lib/rpm" "$r/usr/lib/sysimage/rpm"
 mv "$r/etc" "$r/usr/etc"

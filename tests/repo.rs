@@ -86,7 +86,7 @@ fn commit_checksums_equal_ostree() {
         .to_string();
     assert!(
         ls.contains(
-            "/xattr-file xattrs=user.alpha=6669727374,user.binary=000102ff,user.zeta=6c617374"
+            "/xattr-file xattrs=user.alpha=\"first\",user.binary=000102ff,user.zeta=\"last\""
         ),
         "{ls}"
     );
