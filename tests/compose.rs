@@ -1427,3 +1427,79 @@ fn killed_compose_is_recovered_by_the_next() {
     arbor(&["fsck", "--repo", &repo]).ok();
     util::ostree(&[&format!("--repo={repo}"), "fsck"]).ok();
 }
+
+/// `arbor fetch` resolves and downloads over HTTP (keeping the repodata); with the
+/// server gone, `compose --offline` builds from the cache alone. Offline without a
+/// filled cache is an error saying what to do.
+#[test]
+fn fetch_then_compose_offline() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let t = util::fx_treefile(dir, &["fx-base", "fx-app"], "");
+    let server = util::HttpServer::start(&util::scriptlet_fixtures());
+    fs::write(
+        dir.join("fx.repo"),
+        format!("[fx]\nbaseurl={}\nenabled=1\n", server.url()),
+    )
+    .unwrap();
+    let repo = dir.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let empty = dir.join("empty-cache");
+    drop(server);
+    arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&empty),
+        "--offline",
+        p(&t),
+    ])
+    .fails_with("no cached metadata");
+    let server = util::HttpServer::start(&util::scriptlet_fixtures());
+    fs::write(
+        dir.join("fx.repo"),
+        format!("[fx]\nbaseurl={}\nenabled=1\n", server.url()),
+    )
+    .unwrap();
+    let cache = dir.join("cache");
+    let url = server.url();
+    let out = arbor(&["fetch", "--cachedir", p(&cache), "--json", p(&t)])
+        .ok()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["packages"], 2);
+    assert_eq!(v["downloaded"], 2);
+    drop(server);
+    let c = arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&cache),
+        "--offline",
+        p(&t),
+    ])
+    .ok()
+    .trim()
+    .to_string();
+    assert_eq!(c.len(), 64, "{c}");
+    arbor(&["fsck", "--repo", p(&repo)]).ok();
+    // A package the cache lacks is named.
+    let t2 = util::fx_treefile(dir, &["fx-base", "fx-app", "fx-var"], "");
+    fs::write(
+        dir.join("fx.repo"),
+        format!("[fx]\nbaseurl={url}\nenabled=1\n"),
+    )
+    .unwrap();
+    arbor(&[
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&cache),
+        "--offline",
+        p(&t2),
+    ])
+    .fails_with("fx-var-1-1.x86_64 is not in the cache");
+}

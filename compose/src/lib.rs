@@ -8,6 +8,7 @@
 pub mod assemble;
 pub mod bootstrap;
 pub mod compose;
+pub mod decompress;
 pub mod import;
 pub mod plan;
 pub mod relabel;

@@ -542,7 +542,7 @@ fn load_repos(
 ) -> Result<(Vec<RepoConfig>, Vec<RepoConfig>), TreefileError> {
     let entries = fs::read_dir(dir).map_err(|source| TreefileError::Io {
         path: dir.into(),
-        source,
+        err: source,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -554,7 +554,7 @@ fn load_repos(
     for f in files {
         let text = fs::read_to_string(&f).map_err(|source| TreefileError::Io {
             path: f.clone(),
-            source,
+            err: source,
         })?;
         let (sections, outside) = read_sections(&f, &text);
         if let Some(e) = outside.into_iter().next() {

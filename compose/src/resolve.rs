@@ -103,6 +103,7 @@ pub fn resolve(
     plan: &ComposePlan,
     http: &Http,
     lock: Option<&Lockfile>,
+    cache: Option<&Path>,
 ) -> Result<Resolution, ResolveError> {
     let mut req = SolveRequest {
         install: plan.packages.clone(),
@@ -124,7 +125,7 @@ pub fn resolve(
         let mut repos = plan
             .repos
             .iter()
-            .map(|r| rpmmd::load_repo(http, r, filelists))
+            .map(|r| rpmmd::load_repo(http, r, filelists, cache))
             .collect::<Result<Vec<_>, _>>()?;
         // `lockfile-repos` only serve packages a lockfile pins: without a lockfile
         // they are not read, with one they show only the pinned names.
@@ -134,7 +135,7 @@ pub fn resolve(
                 if repos.iter().any(|l| l.config.id == r.id) {
                     continue;
                 }
-                let mut loaded = rpmmd::load_repo(http, r, filelists)?;
+                let mut loaded = rpmmd::load_repo(http, r, filelists, cache)?;
                 loaded.metadata.include_only = pinned.clone();
                 repos.push(loaded);
             }
@@ -265,7 +266,7 @@ mod tests {
             ..Default::default()
         };
         let http = Http::default();
-        let e = resolve(&plan, &http, None).unwrap_err().to_string();
+        let e = resolve(&plan, &http, None, None).unwrap_err().to_string();
         assert!(
             e.contains('b'),
             "without a lockfile the pool is not read: {e}"
@@ -276,7 +277,7 @@ mod tests {
             arch: "x86_64".into(),
             digest: None,
         }];
-        let res = resolve(&plan, &http, Some(&lock)).unwrap();
+        let res = resolve(&plan, &http, Some(&lock), None).unwrap();
         let got: Vec<(String, String)> = res
             .packages
             .iter()

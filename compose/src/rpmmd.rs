@@ -9,7 +9,7 @@
 pub mod mirrors;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use crate::solve::{RepoMetadata, SolvedPackage};
 
 /// Attempts per download before giving up.
 const RETRIES: u32 = 3;
+/// An RPM whose repodata gives no size is read up to this many bytes.
+const MAX_RPM_BYTES: u64 = 16 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -36,18 +38,19 @@ pub enum FetchError {
         expected: String,
         actual: String,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// (The OS error is part of the message, not a source: printed once.)
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
 }
 
 type Result<T> = std::result::Result<T, FetchError>;
 
-/// Blocking HTTP GET; one shared client.
+/// The network as the compose sees it: one shared blocking HTTP client, or none
+/// (`--offline`: repodata and RPMs come from the cache only, and anything else is an
+/// error saying so). The caller builds it and passes it in.
 pub struct Http {
     agent: ureq::Agent,
+    offline: bool,
 }
 
 impl Default for Http {
@@ -57,11 +60,36 @@ impl Default for Http {
             .build();
         Http {
             agent: config.into(),
+            offline: false,
         }
     }
 }
 
 impl Http {
+    /// No network: only the cache (and `file://` repositories) serve.
+    pub fn offline() -> Http {
+        Http {
+            offline: true,
+            ..Http::default()
+        }
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// Stream `url` into `dest` (created), at most `max` bytes.
+    fn download(&self, url: &str, dest: &Path, max: u64) -> std::result::Result<u64, String> {
+        let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
+        let mut reader = resp.body_mut().as_reader().take(max + 1);
+        let mut f = fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        let n = std::io::copy(&mut reader, &mut f).map_err(|e| e.to_string())?;
+        check_limit(n, Some(max))?;
+        f.sync_all()
+            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        Ok(n)
+    }
+
     /// GET `url`; with a `limit`, a body larger than it is an error (read no further).
     fn get(&self, url: &str, limit: Option<u64>) -> std::result::Result<Vec<u8>, String> {
         let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
@@ -119,6 +147,12 @@ fn get_limited(http: &Http, url: &str, limit: Option<u64>) -> Result<Vec<u8>> {
             why: "unsupported URL scheme (file, http, https)".into(),
         });
     }
+    if http.offline {
+        return Err(FetchError::Get {
+            url: url.into(),
+            why: "not fetched: offline (run `arbor fetch` first)".into(),
+        });
+    }
     let mut last = String::new();
     for attempt in 0..RETRIES {
         match http.get(url, limit) {
@@ -164,68 +198,86 @@ pub struct Repomd {
     pub digest: String,
 }
 
-fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let i = s.find(open)? + open.len();
-    let j = s[i..].find(close)? + i;
-    Some(&s[i..j])
-}
-
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=\"");
-    let i = tag.find(&key)? + key.len();
-    let j = tag[i..].find('"')? + i;
-    Some(&tag[i..j])
-}
-
-/// Parse repomd.xml (a small, regular format; no general XML parser needed).
+/// Parse repomd.xml: every `<data type>` with its `<location href>`, `<checksum type>`
+/// and `<timestamp>`, and the `<revision>`.
 pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
     let mut data = Vec::new();
     let mut timestamp: Option<u64> = None;
-    let mut rest = xml;
-    while let Some(i) = rest.find("<data ") {
-        let block_end = rest[i..].find("</data>").ok_or("unterminated <data>")? + i;
-        let block = &rest[i..block_end];
-        let open_tag = &block[..block.find('>').ok_or("bad <data> tag")?];
-        let kind = attr(open_tag, "type")
-            .ok_or("<data> without type")?
-            .to_string();
-        let loc_start = block
-            .find("<location")
-            .ok_or_else(|| format!("{kind}: no <location>"))?;
-        let loc_tag = &block[loc_start..];
-        let href = attr(
-            &loc_tag[..loc_tag.find('>').unwrap_or(loc_tag.len())],
-            "href",
-        )
-        .ok_or_else(|| format!("{kind}: <location> without href"))?
-        .to_string();
-        let ck_start = block
-            .find("<checksum")
-            .ok_or_else(|| format!("{kind}: no <checksum>"))?;
-        let ck = &block[ck_start..];
-        let ck_tag_end = ck.find('>').ok_or("bad <checksum>")?;
-        let ck_type = attr(&ck[..ck_tag_end], "type")
-            .unwrap_or("sha256")
-            .to_string();
-        let ck_val = ck[ck_tag_end + 1..ck.find("</checksum>").ok_or("unterminated <checksum>")?]
-            .trim()
-            .to_string();
-        if let Some(t) = between(block, "<timestamp>", "</timestamp>")
-            .and_then(|t| t.trim().split('.').next()?.parse::<u64>().ok())
+    let mut revision = None;
+    // The element whose text is being read, and the <data> being filled.
+    let mut text_of: Option<String> = None;
+    // (type, location href, (checksum type, value)) of the <data> being read.
+    type Partial = (String, Option<String>, Option<(String, String)>);
+    let mut current: Option<Partial> = None;
+    let attr = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Option<String> {
+        e.try_get_attribute(name).ok().flatten().and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+    };
+    loop {
+        match reader
+            .read_event()
+            .map_err(|e| format!("repomd.xml: {e}"))?
         {
-            timestamp = timestamp.max(Some(t));
+            Event::Start(e) | Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                match name.as_str() {
+                    "data" => {
+                        let kind = attr(&e, "type").ok_or("<data> without type")?;
+                        current = Some((kind, None, None));
+                    }
+                    "location" => {
+                        if let Some(c) = current.as_mut() {
+                            c.1 = attr(&e, "href");
+                        }
+                    }
+                    "checksum" if current.is_some() => {
+                        let kind = attr(&e, "type").unwrap_or_else(|| "sha256".into());
+                        text_of = Some(format!("checksum:{kind}"));
+                    }
+                    "timestamp" | "revision" => text_of = Some(name),
+                    _ => text_of = None,
+                }
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(|e| e.to_string())?.trim().to_string();
+                match text_of.as_deref() {
+                    Some("revision") => revision = Some(text),
+                    Some("timestamp") if current.is_some() => {
+                        if let Some(v) = text.split('.').next().and_then(|t| t.parse().ok()) {
+                            timestamp = timestamp.max(Some(v));
+                        }
+                    }
+                    Some(ck) if ck.starts_with("checksum:") => {
+                        if let Some(c) = current.as_mut() {
+                            c.2 = Some((ck["checksum:".len()..].to_string(), text));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::End(e) => {
+                text_of = None;
+                if e.local_name().as_ref() == b"data" {
+                    let (kind, href, checksum) = current.take().ok_or("unbalanced </data>")?;
+                    data.push(RepomdData {
+                        href: href.ok_or_else(|| format!("{kind}: no <location href>"))?,
+                        checksum: checksum.ok_or_else(|| format!("{kind}: no <checksum>"))?,
+                        kind,
+                    });
+                }
+            }
+            Event::Eof => break,
+            _ => {}
         }
-        data.push(RepomdData {
-            kind,
-            href,
-            checksum: (ck_type, ck_val),
-        });
-        rest = &rest[block_end..];
     }
     if data.is_empty() {
         return Err("no <data> entries".into());
     }
-    let revision = between(xml, "<revision>", "</revision>").map(|s| s.trim().to_string());
     let timestamp = timestamp.or_else(|| revision.as_deref()?.parse().ok());
     Ok(Repomd {
         revision,
@@ -250,25 +302,49 @@ pub fn digest(kind: &str, data: &[u8]) -> std::result::Result<String, String> {
     }
 }
 
-fn decompress(name: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    if name.ends_with(".gz") {
-        flate2::read::GzDecoder::new(&data[..])
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
-    } else if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(&data[..])
-            .read_to_end(&mut out)
-            .map_err(|e| e.to_string())?;
-    } else if name.ends_with(".zst") {
-        zstd::stream::read::Decoder::new(&data[..])
-            .and_then(|mut d| d.read_to_end(&mut out))
-            .map_err(|e| e.to_string())?;
-    } else if name.ends_with(".bz2") {
-        return Err("bzip2-compressed repodata is not supported".into());
-    } else {
+/// Repodata as the XML it is, whatever compression the file has (told by its bytes).
+/// Hex digest of a file with the repodata checksum type, read in chunks.
+fn file_digest(kind: &str, path: &Path) -> std::result::Result<String, String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    macro_rules! stream {
+        ($h:expr) => {{
+            let mut h = $h;
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(hex(&h.finalize()))
+        }};
+    }
+    match kind {
+        "sha256" => stream!(Sha256::new()),
+        "sha512" => stream!(Sha512::new()),
+        other => Err(format!(
+            "unsupported checksum type {other:?} (sha256, sha512)"
+        )),
+    }
+}
+
+fn decompress(data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let plain = crate::decompress::open(&data[..])
+        .map_err(|e| e.to_string())?
+        .compression
+        == crate::decompress::Compression::None;
+    if plain {
         return Ok(data);
     }
+    let mut out = Vec::new();
+    crate::decompress::open(&data[..])
+        .map_err(|e| e.to_string())?
+        .reader
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -285,12 +361,37 @@ pub struct LoadedRepo {
 /// Load one repository's metadata, trying its base URLs, then its mirrors, in order.
 /// `with_filelists` loads filelists too (needed for file dependencies outside
 /// primary's short list).
-pub fn load_repo(http: &Http, repo: &RepoConfig, with_filelists: bool) -> Result<LoadedRepo> {
+///
+/// With a `cache` (`CACHEDIR/repodata/<repo id>/`), what was loaded is kept there:
+/// `repomd.xml`, the metadata files by name, and the base URL. Offline, the repository
+/// is loaded from there, every file verified again against repomd.xml.
+pub fn load_repo(
+    http: &Http,
+    repo: &RepoConfig,
+    with_filelists: bool,
+    cache: Option<&Path>,
+) -> Result<LoadedRepo> {
+    let dir = cache.map(|c| c.join("repodata").join(&repo.id));
+    if http.offline && !repo.baseurls.iter().all(|b| b.starts_with("file://")) {
+        let dir = dir.ok_or_else(|| FetchError::Repo {
+            repo: repo.id.clone(),
+            why: "offline, and no cache to load its metadata from".into(),
+        })?;
+        return load_cached(repo, &dir, with_filelists);
+    }
     let sources = mirrors::sources(http, repo)?;
     let mut errors = Vec::new();
     for base in &sources.bases {
         match load_from(http, repo, base, with_filelists, sources.check.as_ref()) {
-            Ok(r) => return Ok(r),
+            Ok((r, files)) => {
+                if let Some(dir) = &dir {
+                    // A cache that cannot be written costs an offline compose, not this one.
+                    if let Err(e) = save_cached(dir, &r.baseurl, &files) {
+                        tracing::warn!("{}: {e}", dir.display());
+                    }
+                }
+                return Ok(r);
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -300,13 +401,50 @@ pub fn load_repo(http: &Http, repo: &RepoConfig, with_filelists: bool) -> Result
     })
 }
 
+/// Keep a repository's metadata files (name → raw bytes) and base URL in `dir`.
+fn save_cached(dir: &Path, base: &str, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)?;
+    fs::write(tmp.join("base.url"), base)?;
+    for (name, data) in files {
+        fs::write(tmp.join(name), data)?;
+    }
+    let _ = fs::remove_dir_all(dir);
+    fs::rename(&tmp, dir)
+}
+
+/// A repository from `dir` (see [`save_cached`]), verified as if downloaded.
+fn load_cached(repo: &RepoConfig, dir: &Path, with_filelists: bool) -> Result<LoadedRepo> {
+    let missing = || FetchError::Repo {
+        repo: repo.id.clone(),
+        why: format!(
+            "no cached metadata in {} (offline: run `arbor fetch` first)",
+            dir.display()
+        ),
+    };
+    let base = fs::read_to_string(dir.join("base.url")).map_err(|_| missing())?;
+    let file_url = format!("file://{}/", dir.display());
+    let read = |name: &str| -> Result<Vec<u8>> { fs::read(dir.join(name)).map_err(|_| missing()) };
+    let xml = read("repomd.xml")?;
+    let (mut loaded, _) = parse_loaded(repo, &file_url, xml, with_filelists, |href| {
+        read(href.rsplit('/').next().unwrap_or(href))
+    })?;
+    loaded.baseurl = base;
+    Ok(loaded)
+}
+
+/// A metadata file by name, as read (for the repodata cache).
+type NamedFile = (String, Vec<u8>);
+
+/// Load from one base URL; also returns the files read (name → raw bytes) for the cache.
 fn load_from(
     http: &Http,
     repo: &RepoConfig,
     base: &str,
     with_filelists: bool,
     check: Option<&mirrors::RepomdCheck>,
-) -> Result<LoadedRepo> {
+) -> Result<(LoadedRepo, Vec<NamedFile>)> {
     let url = join_url(base, "repodata/repomd.xml");
     let max = check
         .and_then(|c| c.max_size)
@@ -318,7 +456,22 @@ fn load_from(
             why,
         })?;
     }
-    let text = String::from_utf8(xml).map_err(|_| FetchError::Get {
+    parse_loaded(repo, base, xml, with_filelists, |href| {
+        get(http, &join_url(base, href))
+    })
+}
+
+/// repomd.xml, then the `primary` (and `filelists`) it lists, fetched by `fetch(href)`,
+/// each verified against its checksum and decompressed.
+fn parse_loaded(
+    repo: &RepoConfig,
+    base: &str,
+    xml: Vec<u8>,
+    with_filelists: bool,
+    fetch: impl Fn(&str) -> Result<Vec<u8>>,
+) -> Result<(LoadedRepo, Vec<NamedFile>)> {
+    let url = join_url(base, "repodata/repomd.xml");
+    let text = String::from_utf8(xml.clone()).map_err(|_| FetchError::Get {
         url: url.clone(),
         why: "not UTF-8".into(),
     })?;
@@ -326,12 +479,13 @@ fn load_from(
         url: url.clone(),
         why,
     })?;
-    let fetch = |kind: &str| -> Result<Option<Vec<u8>>> {
+    let mut files = vec![("repomd.xml".to_string(), xml)];
+    let mut load = |kind: &str| -> Result<Option<Vec<u8>>> {
         let Some(d) = repomd.data.iter().find(|d| d.kind == kind) else {
             return Ok(None);
         };
         let url = join_url(base, &d.href);
-        let raw = get(http, &url)?;
+        let raw = fetch(&d.href)?;
         let actual = digest(&d.checksum.0, &raw).map_err(|why| FetchError::Get {
             url: url.clone(),
             why,
@@ -345,32 +499,36 @@ fn load_from(
                 actual,
             });
         }
-        decompress(&d.href, raw)
-            .map(Some)
-            .map_err(|why| FetchError::Get { url, why })
+        let name = d.href.rsplit('/').next().unwrap_or(&d.href).to_string();
+        let out = decompress(raw.clone()).map_err(|why| FetchError::Get { url, why })?;
+        files.push((name, raw));
+        Ok(Some(out))
     };
-    let primary = fetch("primary")?.ok_or_else(|| FetchError::Repo {
+    let primary = load("primary")?.ok_or_else(|| FetchError::Repo {
         repo: repo.id.clone(),
         why: format!("{url} lists no primary metadata"),
     })?;
     let filelists = if with_filelists {
-        fetch("filelists")?
+        load("filelists")?
     } else {
         None
     };
-    Ok(LoadedRepo {
-        config: repo.clone(),
-        baseurl: base.to_string(),
-        repomd,
-        metadata: RepoMetadata {
-            id: repo.id.clone(),
-            primary_xml: primary,
-            filelists_xml: filelists,
-            priority: repo.priority,
-            exclude: repo.exclude.clone(),
-            include_only: repo.include_only.clone(),
+    Ok((
+        LoadedRepo {
+            config: repo.clone(),
+            baseurl: base.to_string(),
+            repomd,
+            metadata: RepoMetadata {
+                id: repo.id.clone(),
+                primary_xml: primary,
+                filelists_xml: filelists,
+                priority: repo.priority,
+                exclude: repo.exclude.clone(),
+                include_only: repo.include_only.clone(),
+            },
         },
-    })
+        files,
+    ))
 }
 
 /// A package available locally, verified against its repodata digest.
@@ -496,7 +654,7 @@ pub fn fetch_rpms(
     let dir = cache.join("rpms");
     fs::create_dir_all(&dir).map_err(|source| FetchError::Io {
         path: dir.clone(),
-        source,
+        err: source,
     })?;
     progress.start("fetch", Some(packages.len() as u64));
     let memo = DigestMemo::load(&dir);
@@ -557,14 +715,14 @@ fn fetch_one(
     let verify = |path: &Path| -> Result<String> {
         let sha = sha256_memo(path, memo, fresh).map_err(|source| FetchError::Io {
             path: path.into(),
-            source,
+            err: source,
         })?;
         let actual = if kind == "sha256" {
             sha.clone()
         } else {
             let data = fs::read(path).map_err(|source| FetchError::Io {
                 path: path.into(),
-                source,
+                err: source,
             })?;
             digest(&kind, &data).map_err(|why| FetchError::Get {
                 url: url.clone(),
@@ -598,32 +756,61 @@ fn fetch_one(
         }
         let _ = fs::remove_file(&cached);
     }
+    if http.offline {
+        return Err(FetchError::Get {
+            url,
+            why: format!(
+                "{} is not in the cache {} (offline: run `arbor fetch` first)",
+                p.nevra(),
+                dir.display()
+            ),
+        });
+    }
+    // Streamed to disk (never whole in memory), no larger than the repodata says.
+    let max = if p.download_size > 0 {
+        p.download_size
+    } else {
+        MAX_RPM_BYTES
+    };
+    let part = cached.with_extension("rpm.part");
     let mut last = None;
-    for _ in 0..RETRIES {
-        let body = get(http, &url)?;
-        let actual = digest(&kind, &body).map_err(|why| FetchError::Get {
-            url: url.clone(),
-            why,
-        })?;
+    for attempt in 0..RETRIES {
+        let got = http.download(&url, &part, max);
+        let actual = match got {
+            Ok(_) => file_digest(&kind, &part).map_err(|why| FetchError::Get {
+                url: url.clone(),
+                why,
+            })?,
+            Err(why) => {
+                tracing::warn!(
+                    "GET {url} failed (attempt {}/{RETRIES}): {why}",
+                    attempt + 1
+                );
+                let _ = fs::remove_file(&part);
+                last = Some(FetchError::Get {
+                    url: url.clone(),
+                    why,
+                });
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+                continue;
+            }
+        };
         if actual != expected {
+            let _ = fs::remove_file(&part);
             last = Some(mismatch(actual));
             continue;
         }
-        let part = cached.with_extension("rpm.part");
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&part)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&part, &cached)
-        };
-        write().map_err(|source| FetchError::Io {
-            path: part.clone(),
-            source,
+        fs::rename(&part, &cached).map_err(|err| FetchError::Io {
+            path: cached.clone(),
+            err,
         })?;
         let sha256 = if kind == "sha256" {
             actual
         } else {
-            hex(&Sha256::digest(&body))
+            sha256_file(&cached).map_err(|err| FetchError::Io {
+                path: cached.clone(),
+                err,
+            })?
         };
         // Remembered like a verified local file: the next compose does not hash it again.
         if let Some(stamp) = Stamp::of(&cached) {

@@ -35,11 +35,9 @@ const MAX_INCLUDE_DEPTH: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreefileError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// (The OS error is part of the message, not a source: printed once.)
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: {why}")]
     Parse { path: PathBuf, why: String },
     #[error("{path}: unknown key {key:?}")]

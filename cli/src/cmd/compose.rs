@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use arbor_compose::compose::{self, compose_json, ComposeOpts};
 use arbor_compose::plan::{host_basearch, ComposePlan};
 use arbor_compose::resolve::{self, lockfile_json};
+use arbor_compose::rpmmd::Http;
 use arbor_compose::treefile;
 use clap::Args;
 
@@ -69,9 +70,22 @@ pub struct ComposeInputs {
     /// compose naming it.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     scriptlet_timeout: u64,
+    /// No network: repodata and RPMs come from the cache only (what `arbor fetch` put
+    /// there; `file://` repositories are read in place).
+    #[arg(long)]
+    offline: bool,
 }
 
 impl ComposeInputs {
+    /// The network the compose uses (none with `--offline`).
+    pub fn http(&self) -> Http {
+        if self.offline {
+            Http::offline()
+        } else {
+            Http::default()
+        }
+    }
+
     /// The library options; reads the lockfile and parses the timestamp.
     pub fn opts(&self, dry_run: bool) -> Result<ComposeOpts> {
         let lockfile = self
@@ -115,7 +129,7 @@ impl ComposeCmdOpts {
         .open()?;
         let mut opts = self.inputs.opts(self.dry_run)?;
         opts.no_ref = self.write_commitid_to.is_some();
-        let out = compose::compose(&repo, &plan, &opts, &Bar::new())
+        let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         if let Some(f) = &self.write_lockfile_to {
             std::fs::write(

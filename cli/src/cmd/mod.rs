@@ -6,6 +6,7 @@ mod commit;
 mod compose;
 mod db;
 mod delta;
+mod fetch;
 mod fsck;
 mod import_rpms;
 mod init;
@@ -83,6 +84,8 @@ pub enum Command {
     Release(release::ReleaseOpts),
     /// Compose a treefile into a commit (resolve, fetch, import, assemble, commit).
     Compose(compose::ComposeCmdOpts),
+    /// Resolve a treefile and download its RPMs into the cache, for `compose --offline`.
+    Fetch(fetch::FetchOpts),
     /// Import RPMs and commit their union, without assembly (a debugging aid).
     #[command(name = "import-rpms", hide = true)]
     ImportRpms(import_rpms::ImportRpmsOpts),
@@ -129,6 +132,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Delta(c) => c.run(),
         Command::Release(o) => o.run(),
         Command::Compose(o) => o.run(),
+        Command::Fetch(o) => o.run(),
         Command::ImportRpms(o) => o.run(),
         Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),

@@ -111,7 +111,7 @@ impl ReleaseOpts {
 
         // 1. compose
         let t = step("compose");
-        let out = compose::compose(&repo, &plan, &opts, &Bar::new())
+        let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         timings.insert("compose".into(), json!(t.elapsed().as_secs_f64()));
         let head = repo

@@ -30,7 +30,7 @@ impl ResolveOpts {
             .as_deref()
             .map(resolve::parse_lockfile)
             .transpose()?;
-        let res = resolve::resolve(&plan, &Http::default(), lock.as_ref())
+        let res = resolve::resolve(&plan, &Http::default(), lock.as_ref(), None)
             .with_context(|| format!("resolving {}", self.treefile.display()))?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&lockfile_json(&res))?);

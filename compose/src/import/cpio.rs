@@ -14,6 +14,7 @@
 //! where the `rpm` crate's streaming reader scans the file list once per entry
 //! (quadratic in the number of files).
 
+use crate::decompress::Compression;
 use std::io::{self, BufRead, Read};
 
 /// A payload entry header.
@@ -38,35 +39,18 @@ pub struct Archive<'a> {
     done: bool,
 }
 
-/// Wrap `r` (positioned at the payload) in the decompressor its magic bytes name.
-pub fn decompress<'a>(
-    mut r: impl BufRead + Send + 'a,
-) -> Result<Box<dyn Read + Send + 'a>, String> {
-    let head = r.fill_buf().map_err(|e| e.to_string())?;
-    Ok(match head {
-        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-            Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r))
-        }
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(|e| format!("zstd: {e}"))?)
-        }
-        [0x5d, 0, 0, ..] => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
-                .map_err(|e| format!("lzma: {e}"))?;
-            Box::new(liblzma::bufread::XzDecoder::new_stream(r, stream))
-        }
-        [b'0', b'7', b'0', b'7', ..] => Box::new(r),
-        [b'B', b'Z', b'h', ..] => return Err("bzip2-compressed payloads are not supported".into()),
-        [] => return Err("the payload is empty".into()),
-        other => {
-            let n = other.len().min(6);
-            return Err(format!(
-                "unknown payload compression (starts with {:02x?})",
-                &other[..n]
-            ));
-        }
-    })
+/// Wrap `r` (positioned at the payload) in the decompressor its magic bytes name; an
+/// uncompressed payload must start as a cpio archive does.
+pub fn decompress<'a>(r: impl BufRead + Send + 'a) -> Result<Box<dyn Read + Send + 'a>, String> {
+    let o = crate::decompress::open(r).map_err(|e| e.to_string())?;
+    match (o.compression, o.head.as_slice()) {
+        (Compression::None, []) => Err("the payload is empty".into()),
+        (Compression::None, [b'0', b'7', b'0', b'7', ..]) => Ok(o.reader),
+        (Compression::None, head) => Err(format!(
+            "unknown payload compression (starts with {head:02x?})"
+        )),
+        _ => Ok(o.reader),
+    }
 }
 
 fn pad4(n: u64) -> u64 {

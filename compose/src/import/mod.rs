@@ -124,9 +124,9 @@ pub fn read_header(path: &Path) -> Result<rpm::PackageMetadata, ImportError> {
         path: path.to_path_buf(),
         err,
     };
-    let file = File::open(path).map_err(io_err)?;
+    let mut file = File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
-    rawheader::read_metadata(path, &file, len)
+    rawheader::read_metadata(path, &mut file, len)
 }
 
 /// Import one RPM into `repo`. With `cache_dir`, a package imported before with the
@@ -165,7 +165,7 @@ pub fn import_rpm_known(
     };
     let mut file = File::open(rpm_path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
-    let meta = rawheader::read_metadata(rpm_path, &file, len)?;
+    let meta = rawheader::read_metadata(rpm_path, &mut file, len)?;
     let offsets = meta.get_package_segment_offsets();
     let digests = header::digests(rpm_path, &file, offsets.header, offsets.payload)?;
     if sha256.is_some_and(|want| *want != digests.file) {

@@ -11,7 +11,6 @@
 //! slice out of bounds (a panic) or allocate gigabytes. Every entry is checked here
 //! against the store, and the header against the file size, with rpm's own limits.
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -26,8 +25,13 @@ const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
 const MAX_ENTRIES: u64 = 0xffff;
 const MAX_DATA: u64 = 0x0fff_ffff;
 
-/// Parse the lead and both headers of `file` (`len` bytes long).
-pub fn read_metadata(path: &Path, file: &File, len: u64) -> Result<PackageMetadata, ImportError> {
+/// Parse the lead and both headers of `file` (`len` bytes long): any seekable reader
+/// (a file, a buffer).
+pub fn read_metadata<R: Read + Seek>(
+    path: &Path,
+    file: &mut R,
+    len: u64,
+) -> Result<PackageMetadata, ImportError> {
     let bad = |why: String| ImportError::NotRpm {
         path: path.to_path_buf(),
         why,
@@ -46,7 +50,7 @@ pub fn read_metadata(path: &Path, file: &File, len: u64) -> Result<PackageMetada
     PackageMetadata::parse(&mut bytes.as_slice()).map_err(|e| bad(short(e)))
 }
 
-fn read_at(mut file: &File, offset: u64, n: u64, len: u64) -> io::Result<Vec<u8>> {
+fn read_at<R: Read + Seek>(file: &mut R, offset: u64, n: u64, len: u64) -> io::Result<Vec<u8>> {
     if offset.saturating_add(n) > len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -64,7 +68,7 @@ fn be32(b: &[u8], at: usize) -> u64 {
 }
 
 /// Validate the header structure at `offset`; returns its total length.
-fn check_header(file: &File, offset: u64, len: u64) -> Result<u64, String> {
+fn check_header<R: Read + Seek>(file: &mut R, offset: u64, len: u64) -> Result<u64, String> {
     let intro = read_at(file, offset, 16, len).map_err(|e| e.to_string())?;
     if intro[..4] != HEADER_MAGIC {
         return Err("bad magic".into());

@@ -314,7 +314,7 @@ mod tests {
             metalink: Some(format!("file://{}", ml.display())),
             ..repo("fedora")
         };
-        let loaded = load_repo(&http, &r, false).unwrap();
+        let loaded = load_repo(&http, &r, false, None).unwrap();
         assert_eq!(loaded.baseurl, good_url);
         assert_eq!(loaded.metadata.primary_xml, PRIMARY);
 
@@ -324,7 +324,7 @@ mod tests {
             b"<repomd>tampered</repomd>",
         )
         .unwrap();
-        let e = load_repo(&http, &r, false).unwrap_err().to_string();
+        let e = load_repo(&http, &r, false, None).unwrap_err().to_string();
         assert!(
             e.contains("repository fedora")
                 && e.contains(&good_url)
@@ -339,13 +339,13 @@ mod tests {
             mirrorlist: Some(format!("file://{}", list.display())),
             ..repo("updates")
         };
-        assert_eq!(load_repo(&http, &r, false).unwrap().baseurl, good_url);
+        assert_eq!(load_repo(&http, &r, false, None).unwrap().baseurl, good_url);
 
         let r = RepoConfig {
             mirrorlist: Some(format!("file://{}/missing", d.path().display())),
             ..repo("gone")
         };
-        let e = load_repo(&http, &r, false).unwrap_err().to_string();
+        let e = load_repo(&http, &r, false, None).unwrap_err().to_string();
         assert!(
             e.contains("repository gone") && e.contains("/missing"),
             "{e}"
@@ -355,7 +355,7 @@ mod tests {
             baseurls: vec![good_url.clone()],
             ..r
         };
-        assert_eq!(load_repo(&http, &r, false).unwrap().baseurl, good_url);
+        assert_eq!(load_repo(&http, &r, false, None).unwrap().baseurl, good_url);
     }
 
     /// A local HTTP server: `paths` answered with 200, `/endless` streams forever,
@@ -423,7 +423,7 @@ mod tests {
             ..repo("fedora")
         };
         assert_eq!(
-            load_repo(&http, &r, false).unwrap().baseurl,
+            load_repo(&http, &r, false, None).unwrap().baseurl,
             format!("{mirror}/os/")
         );
         // A server that never stops: read no more than the bound.
@@ -438,7 +438,7 @@ mod tests {
             mirrorlist: Some(format!("{url}/endless")),
             ..repo("hostile")
         };
-        let e = load_repo(&http, &r, false).unwrap_err().to_string();
+        let e = load_repo(&http, &r, false, None).unwrap_err().to_string();
         assert!(
             e.contains("repository hostile") && e.contains("larger than"),
             "{e}"

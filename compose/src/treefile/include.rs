@@ -37,7 +37,7 @@ pub(super) struct Walk<'a> {
 fn read_value(path: &Path) -> Result<Json> {
     let text = fs::read_to_string(path).map_err(|source| TreefileError::Io {
         path: path.into(),
-        source,
+        err: source,
     })?;
     super::parse_text(path, &text)
 }
@@ -92,7 +92,7 @@ impl Walk<'_> {
         }
         let meta = fs::metadata(path).map_err(|source| TreefileError::Io {
             path: path.into(),
-            source,
+            err: source,
         })?;
         if !self.seen.insert((meta.dev(), meta.ino())) {
             return Err(TreefileError::IncludeLoop { path: path.into() });

@@ -1,0 +1,82 @@
+//! `arbor fetch`: the online half of a compose — resolve a treefile (keeping the
+//! repodata) and download every RPM it needs into the cache — so that
+//! `arbor compose --offline` (or `release --offline`) runs without network, on another
+//! runner if the cache is carried over.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use arbor_compose::compose;
+use arbor_compose::plan::ComposePlan;
+use arbor_compose::resolve;
+use arbor_compose::rpmmd::Http;
+use clap::Args;
+use serde_json::json;
+
+use crate::progress::Bar;
+
+#[derive(Args)]
+pub struct FetchOpts {
+    /// The cache to fill (the `--cachedir` of the later compose).
+    #[arg(long, value_name = "DIR")]
+    cachedir: Option<PathBuf>,
+    /// Or: the repository whose default cache (`extensions/arbor/cache`) to fill.
+    #[arg(long, value_name = "PATH", env = "ARBOR_REPO")]
+    repo: Option<PathBuf>,
+    /// Pin package versions to this lockfile (rpm-ostree JSON schema).
+    #[arg(long, value_name = "FILE")]
+    lockfile: Option<PathBuf>,
+    /// One JSON object: packages, downloaded, bytes.
+    #[arg(long)]
+    json: bool,
+    /// The treefile.
+    treefile: PathBuf,
+}
+
+impl FetchOpts {
+    pub fn run(self) -> Result<ExitCode> {
+        let cachedir = match (&self.cachedir, &self.repo) {
+            (Some(c), _) => c.clone(),
+            (None, Some(r)) => r.join("extensions/arbor/cache"),
+            (None, None) => bail!("arbor fetch needs --cachedir DIR or --repo PATH"),
+        };
+        let plan = ComposePlan::load(&self.treefile)?;
+        let lock = self
+            .lockfile
+            .as_deref()
+            .map(resolve::parse_lockfile)
+            .transpose()?;
+        let out = compose::fetch(
+            &plan,
+            lock.as_ref(),
+            &Http::default(),
+            &cachedir,
+            &Bar::new(),
+        )
+        .with_context(|| format!("fetching for {}", self.treefile.display()))?;
+        let downloaded: Vec<_> = out.rpms.iter().filter(|r| r.downloaded).collect();
+        let bytes: u64 = downloaded
+            .iter()
+            .filter_map(|r| std::fs::metadata(&r.path).ok())
+            .map(|m| m.len())
+            .sum();
+        if self.json {
+            super::print_json(&json!({
+                "packages": out.rpms.len(),
+                "downloaded": downloaded.len(),
+                "bytes": bytes,
+                "cachedir": cachedir,
+            }));
+        } else {
+            eprintln!(
+                "{} packages for {} in {} ({} downloaded, {bytes} bytes)",
+                out.rpms.len(),
+                plan.ref_,
+                cachedir.display(),
+                downloaded.len()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
