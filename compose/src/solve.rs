@@ -21,8 +21,12 @@ pub enum SolveError {
     NotFound(String),
     #[error("package {0:?} is both requested and in exclude-packages")]
     RequestedAndExcluded(String),
-    #[error("dependency resolution failed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Problems(Vec<String>),
+    #[error("dependency resolution failed:\n{}", .lines.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Problems {
+        lines: Vec<String>,
+        /// A rule involved a file dependency (`/usr/bin/x`): filelists may resolve it.
+        file_deps: bool,
+    },
     #[error("libsolv could not load the {what} metadata of repository {repo}: {why}")]
     Load {
         repo: String,
@@ -42,7 +46,7 @@ impl SolveError {
     /// The error names a file path dnf would look up in filelists.
     pub fn needs_filelists(&self) -> bool {
         match self {
-            SolveError::Problems(p) => p.iter().any(|m| m.contains(" /")),
+            SolveError::Problems { file_deps, .. } => *file_deps,
             SolveError::NotFound(n) => n.starts_with('/'),
             SolveError::LockUnavailable { cause, .. } => cause.needs_filelists(),
             _ => false,
@@ -542,7 +546,7 @@ pub fn resolve(
         pool.considered = Some(map);
     }
     let with_locks = |e: SolveError| match e {
-        e @ (SolveError::Problems(_) | SolveError::NotFound(_))
+        e @ (SolveError::Problems { .. } | SolveError::NotFound(_))
             if !unavailable_locks.is_empty() =>
         {
             SolveError::LockUnavailable {
@@ -604,6 +608,7 @@ pub fn resolve(
     };
     if nproblems > 0 {
         let mut problems: Vec<String> = Vec::new();
+        let mut file_deps = false;
         for p in 1..=nproblems {
             // The summary line, then every rule involved (as dnf prints them).
             // SAFETY: problem ids 1..=count are valid; rule ids come from libsolv.
@@ -614,6 +619,9 @@ pub fn resolve(
                 for &r in rules.as_slice() {
                     let (mut from, mut to, mut dep) = (0, 0, 0);
                     let kind = sys::solver_ruleinfo(solver.0, r, &mut from, &mut to, &mut dep);
+                    if dep != 0 && cstr(sys::pool_dep2str(pool.pool, dep)).starts_with('/') {
+                        file_deps = true;
+                    }
                     let line = cstr(sys::solver_problemruleinfo2str(
                         solver.0, kind, from, to, dep,
                     ));
@@ -623,7 +631,10 @@ pub fn resolve(
                 }
             }
         }
-        return Err(with_locks(SolveError::Problems(problems)));
+        return Err(with_locks(SolveError::Problems {
+            lines: problems,
+            file_deps,
+        }));
     }
     for pin in &unavailable_locks {
         tracing::warn!("lockfile: no enabled repository has {pin}; resolved without it");
@@ -706,7 +717,9 @@ mod tests {
             ..Default::default()
         };
         match resolve(std::slice::from_ref(&repo), &bad) {
-            Err(SolveError::Problems(p)) => assert!(p[0].contains("missing"), "{p:?}"),
+            Err(SolveError::Problems { lines: p, .. }) => {
+                assert!(p[0].contains("missing"), "{p:?}")
+            }
             other => panic!("{other:?}"),
         }
         let none = SolveRequest {
@@ -726,7 +739,7 @@ mod tests {
         };
         assert!(matches!(
             resolve(&[repo], &excl),
-            Err(SolveError::Problems(_))
+            Err(SolveError::Problems { .. })
         ));
     }
 
@@ -801,7 +814,7 @@ mod tests {
         };
         let e = resolve(&[only_b_old, only_b], &req).unwrap_err();
         assert!(
-            matches!(e, SolveError::NotFound(_) | SolveError::Problems(_)),
+            matches!(e, SolveError::NotFound(_) | SolveError::Problems { .. }),
             "{e}"
         );
     }
