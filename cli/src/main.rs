@@ -10,7 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
-    progress::set_mode(cli.progress);
+    progress::install(cli.progress);
     init_logging(cli.verbose);
     match cmd::run(cli.command) {
         Ok(code) => code,

@@ -91,7 +91,7 @@ fn open_or_init(path: &std::path::Path) -> Result<Repo> {
 }
 
 fn step(name: &str) -> Instant {
-    progress::event(json!({"event": "step", "step": name}));
+    progress::step(name);
     Instant::now()
 }
 
