@@ -14,6 +14,7 @@ pub mod plan;
 pub mod relabel;
 pub mod resolve;
 pub mod rpmdb;
+pub mod rpmdb_write;
 pub mod rpmmd;
 pub mod scripts;
 pub mod selinux;

@@ -94,7 +94,7 @@ pub fn lockfile_json(res: &Resolution) -> Json {
             (r.config.id.clone(), json!({"generated": generated}))
         })
         .collect();
-    let now = crate::time::rfc3339(crate::time::now_secs());
+    let now = crate::time::rfc3339(crate::time::default_timestamp());
     json!({"packages": packages, "metadata": {"generated": now, "rpmmd_repos": repos}})
 }
 

@@ -12,6 +12,15 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The timestamp a build embeds by default: `SOURCE_DATE_EPOCH` when it is set (to a
+/// number of seconds), else now.
+pub fn default_timestamp() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(now_secs)
+}
+
 fn utc(secs: u64) -> DateTime<Utc> {
     i64::try_from(secs)
         .ok()

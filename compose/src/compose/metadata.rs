@@ -272,7 +272,6 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-packages": o.resolution.packages.len(),
         "arbor-packages-imported": o.imported,
         "arbor-import-cache-hits": o.cache_hits,
-        "arbor-rpmdb-reused": o.rpmdb_reused,
         "arbor-relabeled": o.relabeled,
         "arbor-unchanged": o.unchanged,
         "arbor-kernel": o.kernel,

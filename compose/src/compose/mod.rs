@@ -80,8 +80,6 @@ pub struct ComposeOutcome {
     pub unchanged: bool,
     pub cache_hits: usize,
     pub imported: usize,
-    /// The rpmdb is the parent's, updated with only the packages that changed.
-    pub rpmdb_reused: bool,
     /// Scriptlets and postprocess scripts that ran, in order, with their time (in a
     /// dry run: that would run, with no time).
     pub scriptlets: Vec<Ran>,
@@ -154,7 +152,7 @@ pub fn compose(
     let cachedir = cachedir(repo, opts);
     let resolved = stages::resolve(repo, plan, opts, http, &cachedir, progress)?;
     lap(&mut timings, "resolve", &mut t0);
-    let timestamp = opts.timestamp.unwrap_or_else(crate::time::now_secs);
+    let timestamp = opts.timestamp.unwrap_or_else(crate::time::default_timestamp);
     let mut outcome = ComposeOutcome {
         resolution: resolved.resolution.clone(),
         inputhash: resolved.inputhash.clone(),
@@ -164,7 +162,6 @@ pub fn compose(
         unchanged: resolved.unchanged,
         cache_hits: 0,
         imported: 0,
-        rpmdb_reused: false,
         scriptlets: Vec::new(),
         skipped_scriptlets: BTreeMap::new(),
         kernel: None,
@@ -223,10 +220,9 @@ pub fn compose(
         outcome.timings = timings;
         return Ok(outcome);
     }
-    let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, progress)?;
+    let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, timestamp, progress)?;
     outcome.cache_hits = imported.cache_hits;
     outcome.imported = imported.imported;
-    outcome.rpmdb_reused = imported.rpmdb_reused;
     timings.insert("rpmdb-during-import".into(), imported.rpmdb_seconds);
     lap(&mut timings, "import", &mut t0);
     let version = plan

@@ -105,7 +105,6 @@ pub fn fetch(
 pub struct Imported {
     pub packages: Vec<ImportedPackage>,
     pub rpmdb: MutableTree,
-    pub rpmdb_reused: bool,
     pub rpmdb_seconds: f64,
     pub cache_hits: usize,
     pub imported: usize,
@@ -113,13 +112,15 @@ pub struct Imported {
     pub labels: Option<Arc<Labeler>>,
 }
 
-/// Import every RPM (in parallel; the rpmdb is written by `rpm --justdb` meanwhile).
+/// Import every RPM (in parallel; the rpmdb is written by `rpm --justdb` meanwhile,
+/// its install times from `timestamp`).
 pub fn import(
     repo: &Repo,
     plan: &ComposePlan,
     resolved: &Resolved,
     rpms: &[FetchedRpm],
     cachedir: &Path,
+    timestamp: u64,
     progress: &dyn Progress,
 ) -> Result<Imported, ComposeError> {
     let (users, labels) = crate::bootstrap::bootstrap(repo, rpms, cachedir, plan.selinux)?;
@@ -150,15 +151,11 @@ pub fn import(
             Checksum::from_hex(&r.sha256).ok(),
         ));
     }
-    let prev_db = assemble::PreviousDb {
-        parent: resolved.parent.as_ref(),
-        cachedir,
-    };
     progress.start("import", Some(jobs.len() as u64));
     let (imported, rpmdb) = std::thread::scope(|s| {
         let db = s.spawn(|| {
             let t = Instant::now();
-            let r = assemble::build_rpmdb(repo, rpms, Some(prev_db));
+            let r = crate::rpmdb_write::build_rpmdb(repo, rpms, timestamp);
             (r, t.elapsed().as_secs_f64())
         });
         let imported = import::import_rpms_known(repo, &jobs, &users, Some(cachedir), progress);
@@ -169,15 +166,13 @@ pub fn import(
     let imported = imported?;
     let (rpmdb, rpmdb_seconds) = rpmdb;
     let rpmdb = rpmdb?;
-    let rpmdb_reused = rpmdb.reused;
-    let rpmdb = rpmdb.commit(repo, rpms, cachedir)?;
+    let rpmdb = rpmdb.commit(repo)?;
     let cache_hits = imported.iter().filter(|(_, hit)| *hit).count();
     Ok(Imported {
         imported: imported.len() - cache_hits,
         cache_hits,
         packages: imported.into_iter().map(|(p, _)| p).collect(),
         rpmdb,
-        rpmdb_reused,
         rpmdb_seconds,
         labels,
     })

@@ -315,8 +315,9 @@ impl Session {
         fs::write(&in_path, &inv.stdin).map_err(|e| err(&in_path, e))?;
         let input = fs::File::open(&in_path).map_err(|e| err(&in_path, e))?;
         let mut cmd = Command::new("nsenter");
+        // umask 022 whatever arbor's: what scripts create must not depend on it.
         cmd.arg(format!("--mount=/proc/{}/ns/mnt", self.holder_pid))
-            .args(["--", "bwrap"])
+            .args(["--", "sh", "-c", "umask 022 && exec bwrap \"$@\"", "bwrap"])
             .args(self.bwrap_args())
             .arg("--")
             .args(&inv.argv)
