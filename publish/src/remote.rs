@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arbor_repo::layout;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{
@@ -11,8 +12,26 @@ use object_store::{
 };
 
 use crate::error::{PublishError, Result, StoreFailure};
-use crate::layout;
 use crate::location::{Location, LocationKind};
+
+/// Content-addressed objects never change: cache for a year.
+const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A delta for the same (from, to) could be regenerated with another superblock digest,
+/// so it is cached for a day rather than forever.
+const CACHE_DELTA: &str = "public, max-age=86400";
+/// Refs, summary, config and detached metadata change: clients must see new ones soon.
+const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
+
+/// The Cache-Control a key is stored with.
+pub fn cache_control(key: &str) -> &'static str {
+    if key.starts_with(layout::OBJECTS_PREFIX) && !key.ends_with(".commitmeta") {
+        CACHE_IMMUTABLE
+    } else if key.starts_with(layout::DELTAS_PREFIX) {
+        CACHE_DELTA
+    } else {
+        CACHE_MUTABLE
+    }
+}
 
 /// S3 returns at most this many keys per LIST page.
 const LIST_PAGE: u64 = 1000;
@@ -198,7 +217,7 @@ impl Remote {
         self.read_only()?;
         let mut attributes = Attributes::new();
         if self.loc.keeps_attributes() {
-            attributes.insert(Attribute::CacheControl, layout::cache_control(key).into());
+            attributes.insert(Attribute::CacheControl, cache_control(key).into());
         }
         let mode = match expect {
             Expect::Any => PutMode::Overwrite,
@@ -302,7 +321,8 @@ impl Remote {
 
     /// Keys `objects/<start>…` up to (excluding) `objects/<end>…`, using S3 start-after.
     async fn list_range(&self, start: char, end: Option<char>) -> Result<Vec<ObjectMeta>> {
-        let prefix = path("objects");
+        let objects = layout::OBJECTS_PREFIX;
+        let prefix = path(objects.trim_end_matches('/'));
         let mut stream = if start == '0' {
             self.loc.store.list(Some(&prefix))
         } else {
@@ -313,11 +333,11 @@ impl Remote {
                 .take_while(|c| *c != start)
                 .last()
                 .unwrap_or('0');
-            let offset = StorePath::from(format!("objects/{prev}f/g"));
+            let offset = StorePath::from(format!("{objects}{prev}f/g"));
             self.loc.store.list_with_offset(Some(&prefix), &offset)
         };
-        let stop = end.map(|e| format!("objects/{e}"));
-        let begin = format!("objects/{start}");
+        let stop = end.map(|e| format!("{objects}{e}"));
+        let begin = format!("{objects}{start}");
         let mut out = Vec::new();
         let mut seen = 0u64;
         while let Some(item) = stream.next().await {
@@ -336,5 +356,23 @@ impl Remote {
         }
         self.count_pages(seen);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arbor_repo::{Checksum, ObjectType};
+
+    use super::*;
+
+    #[test]
+    fn cache_classes() {
+        let c = Checksum::of(b"x");
+        let object = |ty| layout::object_key(&c, ty);
+        assert!(cache_control(&object(ObjectType::File)).contains("immutable"));
+        assert!(!cache_control(&object(ObjectType::CommitMeta)).contains("immutable"));
+        assert!(cache_control(layout::SUMMARY).contains("max-age=60"));
+        assert!(cache_control(&layout::ref_key("x")).contains("max-age=60"));
+        assert!(cache_control("deltas/ab/cd/0").contains("86400"));
     }
 }

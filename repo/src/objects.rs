@@ -106,7 +106,8 @@ impl Xattrs {
         self.0.is_empty()
     }
 
-    fn to_value(&self) -> Value {
+    /// `a(ayay)`, names NUL-terminated: as in dirmeta, file headers and delta parts.
+    pub fn to_value(&self) -> Value {
         let elem = Type::Tuple(vec![bytes_type(), bytes_type()]);
         Value::Array(
             elem,
