@@ -20,7 +20,7 @@
 
 use std::io::Write;
 
-use arbor_repo::gvariant::{Type, Value, VarDict};
+use arbor_repo::gvariant::{Value, VarDict};
 use arbor_repo::objects::{Commit, ObjectType, Xattrs};
 use arbor_repo::{Checksum, DeltaName};
 
@@ -500,10 +500,6 @@ pub fn write_part_payload(
         out.write_all(&(*e as u64).to_le_bytes()[..w])?;
     }
     Ok((body + 3 * w) as u64)
-}
-
-pub fn type_for(s: &str) -> Type {
-    gvread::ty(s)
 }
 
 #[cfg(test)]

@@ -187,11 +187,6 @@ impl Repo {
         &self.root
     }
 
-    /// Override the deflate level for new `.filez` objects (1..=9).
-    pub fn set_zlib_level(&mut self, level: u32) {
-        self.zlib_level = Some(level.clamp(1, 9));
-    }
-
     pub fn object_path(&self, checksum: &Checksum, ty: ObjectType) -> PathBuf {
         self.root.join(layout::object_key(checksum, ty))
     }
