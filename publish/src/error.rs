@@ -24,7 +24,8 @@ pub enum PublishError {
     },
     #[error("{url}: {why}")]
     Corrupt { url: String, why: String },
-    #[error("local repository: {0}")]
+    /// The repository's own message names the path or object.
+    #[error(transparent)]
     Repo(#[from] RepoError),
     /// A publish would move a ref back (the message says which, and how to force it).
     #[error("{0}")]
@@ -41,10 +42,12 @@ pub enum PublishError {
     ReadOnly { url: String },
     #[error("{url}: cannot list objects here ({why}); the source needs a summary file")]
     NotListable { url: String, why: String },
-    #[error("{path}: {source}")]
+    /// The OS error is part of the message, and deliberately not a `source`: a printed
+    /// cause chain would repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("summary of {url} kept changing under concurrent writers; gave up after {attempts} attempts")]
     Contention { url: String, attempts: u32 },

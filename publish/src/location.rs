@@ -204,27 +204,27 @@ impl Location {
             ));
         }
         // A bare path is a local directory.
-        let path = std::path::absolute(url).map_err(|e| PublishError::Io {
+        let path = std::path::absolute(url).map_err(|error| PublishError::Io {
             path: PathBuf::from(url),
-            source: e,
+            error,
         })?;
         Location::local(url, &path, create)
     }
 
     fn local(url: &str, path: &Path, create: bool) -> Result<Location> {
         if create {
-            std::fs::create_dir_all(path).map_err(|e| PublishError::Io {
+            std::fs::create_dir_all(path).map_err(|error| PublishError::Io {
                 path: path.to_path_buf(),
-                source: e,
+                error,
             })?;
         } else if !path.is_dir() {
             return Err(bad(url, format!("{} is not a directory", path.display())));
         }
         let store = LocalFileSystem::new_with_prefix(path)
             .map_err(|e| bad(url, crate::error::error_chain(&e)))?;
-        let root = path.canonicalize().map_err(|e| PublishError::Io {
+        let root = path.canonicalize().map_err(|error| PublishError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error,
         })?;
         let display = if url.starts_with("file://") {
             url.to_string()

@@ -354,7 +354,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         match std::fs::remove_file(&path) {
             Ok(()) => report.removed.push(r),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PublishError::Io { path, source: e }),
+            Err(error) => return Err(PublishError::Io { path, error }),
         }
     }
     // A concurrent publisher may have re-listed a delta we just removed.

@@ -157,7 +157,7 @@ impl Source<'_> {
                 let read = tokio::task::spawn_blocking(move || match std::fs::read(&p) {
                     Ok(d) => Ok(Some(d)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(PublishError::Io { path: p, source: e }),
+                    Err(error) => Err(PublishError::Io { path: p, error }),
                 });
                 read.await
                     .map_err(|e| PublishError::Invalid(format!("reading {key}: {e}")))?

@@ -84,14 +84,14 @@ async fn lock(dest: &Remote) -> Result<Option<LocalLock>> {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| PublishError::Io {
+            .map_err(|error| PublishError::Io {
                 path: path.clone(),
-                source: e,
+                error,
             })?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
             PublishError::Io {
                 path,
-                source: e.into(),
+                error: e.into(),
             }
         })?;
         Ok::<_, PublishError>(f)

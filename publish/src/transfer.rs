@@ -87,13 +87,13 @@ pub struct TransferReport {
 
 fn sync_local(dest: &Remote) -> Result<()> {
     if let LocationKind::File { root } = &dest.loc.kind {
-        let dir = std::fs::File::open(root).map_err(|e| PublishError::Io {
+        let dir = std::fs::File::open(root).map_err(|error| PublishError::Io {
             path: root.clone(),
-            source: e,
+            error,
         })?;
         rustix::fs::syncfs(&dir).map_err(|e| PublishError::Io {
             path: root.clone(),
-            source: e.into(),
+            error: e.into(),
         })?;
     }
     Ok(())
