@@ -13,6 +13,9 @@ pub type Result<T, E = PublishError> = std::result::Result<T, E>;
 pub enum PublishError {
     #[error("invalid store URL {url:?}: {why}")]
     BadUrl { url: String, why: String },
+    /// The store cannot be set up as configured (credentials, account, endpoint).
+    #[error("{url}: {why}")]
+    Config { url: String, why: String },
     #[error("{url}: {kind} ({detail})")]
     Store {
         /// The full URL of the object or prefix the request was about.
@@ -79,7 +82,7 @@ impl fmt::Display for StoreFailure {
         f.write_str(match self {
             StoreFailure::Unreachable => "cannot connect to the storage endpoint",
             StoreFailure::AccessDenied => {
-                "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's permissions"
+                "access denied: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, GOOGLE_*, AZURE_*) and the bucket's permissions"
             }
             StoreFailure::NoSuchBucket => "the bucket (or directory) does not exist",
             StoreFailure::DiskFull => "no space left on the device",

@@ -1,13 +1,13 @@
 //! arbor-publish: a working OSTree repository ⇄ any object store (`file://`, `s3://`,
-//! `memory://`, read-only `http(s)://`): crash-safe ordered publish, mirroring between
-//! stores, and pruning, with the summary regenerated from what the destination holds.
-//! Keys and the summary are `arbor_repo::layout`'s and `arbor_repo::summary`'s, the same
-//! as the local repository's.
+//! `gs://`, `az://`, `memory://`, read-only `http(s)://`): crash-safe ordered publish,
+//! mirroring between stores, and pruning, with the summary regenerated from what the
+//! destination holds. Keys and the summary are `arbor_repo::layout`'s and
+//! `arbor_repo::summary`'s, the same as the local repository's.
 //!
 //! The API is blocking: each call builds its own tokio runtime, since async is only
-//! needed at this network edge. The transport is the `Arc<dyn ObjectStore>` inside a
-//! [`Location`], so tests (in-memory, local directories) and production (S3) run the
-//! same code.
+//! needed at this network edge. The transport is passed in: the `Arc<dyn ObjectStore>`
+//! inside a [`Location`] (built from a URL by `location`, or by the caller), so tests
+//! (in-memory, local directories) and production (S3, GCS, Azure) run the same code.
 
 mod error;
 mod location;
@@ -22,7 +22,7 @@ use arbor_repo::progress::Progress;
 use arbor_repo::Repo;
 
 pub use error::{error_chain, PublishError, Result, StoreFailure};
-pub use location::{Location, LocationKind, S3Settings};
+pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};
 pub use remote::RequestCounts;
 pub use summary::LOCK_FILE;

@@ -92,6 +92,8 @@ fn bump(a: &AtomicU64, n: u64) {
 pub struct Fetched {
     pub data: Vec<u8>,
     pub e_tag: Option<String>,
+    /// The store's object version (GCS's generation, which its conditional writes need).
+    pub version: Option<String>,
 }
 
 /// Outcome of a conditional write.
@@ -109,8 +111,12 @@ pub enum Expect {
     Any,
     /// The key must not exist.
     Absent,
-    /// The key must still have this ETag.
-    ETag(String),
+    /// The key must still be this version of it (its ETag and, where the store has
+    /// them, its version), as read.
+    Unchanged {
+        e_tag: Option<String>,
+        version: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -171,10 +177,14 @@ impl Remote {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(key, e)),
         };
-        let e_tag = r.meta.e_tag.clone();
+        let (e_tag, version) = (r.meta.e_tag.clone(), r.meta.version.clone());
         let data = r.bytes().await.map_err(|e| self.err(key, e))?.to_vec();
         bump(&self.stats.bytes_down, data.len() as u64);
-        Ok(Some(Fetched { data, e_tag }))
+        Ok(Some(Fetched {
+            data,
+            e_tag,
+            version,
+        }))
     }
 
     /// GET that must succeed.
@@ -222,10 +232,9 @@ impl Remote {
         let mode = match expect {
             Expect::Any => PutMode::Overwrite,
             Expect::Absent => PutMode::Create,
-            Expect::ETag(e) => PutMode::Update(UpdateVersion {
-                e_tag: Some(e),
-                version: None,
-            }),
+            Expect::Unchanged { e_tag, version } => {
+                PutMode::Update(UpdateVersion { e_tag, version })
+            }
         };
         let len = data.content_length() as u64;
         let opts = PutOptions {

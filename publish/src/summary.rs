@@ -262,10 +262,11 @@ pub async fn update(
         dest.delete(layout::SUMMARY_SIG).await?;
         let expect = match (&guard, &current) {
             (Some(_), _) => Expect::Any,
-            (None, Some(f)) => match &f.e_tag {
-                Some(e) => Expect::ETag(e.clone()),
-                None => Expect::Any,
+            (None, Some(f)) if f.e_tag.is_some() || f.version.is_some() => Expect::Unchanged {
+                e_tag: f.e_tag.clone(),
+                version: f.version.clone(),
             },
+            (None, Some(_)) => Expect::Any,
             (None, None) => Expect::Absent,
         };
         if dest.put(layout::SUMMARY, new.into(), expect).await? == PutOutcome::Conflict {
