@@ -437,6 +437,12 @@ fn errors_are_clear_and_do_not_panic() {
     arbor(&["delta", "show", "--repo", f.repo(), "not-a-delta"])
         .fails_with("neither an existing path nor a delta name");
     arbor(&["delta", "verify", "--repo", f.repo(), &f.b]).fails_with("no static delta");
+    // A directory without a superblock: the OS error once, after the path it is about.
+    let empty = f.path("empty-delta");
+    fs::create_dir_all(&empty).unwrap();
+    let r = arbor(&["delta", "show", "--repo", f.repo(), empty.to_str().unwrap()]);
+    r.fails_with("superblock: No such file or directory");
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
 
     let r = generate(f.repo(), &["--from", &f.a, "--to", &f.b]);
     let name = r["name"].as_str().unwrap().to_string();

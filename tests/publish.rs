@@ -827,6 +827,151 @@ fn bad_arguments_are_clear_errors() {
     assert!(String::from_utf8_lossy(&no_creds.stderr).contains("AWS_ACCESS_KEY_ID"));
 }
 
+/// `arbor publish` with only the variables given in `env` of the clouds' (no AWS_*,
+/// GOOGLE_* or AZURE_* from the caller, and a HOME without gcloud credentials). It must
+/// answer at once: no store is contacted, no instance metadata is probed.
+fn publish_with_cloud_env(f: &Fixture, to: &str, env: &[(&str, &str)]) -> Run {
+    let home = f.tmp.path().join("empty-home");
+    fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(arbor_bin());
+    for (k, _) in std::env::vars() {
+        if ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+            || ["SERVICE_ACCOUNT", "MSI_ENDPOINT", "IDENTITY_ENDPOINT"].contains(&k.as_str())
+        {
+            cmd.env_remove(k);
+        }
+    }
+    let args = ["publish", "--repo", p(&f.repo), "--to", to];
+    let started = Instant::now();
+    let o = cmd
+        .args(args)
+        .env("HOME", &home)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{to} took {:?}",
+        started.elapsed()
+    );
+    Run {
+        cmd: format!("arbor {}", args.join(" ")),
+        status: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        stdout_bytes: o.stdout,
+    }
+}
+
+/// gs:// and az:// are store URLs like s3:// (object_store builds them from their own
+/// variables); without credentials each fails with a configuration error that names what
+/// to set, not "unsupported scheme" and not a panic.
+#[test]
+fn cloud_urls_without_credentials_are_configuration_errors() {
+    let f = fixture(0);
+    /// (URL, variables, what the error says)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        ("gs://bucket/p", &[], "GOOGLE_APPLICATION_CREDENTIALS"),
+        ("az://container/p", &[], "AZURE_STORAGE_ACCOUNT_NAME"),
+        (
+            "az://container/p",
+            &[("AZURE_STORAGE_ACCOUNT_NAME", "acct")],
+            "no Azure credentials",
+        ),
+        ("s3://bucket/p", &[], "AWS_ACCESS_KEY_ID"),
+        // A key without its secret: object_store's own configuration error.
+        (
+            "s3://bucket/p",
+            &[("AWS_SECRET_ACCESS_KEY", "s")],
+            "Missing AccessKeyId",
+        ),
+    ];
+    for (to, env, needle) in cases {
+        let r = publish_with_cloud_env(&f, to, env);
+        r.fails_with(needle);
+        assert!(!r.stderr.contains("unsupported scheme"), "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("--to {to}")), "{}", r.stderr);
+    }
+    // Where credentials are configured, the URL is accepted: the failure is the store's
+    // (an unreachable endpoint), not the configuration's.
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let r = publish_with_cloud_env(
+        &f,
+        "az://container/p",
+        &[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
+            ("AZURE_STORAGE_ENDPOINT", &endpoint),
+            ("AZURE_ALLOW_HTTP", "true"),
+        ],
+    );
+    r.fails_with("cannot connect to the storage endpoint");
+}
+
+/// A file:// URL is a URL: `%20` is a space. A bare path is taken as it is.
+#[test]
+fn file_urls_are_percent_decoded() {
+    let f = fixture(0);
+    let parent = f.tmp.path().join("x");
+    arbor(&[
+        "publish",
+        "--repo",
+        p(&f.repo),
+        "--to",
+        &format!("file://{}/a%20b", p(&parent)),
+    ])
+    .ok();
+    assert!(parent.join("a b/config").is_file());
+    assert!(!parent.join("a%20b").exists());
+    arbor(&["fsck", "--repo", p(&parent.join("a b"))]).ok();
+    let literal = parent.join("c%20d");
+    arbor(&["publish", "--repo", p(&f.repo), "--to", p(&literal)]).ok();
+    assert!(literal.join("config").is_file());
+}
+
+/// An OS error is printed once: in the message that names its path, not again as the
+/// cause of that message.
+#[test]
+fn os_errors_are_printed_once() {
+    let f = fixture(0);
+    let r = arbor(&[
+        "publish",
+        "--repo",
+        p(&f.repo),
+        "--to",
+        "file:///dev/null/x",
+    ]);
+    r.fails_with("/dev/null/x: Not a directory");
+    assert_eq!(
+        r.stderr.matches("Not a directory").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    // The local repository's errors too.
+    let broken = f.tmp.path().join("broken");
+    fs::create_dir_all(broken.join("objects")).unwrap();
+    let r = arbor(&[
+        "publish",
+        "--repo",
+        p(&broken),
+        "--to",
+        p(&f.tmp.path().join("o")),
+    ]);
+    r.fails_with("config: No such file or directory");
+    assert_eq!(
+        r.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
 /// A full local disk fails the publish with a clear error, and clients keep seeing the
 /// previous, complete state.
 #[test]

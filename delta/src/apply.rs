@@ -7,6 +7,7 @@
 //! store writes a `.filez`, so archive repositories are fine.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Mutex;
 
 use arbor_repo::objects::{
@@ -586,7 +587,10 @@ pub fn apply_to_repo(
         parse_commitmeta(cm).map_err(|e| invalid(delta, format!("embedded commitmeta: {e}")))?;
         repo.sync()?;
         repo.write_atomic(
-            &Repo::relative_object_path(&sb.to, ObjectType::CommitMeta),
+            Path::new(&arbor_repo::layout::object_key(
+                &sb.to,
+                ObjectType::CommitMeta,
+            )),
             cm,
         )?;
     }

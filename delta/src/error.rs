@@ -8,10 +8,12 @@ use arbor_repo::{Checksum, RepoError};
 pub enum DeltaError {
     #[error(transparent)]
     Repo(#[from] RepoError),
-    #[error("{path}: {source}")]
+    /// The OS error is part of the message, and deliberately not a `source`: a printed
+    /// cause chain would repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("commit {commit}, the delta's from-commit, is not in repository {repo}")]
     MissingFromCommit { commit: Checksum, repo: PathBuf },
@@ -37,5 +39,5 @@ pub type Result<T, E = DeltaError> = std::result::Result<T, E>;
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DeltaError {
     let path = path.into();
-    move |source| DeltaError::Io { path, source }
+    move |error| DeltaError::Io { path, error }
 }

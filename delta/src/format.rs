@@ -1,9 +1,9 @@
-//! The static-delta wire format: names and paths, the superblock, part headers,
-//! fallbacks, part files and the part payload. Pure: bytes in, values out.
+//! The static-delta wire format: the superblock, part headers, fallbacks, part files and
+//! the part payload. Pure: bytes in, values out. Where a delta lives (its directory,
+//! the names of its files) is `arbor_repo::layout::DeltaName`'s.
 //!
 //! ```text
-//! deltas/F[0:2]/F[2:]-T/            from→to (F, T = modified base64 of the checksums)
-//! deltas/T[0:2]/T[2:]/              from scratch
+//! deltas/…/                         see arbor_repo::layout
 //!     superblock   (a{sv} t ay ay COMMIT ay a(uayttay) a(yaytt))
 //!                   meta, timestamp (BE), from ([] = scratch), to, the to-commit's exact
 //!                   bytes, recursive deltas ([]), part headers, fallbacks
@@ -19,11 +19,10 @@
 //! write 'l'. Everything else is as in `arbor_repo` (BE where ostree pre-swaps).
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use arbor_repo::gvariant::{Type, Value, VarDict};
+use arbor_repo::gvariant::{Value, VarDict};
 use arbor_repo::objects::{Commit, ObjectType, Xattrs};
-use arbor_repo::Checksum;
+use arbor_repo::{Checksum, DeltaName};
 
 use crate::gvread::{self, FrameError};
 
@@ -74,67 +73,6 @@ pub enum FormatError {
 
 fn invalid(why: impl Into<String>) -> FormatError {
     FormatError::Invalid(why.into())
-}
-
-/// A delta's identity: `FROM-TO` or `TO` (scratch), in hex as the summary lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeltaName {
-    pub from: Option<Checksum>,
-    pub to: Checksum,
-}
-
-impl DeltaName {
-    /// Parse `FROM-TO` or `TO` (64 lowercase hex digits each).
-    pub fn parse(s: &str) -> Result<DeltaName, FormatError> {
-        let bad = || {
-            invalid(format!(
-                "invalid delta name {s:?}: expected FROM-TO or TO checksums"
-            ))
-        };
-        let (from, to) = match s.split_once('-') {
-            Some((f, t)) => (Some(Checksum::from_hex(f).map_err(|_| bad())?), t),
-            None => (None, s),
-        };
-        Ok(DeltaName {
-            from,
-            to: Checksum::from_hex(to).map_err(|_| bad())?,
-        })
-    }
-
-    /// Directory of the delta relative to the repository, `deltas/…`.
-    pub fn rel_dir(&self) -> String {
-        let t = self.to.to_mb64();
-        match &self.from {
-            Some(f) => {
-                let f = f.to_mb64();
-                format!("deltas/{}/{}-{t}", &f[..2], &f[2..])
-            }
-            None => format!("deltas/{}/{}", &t[..2], &t[2..]),
-        }
-    }
-
-    pub fn superblock_rel(&self) -> PathBuf {
-        PathBuf::from(format!("{}/superblock", self.rel_dir()))
-    }
-
-    /// The part file path; also the superblock metadata key of an inline part.
-    pub fn part_rel(&self, index: usize) -> String {
-        format!("{}/{index}", self.rel_dir())
-    }
-
-    /// Superblock metadata key holding the to-commit's detached metadata.
-    pub fn commitmeta_key(&self) -> String {
-        format!("{}/commitmeta", self.rel_dir())
-    }
-}
-
-impl std::fmt::Display for DeltaName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.from {
-            Some(from) => write!(f, "{from}-{}", self.to),
-            None => write!(f, "{}", self.to),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,7 +259,7 @@ impl Superblock {
 
     /// The bytes of inline part `index` (compression byte ‖ payload), if inline.
     pub fn inline_part(&self, index: usize) -> Result<Option<&[u8]>, FormatError> {
-        match self.meta(&self.name().part_rel(index)) {
+        match self.meta(&self.name().part_key(index)) {
             None => Ok(None),
             Some(("(yay)", v)) => {
                 let m = gvread::tuple(&gvread::ty("(yay)"), v)?;
@@ -388,7 +326,7 @@ pub fn write_superblock(sb: &SuperblockOut<'_>) -> Result<Vec<u8>, FormatError> 
             .split_first()
             .ok_or_else(|| invalid("empty inline part"))?;
         meta.insert(
-            sb.name.part_rel(*i),
+            sb.name.part_key(*i),
             Value::Tuple(vec![Value::Byte(*c), Value::Bytes(payload.to_vec())]),
         );
     }
@@ -531,23 +469,9 @@ fn tables_bytes(modes: &[(u32, u32, u32)], xattrs: &[Xattrs]) -> (Vec<u8>, Vec<u
     );
     let xattrs_v = Value::Array(
         gvread::ty("a(ayay)"),
-        xattrs.iter().map(xattrs_value).collect(),
+        xattrs.iter().map(Xattrs::to_value).collect(),
     );
     (modes_v.to_bytes(), xattrs_v.to_bytes())
-}
-
-fn xattrs_value(x: &Xattrs) -> Value {
-    Value::Array(
-        gvread::ty("(ayay)"),
-        x.entries()
-            .iter()
-            .map(|(n, v)| {
-                let mut name = n.clone();
-                name.push(0);
-                Value::Tuple(vec![Value::Bytes(name), Value::Bytes(v.clone())])
-            })
-            .collect(),
-    )
 }
 
 /// Stream the serialization of `(a(uuu)aa(ayay)ayay)` into `out` without first
@@ -578,33 +502,9 @@ pub fn write_part_payload(
     Ok((body + 3 * w) as u64)
 }
 
-pub fn type_for(s: &str) -> Type {
-    gvread::ty(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        let a = Checksum::of(b"a");
-        let b = Checksum::of(b"b");
-        let n = DeltaName {
-            from: Some(a),
-            to: b,
-        };
-        assert_eq!(DeltaName::parse(&n.to_string()).unwrap(), n);
-        let fa = a.to_mb64();
-        assert_eq!(
-            n.rel_dir(),
-            format!("deltas/{}/{}-{}", &fa[..2], &fa[2..], b.to_mb64())
-        );
-        let s = DeltaName { from: None, to: b };
-        assert_eq!(DeltaName::parse(&b.to_hex()).unwrap(), s);
-        assert!(DeltaName::parse("xyz").is_err());
-        assert!(DeltaName::parse(&format!("{a}-")).is_err());
-    }
 
     #[test]
     fn varints() {
@@ -650,7 +550,7 @@ mod tests {
                 ),
                 Value::Array(
                     gvread::ty("a(ayay)"),
-                    xattrs.iter().map(xattrs_value).collect(),
+                    xattrs.iter().map(Xattrs::to_value).collect(),
                 ),
                 Value::Bytes(blob.clone()),
                 Value::Bytes(ops.clone()),

@@ -24,12 +24,10 @@ use std::sync::{mpsc, Condvar, Mutex};
 
 use arbor_repo::objects::{FileHeader, ObjectType, Xattrs};
 use arbor_repo::progress::Progress;
-use arbor_repo::{Checksum, Repo};
+use arbor_repo::{Checksum, DeltaName, Repo};
 
 use crate::error::{io_err, DeltaError, Result};
-use crate::format::{
-    self, op, write_varint, DeltaName, Fallback, ObjectName, PartHeader, SuperblockOut,
-};
+use crate::format::{self, op, write_varint, Fallback, ObjectName, PartHeader, SuperblockOut};
 use crate::plan::{self, FileInfo, Reachable};
 
 /// Options, with ostree's defaults and meanings (`ostree static-delta generate`).
@@ -443,8 +441,8 @@ pub fn generate(
     );
 
     // Never leave a superblock that lists parts being rewritten.
-    let rel_dir = name.rel_dir();
-    let sb_path = repo.path().join(name.superblock_rel());
+    let rel_dir = name.dir();
+    let sb_path = repo.path().join(name.superblock_key());
     match fs::remove_file(&sb_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&sb_path)(e)),
         _ => {}
@@ -488,7 +486,7 @@ pub fn generate(
         });
     }
     repo.sync()?;
-    repo.write_atomic(&name.superblock_rel(), &sb)?;
+    repo.write_atomic(Path::new(&name.superblock_key()), &sb)?;
     remove_stale_parts(
         &repo.path().join(&rel_dir),
         if opts.inline_parts { 0 } else { parts.len() },
@@ -541,7 +539,6 @@ fn assemble(
         })
         .collect();
     let bsdiff_cost = |(n, o): (usize, usize)| bsdiff_memory(old_files[o].size, new_files[n].size);
-    let rel_dir = name.rel_dir();
     progress.start("delta", Some(items.len() as u64));
 
     let outcome: Result<usize> = rayon::in_place_scope(|scope| {
@@ -568,7 +565,7 @@ fn assemble(
                 index,
                 builder: part,
             };
-            let (budget, results, rel_dir) = (&budget, &results, &rel_dir);
+            let (budget, results) = (&budget, &results);
             scope.spawn(move |_| {
                 let r = compress_part(&closed, preset)
                     .map_err(|e| {
@@ -581,8 +578,7 @@ fn assemble(
                                 inline: Some(file),
                             });
                         }
-                        let rel = format!("{rel_dir}/{}", closed.index);
-                        repo.write_atomic(Path::new(&rel), &file)?;
+                        repo.write_atomic(Path::new(&name.part_key(closed.index)), &file)?;
                         Ok(DonePart {
                             header,
                             inline: None,

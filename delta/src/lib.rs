@@ -21,7 +21,7 @@ pub mod source;
 
 pub use apply::{apply_to_repo, verify, ApplyReport, VerifyReport};
 pub use error::{DeltaError, Result};
-pub use format::{DeltaName, Superblock};
+pub use format::Superblock;
 pub use generate::{generate, GenerateOpts, GenerateReport};
 pub use index::{refresh, reindex, ReindexReport};
 pub use inspect::{show, DeltaInfo};

@@ -3,10 +3,9 @@
 
 use arbor_repo::objects::ObjectType;
 use arbor_repo::progress::Progress;
-use arbor_repo::{Checksum, Repo};
+use arbor_repo::{Checksum, DeltaName, Repo};
 
 use crate::error::{DeltaError, Result};
-use crate::format::DeltaName;
 use crate::generate::{generate, GenerateOpts, GenerateReport};
 
 /// The deltas `ref_name`'s head should have: from its `depth` nearest ancestors that are
@@ -62,7 +61,7 @@ pub fn apply_policy(
 ) -> Result<Vec<PolicyOutcome>> {
     let mut out = Vec::new();
     for name in wanted(repo, ref_name, depth, scratch)? {
-        if repo.path().join(name.superblock_rel()).exists() {
+        if repo.path().join(name.superblock_key()).exists() {
             out.push(PolicyOutcome::Exists(name));
             continue;
         }

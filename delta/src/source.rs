@@ -7,10 +7,10 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use arbor_repo::{Checksum, Repo};
+use arbor_repo::{Checksum, DeltaName, Repo};
 
 use crate::error::{DeltaError, Result};
-use crate::format::{self, DeltaName, PartHeader, Superblock};
+use crate::format::{self, PartHeader, Superblock};
 
 /// Decompressed parts larger than this are refused even when the header allows more:
 /// it only guards against decompression bombs.
@@ -31,7 +31,7 @@ pub struct DeltaSource {
 impl DeltaSource {
     /// Open the delta `name` of `repo`.
     pub fn open_in_repo(repo: &Repo, name: &DeltaName) -> Result<DeltaSource> {
-        let path = repo.path().join(name.superblock_rel());
+        let path = repo.path().join(name.superblock_key());
         if !path.exists() {
             return Err(DeltaError::NoSuchDelta {
                 name: name.to_string(),
@@ -51,7 +51,7 @@ impl DeltaSource {
     /// Open a delta directory or superblock file.
     pub fn open(path: &Path) -> Result<DeltaSource> {
         let superblock_path = if path.is_dir() {
-            path.join("superblock")
+            path.join(arbor_repo::layout::SUPERBLOCK)
         } else {
             path.to_path_buf()
         };

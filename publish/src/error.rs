@@ -13,6 +13,9 @@ pub type Result<T, E = PublishError> = std::result::Result<T, E>;
 pub enum PublishError {
     #[error("invalid store URL {url:?}: {why}")]
     BadUrl { url: String, why: String },
+    /// The store cannot be set up as configured (credentials, account, endpoint).
+    #[error("{url}: {why}")]
+    Config { url: String, why: String },
     #[error("{url}: {kind} ({detail})")]
     Store {
         /// The full URL of the object or prefix the request was about.
@@ -24,7 +27,8 @@ pub enum PublishError {
     },
     #[error("{url}: {why}")]
     Corrupt { url: String, why: String },
-    #[error("local repository: {0}")]
+    /// The repository's own message names the path or object.
+    #[error(transparent)]
     Repo(#[from] RepoError),
     /// A publish would move a ref back (the message says which, and how to force it).
     #[error("{0}")]
@@ -41,10 +45,12 @@ pub enum PublishError {
     ReadOnly { url: String },
     #[error("{url}: cannot list objects here ({why}); the source needs a summary file")]
     NotListable { url: String, why: String },
-    #[error("{path}: {source}")]
+    /// The OS error is part of the message, and deliberately not a `source`: a printed
+    /// cause chain would repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("summary of {url} kept changing under concurrent writers; gave up after {attempts} attempts")]
     Contention { url: String, attempts: u32 },
@@ -76,7 +82,7 @@ impl fmt::Display for StoreFailure {
         f.write_str(match self {
             StoreFailure::Unreachable => "cannot connect to the storage endpoint",
             StoreFailure::AccessDenied => {
-                "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's permissions"
+                "access denied: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, GOOGLE_*, AZURE_*) and the bucket's permissions"
             }
             StoreFailure::NoSuchBucket => "the bucket (or directory) does not exist",
             StoreFailure::DiskFull => "no space left on the device",

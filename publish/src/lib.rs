@@ -1,14 +1,15 @@
 //! arbor-publish: a working OSTree repository ⇄ any object store (`file://`, `s3://`,
-//! `memory://`, read-only `http(s)://`): crash-safe ordered publish, mirroring between
-//! stores, and pruning, with the summary regenerated from what the destination holds.
+//! `gs://`, `az://`, `memory://`, read-only `http(s)://`): crash-safe ordered publish,
+//! mirroring between stores, and pruning, with the summary regenerated from what the
+//! destination holds. Keys and the summary are `arbor_repo::layout`'s and
+//! `arbor_repo::summary`'s, the same as the local repository's.
 //!
 //! The API is blocking: each call builds its own tokio runtime, since async is only
-//! needed at this network edge. The transport is the `Arc<dyn ObjectStore>` inside a
-//! [`Location`], so tests (in-memory, local directories) and production (S3) run the
-//! same code.
+//! needed at this network edge. The transport is passed in: the `Arc<dyn ObjectStore>`
+//! inside a [`Location`] (built from a URL by `location`, or by the caller), so tests
+//! (in-memory, local directories) and production (S3, GCS, Azure) run the same code.
 
 mod error;
-mod layout;
 mod location;
 mod prune;
 mod remote;
@@ -21,8 +22,7 @@ use arbor_repo::progress::Progress;
 use arbor_repo::Repo;
 
 pub use error::{error_chain, PublishError, Result, StoreFailure};
-pub use layout::{DeltaName, CONFIG_CONTENTS};
-pub use location::{Location, LocationKind, S3Settings};
+pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};
 pub use remote::RequestCounts;
 pub use summary::LOCK_FILE;
@@ -51,7 +51,10 @@ pub fn preflight(dest: &Location) -> Result<()> {
     writable(dest)?;
     runtime()?.block_on(async {
         let remote = remote::Remote::new(dest);
-        remote.list(layout::REFS_PREFIX).await.map(|_| ())
+        remote
+            .list(arbor_repo::layout::REFS_PREFIX)
+            .await
+            .map(|_| ())
     })
 }
 

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::ObjectType;
 use arbor_repo::progress::Progress;
 use arbor_repo::store::validate_ref_name;
@@ -19,7 +20,6 @@ use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{PublishError, Result};
-use crate::layout::{self, DeltaName};
 use crate::location::LocationKind;
 use crate::remote::{Remote, RequestCounts};
 use crate::source::{read_ref, CommitInfo, Source};
@@ -277,7 +277,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
             continue;
         }
         exclude.insert(name);
-        report.removed_deltas.push(name.to_hex());
+        report.removed_deltas.push(name.to_string());
         for (r, _) in files {
             if r.key.ends_with("/superblock") {
                 superblock_keys.push(r);
@@ -354,7 +354,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         match std::fs::remove_file(&path) {
             Ok(()) => report.removed.push(r),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PublishError::Io { path, source: e }),
+            Err(error) => return Err(PublishError::Io { path, error }),
         }
     }
     // A concurrent publisher may have re-listed a delta we just removed.
@@ -380,7 +380,7 @@ fn staging_leftovers(root: &std::path::Path, cutoff: SystemTime) -> Vec<Removed>
         [
             layout::OBJECTS_PREFIX,
             layout::DELTAS_PREFIX,
-            "delta-indexes/",
+            layout::DELTA_INDEXES_PREFIX,
             layout::REFS_PREFIX,
         ]
         .iter()

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arbor_repo::layout;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{
@@ -11,8 +12,26 @@ use object_store::{
 };
 
 use crate::error::{PublishError, Result, StoreFailure};
-use crate::layout;
 use crate::location::{Location, LocationKind};
+
+/// Content-addressed objects never change: cache for a year.
+const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A delta for the same (from, to) could be regenerated with another superblock digest,
+/// so it is cached for a day rather than forever.
+const CACHE_DELTA: &str = "public, max-age=86400";
+/// Refs, summary, config and detached metadata change: clients must see new ones soon.
+const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
+
+/// The Cache-Control a key is stored with.
+pub fn cache_control(key: &str) -> &'static str {
+    if key.starts_with(layout::OBJECTS_PREFIX) && !key.ends_with(".commitmeta") {
+        CACHE_IMMUTABLE
+    } else if key.starts_with(layout::DELTAS_PREFIX) {
+        CACHE_DELTA
+    } else {
+        CACHE_MUTABLE
+    }
+}
 
 /// S3 returns at most this many keys per LIST page.
 const LIST_PAGE: u64 = 1000;
@@ -73,6 +92,8 @@ fn bump(a: &AtomicU64, n: u64) {
 pub struct Fetched {
     pub data: Vec<u8>,
     pub e_tag: Option<String>,
+    /// The store's object version (GCS's generation, which its conditional writes need).
+    pub version: Option<String>,
 }
 
 /// Outcome of a conditional write.
@@ -90,8 +111,12 @@ pub enum Expect {
     Any,
     /// The key must not exist.
     Absent,
-    /// The key must still have this ETag.
-    ETag(String),
+    /// The key must still be this version of it (its ETag and, where the store has
+    /// them, its version), as read.
+    Unchanged {
+        e_tag: Option<String>,
+        version: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -152,10 +177,14 @@ impl Remote {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(key, e)),
         };
-        let e_tag = r.meta.e_tag.clone();
+        let (e_tag, version) = (r.meta.e_tag.clone(), r.meta.version.clone());
         let data = r.bytes().await.map_err(|e| self.err(key, e))?.to_vec();
         bump(&self.stats.bytes_down, data.len() as u64);
-        Ok(Some(Fetched { data, e_tag }))
+        Ok(Some(Fetched {
+            data,
+            e_tag,
+            version,
+        }))
     }
 
     /// GET that must succeed.
@@ -198,15 +227,14 @@ impl Remote {
         self.read_only()?;
         let mut attributes = Attributes::new();
         if self.loc.keeps_attributes() {
-            attributes.insert(Attribute::CacheControl, layout::cache_control(key).into());
+            attributes.insert(Attribute::CacheControl, cache_control(key).into());
         }
         let mode = match expect {
             Expect::Any => PutMode::Overwrite,
             Expect::Absent => PutMode::Create,
-            Expect::ETag(e) => PutMode::Update(UpdateVersion {
-                e_tag: Some(e),
-                version: None,
-            }),
+            Expect::Unchanged { e_tag, version } => {
+                PutMode::Update(UpdateVersion { e_tag, version })
+            }
         };
         let len = data.content_length() as u64;
         let opts = PutOptions {
@@ -302,7 +330,8 @@ impl Remote {
 
     /// Keys `objects/<start>…` up to (excluding) `objects/<end>…`, using S3 start-after.
     async fn list_range(&self, start: char, end: Option<char>) -> Result<Vec<ObjectMeta>> {
-        let prefix = path("objects");
+        let objects = layout::OBJECTS_PREFIX;
+        let prefix = path(objects.trim_end_matches('/'));
         let mut stream = if start == '0' {
             self.loc.store.list(Some(&prefix))
         } else {
@@ -313,11 +342,11 @@ impl Remote {
                 .take_while(|c| *c != start)
                 .last()
                 .unwrap_or('0');
-            let offset = StorePath::from(format!("objects/{prev}f/g"));
+            let offset = StorePath::from(format!("{objects}{prev}f/g"));
             self.loc.store.list_with_offset(Some(&prefix), &offset)
         };
-        let stop = end.map(|e| format!("objects/{e}"));
-        let begin = format!("objects/{start}");
+        let stop = end.map(|e| format!("{objects}{e}"));
+        let begin = format!("{objects}{start}");
         let mut out = Vec::new();
         let mut seen = 0u64;
         while let Some(item) = stream.next().await {
@@ -336,5 +365,23 @@ impl Remote {
         }
         self.count_pages(seen);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arbor_repo::{Checksum, ObjectType};
+
+    use super::*;
+
+    #[test]
+    fn cache_classes() {
+        let c = Checksum::of(b"x");
+        let object = |ty| layout::object_key(&c, ty);
+        assert!(cache_control(&object(ObjectType::File)).contains("immutable"));
+        assert!(!cache_control(&object(ObjectType::CommitMeta)).contains("immutable"));
+        assert!(cache_control(layout::SUMMARY).contains("max-age=60"));
+        assert!(cache_control(&layout::ref_key("x")).contains("max-age=60"));
+        assert!(cache_control("deltas/ab/cd/0").contains("86400"));
     }
 }

@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use arbor_repo::gvariant::{Type, Value, VarDict};
+use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::{Commit, DirTree, ObjectType};
 use arbor_repo::summary::Summary;
 use arbor_repo::{Checksum, Repo, RepoError};
 
 use crate::error::{PublishError, Result};
-use crate::layout::{self, DeltaName};
 use crate::remote::Remote;
 
-/// `OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT`.
+/// `OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT` (arbor-delta's `format` owns the superblock;
+/// publish, which does not depend on it, only counts its parts).
 const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
-const SUPERBLOCK_NAME: &str = "superblock";
 
 /// What the summary needs to know about a commit.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,24 +55,6 @@ pub fn parse_summary(url: &str, data: &[u8]) -> Result<Summary> {
     Summary::from_bytes(data).map_err(|e| corrupt(url.to_string(), format!("invalid summary: {e}")))
 }
 
-/// The `ostree.static-deltas` map of a summary.
-pub fn summary_deltas(s: &Summary) -> BTreeMap<DeltaName, Checksum> {
-    let mut out = BTreeMap::new();
-    if let Some(v) = s.metadata.get("ostree.static-deltas") {
-        if let Ok(d) = VarDict::from_value(v) {
-            for (name, digest) in d.0 {
-                let (Some(n), Value::Bytes(b)) = (DeltaName::parse_hex(&name), digest) else {
-                    continue;
-                };
-                if let Some(c) = Checksum::from_slice(&b) {
-                    out.insert(n, c);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The keys of a delta's files, parts first and the superblock last, from its superblock.
 pub fn delta_files_from_superblock(
     url: &str,
@@ -91,13 +73,12 @@ pub fn delta_files_from_superblock(
         Value::Array(_, p) => p.len(),
         _ => return Err(corrupt(url.to_string(), "invalid delta part table")),
     };
-    let dir = name.dir();
     let mut out: Vec<String> = (0..parts)
-        .map(|i| format!("{dir}/{i}"))
+        .map(|i| name.part_key(i))
         // Inline parts live in the superblock's metadata under their relative path.
         .filter(|k| metadata.get(k).is_none())
         .collect();
-    out.push(format!("{dir}/{SUPERBLOCK_NAME}"));
+    out.push(name.superblock_key());
     Ok(out)
 }
 
@@ -115,8 +96,8 @@ impl Source<'_> {
         match self {
             Source::Local(r) => Ok(r.list_refs()?),
             Source::Store(s) => {
-                if let Some(f) = s.get(layout::SUMMARY_KEY).await? {
-                    let sum = parse_summary(&s.url(layout::SUMMARY_KEY), &f.data)?;
+                if let Some(f) = s.get(layout::SUMMARY).await? {
+                    let sum = parse_summary(&s.url(layout::SUMMARY), &f.data)?;
                     return Ok(sum.refs.into_iter().map(|r| (r.name, r.commit)).collect());
                 }
                 let mut out = BTreeMap::new();
@@ -176,7 +157,7 @@ impl Source<'_> {
                 let read = tokio::task::spawn_blocking(move || match std::fs::read(&p) {
                     Ok(d) => Ok(Some(d)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(PublishError::Io { path: p, source: e }),
+                    Err(error) => Err(PublishError::Io { path: p, error }),
                 });
                 read.await
                     .map_err(|e| PublishError::Invalid(format!("reading {key}: {e}")))?
@@ -188,20 +169,16 @@ impl Source<'_> {
     /// Static deltas: name → SHA-256 of the superblock.
     pub async fn deltas(&self) -> Result<BTreeMap<DeltaName, Checksum>> {
         match self {
-            Source::Local(r) => Ok(r
-                .list_deltas()?
-                .into_iter()
-                .filter_map(|(n, d)| Some((DeltaName::parse_hex(&n)?, d)))
-                .collect()),
+            Source::Local(r) => Ok(r.list_deltas()?),
             Source::Store(s) => {
-                if let Some(f) = s.get(layout::SUMMARY_KEY).await? {
-                    let sum = parse_summary(&s.url(layout::SUMMARY_KEY), &f.data)?;
-                    return Ok(summary_deltas(&sum));
+                if let Some(f) = s.get(layout::SUMMARY).await? {
+                    let sum = parse_summary(&s.url(layout::SUMMARY), &f.data)?;
+                    return Ok(sum.deltas());
                 }
                 let mut out = BTreeMap::new();
                 for m in s.list(layout::DELTAS_PREFIX).await? {
                     let key = m.location.to_string();
-                    if let Some((name, SUPERBLOCK_NAME)) = DeltaName::parse_key(&key) {
+                    if let Some((name, layout::SUPERBLOCK)) = DeltaName::parse_key(&key) {
                         if let Some(f) = s.get(&key).await? {
                             out.insert(name, Checksum::of(&f.data));
                         }
@@ -214,7 +191,7 @@ impl Source<'_> {
 
     /// The keys of a delta's files: parts first, the superblock last.
     pub async fn delta_files(&self, name: &DeltaName) -> Result<Vec<String>> {
-        let key = format!("{}/{SUPERBLOCK_NAME}", name.dir());
+        let key = name.superblock_key();
         let Some(sb) = self.read_key(&key).await? else {
             return Err(corrupt(
                 format!("{}/{key}", self.describe()),
@@ -231,7 +208,7 @@ pub async fn read_ref(s: &Remote, key: &str) -> Result<Option<Checksum>> {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&f.data);
-    Checksum::from_hex(text.trim_end())
+    layout::parse_ref_contents(&text)
         .map(Some)
         .map_err(|e| corrupt(s.url(key), e))
 }

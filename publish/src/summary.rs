@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arbor_repo::gvariant::{Value, VarDict};
+use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::ObjectType;
 use arbor_repo::store::validate_ref_name;
 use arbor_repo::summary::{Summary, SummaryRef};
@@ -22,10 +22,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 
 use crate::error::{PublishError, Result};
-use crate::layout::{self, DeltaName};
 use crate::location::LocationKind;
 use crate::remote::{Expect, PutOutcome, Remote};
-use crate::source::{parse_summary, read_ref, summary_deltas, CommitInfo};
+use crate::source::{parse_summary, read_ref, CommitInfo};
 
 /// Give up after this many rounds of concurrent changes.
 const MAX_ATTEMPTS: u32 = 40;
@@ -85,14 +84,14 @@ async fn lock(dest: &Remote) -> Result<Option<LocalLock>> {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| PublishError::Io {
+            .map_err(|error| PublishError::Io {
                 path: path.clone(),
-                source: e,
+                error,
             })?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
             PublishError::Io {
                 path,
-                source: e.into(),
+                error: e.into(),
             }
         })?;
         Ok::<_, PublishError>(f)
@@ -121,54 +120,6 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
-/// `ostree.commit.timestamp` (BE) and `ostree.commit.version`, as `ostree summary -u`.
-pub fn ref_metadata(info: &CommitInfo) -> VarDict {
-    let mut md = VarDict::new();
-    md.insert(
-        "ostree.commit.timestamp",
-        Value::Uint64(info.timestamp.to_be()),
-    );
-    if let Some(v) = &info.version {
-        md.insert("ostree.commit.version", Value::str(v.clone()));
-    }
-    md
-}
-
-fn build(
-    refs: &[SummaryRef],
-    deltas: &BTreeMap<DeltaName, Checksum>,
-    last_modified: u64,
-) -> Summary {
-    let mut s = Summary {
-        refs: refs.to_vec(),
-        metadata: VarDict::new(),
-    };
-    s.refs
-        .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    let md = &mut s.metadata;
-    md.insert(
-        "ostree.summary.last-modified",
-        Value::Uint64(last_modified.to_be()),
-    );
-    md.insert("ostree.summary.tombstone-commits", Value::Bool(false));
-    if !deltas.is_empty() {
-        let entries = deltas
-            .iter()
-            .map(|(n, d)| (n.to_hex(), Value::Bytes(d.0.to_vec())))
-            .collect();
-        md.insert("ostree.static-deltas", VarDict(entries).to_value());
-    }
-    md.insert("ostree.summary.mode", Value::str("archive-z2"));
-    s
-}
-
-fn last_modified(s: &Summary) -> Option<u64> {
-    match s.metadata.get("ostree.summary.last-modified") {
-        Some(Value::Uint64(t)) => Some(u64::from_be(*t)),
-        _ => None,
-    }
-}
-
 /// Regenerate the destination's summary from its refs and deltas (minus `exclude`),
 /// writing it only if it changed. Deletes a stale `summary.sig` whenever it writes.
 pub async fn update(
@@ -177,10 +128,10 @@ pub async fn update(
     exclude: &BTreeSet<DeltaName>,
     jobs: usize,
 ) -> Result<SummaryUpdate> {
-    let summary_url = dest.url(layout::SUMMARY_KEY);
+    let summary_url = dest.url(layout::SUMMARY);
     for attempt in 1..=MAX_ATTEMPTS {
         let guard = lock(dest).await?;
-        let current = dest.get(layout::SUMMARY_KEY).await?;
+        let current = dest.get(layout::SUMMARY).await?;
         let current_parsed = match &current {
             Some(f) => match parse_summary(&summary_url, &f.data) {
                 Ok(s) => Some(s),
@@ -249,12 +200,13 @@ pub async fn update(
                             CommitInfo::of(&f.data, &c)
                         }
                     };
-                    Ok(Some(SummaryRef {
+                    Ok(Some(SummaryRef::new(
                         name,
-                        commit_size: info.size,
                         commit,
-                        metadata: ref_metadata(&info),
-                    }))
+                        info.size,
+                        info.timestamp,
+                        info.version.as_deref(),
+                    )))
                 }
             })
             .buffer_unordered(jobs.max(1))
@@ -265,7 +217,7 @@ pub async fn update(
         // Deltas: every superblock present, digest from what we know or by hashing it.
         let old_deltas = current_parsed
             .as_ref()
-            .map(summary_deltas)
+            .map(Summary::deltas)
             .unwrap_or_default();
         let delta_names: Vec<(DeltaName, String)> = delta_items
             .iter()
@@ -299,24 +251,25 @@ pub async fn update(
         };
         // Unchanged (apart from the timestamp)? Then leave it, and its signature, alone.
         if let (Some(cur), Some(parsed)) = (&current, &current_parsed) {
-            if let Some(ts) = last_modified(parsed) {
-                if build(&refs, &deltas, ts).to_bytes() == cur.data {
+            if let Some(ts) = parsed.last_modified() {
+                if Summary::build(refs.clone(), &deltas, ts).to_bytes() == cur.data {
                     return Ok(result);
                 }
             }
         }
-        let new = build(&refs, &deltas, now_secs()).to_bytes();
+        let new = Summary::build(refs, &deltas, now_secs()).to_bytes();
         // A signature over the old bytes would make clients keep their cached summary.
-        dest.delete(layout::SUMMARY_SIG_KEY).await?;
+        dest.delete(layout::SUMMARY_SIG).await?;
         let expect = match (&guard, &current) {
             (Some(_), _) => Expect::Any,
-            (None, Some(f)) => match &f.e_tag {
-                Some(e) => Expect::ETag(e.clone()),
-                None => Expect::Any,
+            (None, Some(f)) if f.e_tag.is_some() || f.version.is_some() => Expect::Unchanged {
+                e_tag: f.e_tag.clone(),
+                version: f.version.clone(),
             },
+            (None, Some(_)) => Expect::Any,
             (None, None) => Expect::Absent,
         };
-        if dest.put(layout::SUMMARY_KEY, new.into(), expect).await? == PutOutcome::Conflict {
+        if dest.put(layout::SUMMARY, new.into(), expect).await? == PutOutcome::Conflict {
             tracing::debug!("summary of {} changed concurrently; retrying", dest.loc.url);
             drop(guard);
             tokio::time::sleep(backoff(attempt)).await;

@@ -15,8 +15,8 @@ use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::layout::{self, DeltaName};
 use crate::{mirror, prune, publish, Location, LocationKind, PruneOpts, Retention, TransferOpts};
+use arbor_repo::layout::{self, DeltaName};
 
 fn write_tree(dir: &Path, files: &[(&str, &[u8])]) {
     let _ = std::fs::remove_dir_all(dir);
@@ -442,7 +442,7 @@ fn prune_drops_deltas_whose_endpoints_are_gone() {
         jobs: 4,
     };
     let r = prune(&dest, &opts, &NoProgress).unwrap();
-    assert_eq!(r.removed_deltas, vec![name.to_hex()]);
+    assert_eq!(r.removed_deltas, vec![name.to_string()]);
     assert!(keys(&dest).iter().all(|k| !k.starts_with("deltas/")));
     assert!(summary(&dest)
         .metadata

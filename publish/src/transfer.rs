@@ -21,13 +21,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Instant;
 
+use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::ObjectType;
 use arbor_repo::progress::Progress;
 use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{PublishError, Result};
-use crate::layout::{self, DeltaName};
 use crate::location::LocationKind;
 use crate::remote::{Expect, Remote, RequestCounts};
 use crate::source::{read_ref, CommitInfo, Source};
@@ -87,13 +87,13 @@ pub struct TransferReport {
 
 fn sync_local(dest: &Remote) -> Result<()> {
     if let LocationKind::File { root } = &dest.loc.kind {
-        let dir = std::fs::File::open(root).map_err(|e| PublishError::Io {
+        let dir = std::fs::File::open(root).map_err(|error| PublishError::Io {
             path: root.clone(),
-            source: e,
+            error,
         })?;
         rustix::fs::syncfs(&dir).map_err(|e| PublishError::Io {
             path: root.clone(),
-            source: e.into(),
+            error: e.into(),
         })?;
     }
     Ok(())
@@ -132,7 +132,7 @@ async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String
     tokio::task::spawn_blocking(move || {
         match ty {
             ObjectType::File => {
-                arbor_repo::store::verify_archive_file_streaming(&data, &c)
+                arbor_repo::filez::verify_archive_file_streaming(&data, &c)
                     .map_err(|e| e.to_string())?;
             }
             ObjectType::DirTree | ObjectType::DirMeta | ObjectType::Commit => {
@@ -482,9 +482,9 @@ pub async fn run(
     report.commits_uploaded = n;
     sync_local(dest)?;
 
-    if dest.head(layout::CONFIG_KEY).await?.is_none() {
+    if dest.head(layout::CONFIG).await?.is_none() {
         dest.put(
-            layout::CONFIG_KEY,
+            layout::CONFIG,
             layout::CONFIG_CONTENTS.to_vec().into(),
             Expect::Any,
         )
@@ -512,8 +512,12 @@ pub async fn run(
         if theirs == Some(*commit) {
             continue;
         }
-        dest.put(&key, format!("{commit}\n").into_bytes().into(), Expect::Any)
-            .await?;
+        dest.put(
+            &key,
+            layout::ref_contents(commit).into_bytes().into(),
+            Expect::Any,
+        )
+        .await?;
         report.refs_updated.push(name.clone());
     }
     sync_local(dest)?;
@@ -522,7 +526,7 @@ pub async fn run(
     sync_local(dest)?;
     report.summary_written = upd.written;
     report.advertised_refs = upd.refs;
-    report.advertised_deltas = upd.deltas.keys().map(DeltaName::to_hex).collect();
+    report.advertised_deltas = upd.deltas.keys().map(DeltaName::to_string).collect();
     report.requests = dest.stats.snapshot();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

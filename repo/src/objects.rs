@@ -106,7 +106,8 @@ impl Xattrs {
         self.0.is_empty()
     }
 
-    fn to_value(&self) -> Value {
+    /// `a(ayay)`, names NUL-terminated: as in dirmeta, file headers and delta parts.
+    pub fn to_value(&self) -> Value {
         let elem = Type::Tuple(vec![bytes_type(), bytes_type()]);
         Value::Array(
             elem,
@@ -342,18 +343,6 @@ impl FileHeader {
         };
         let header = FileHeader::from_members(&m[1..])?;
         Ok((header, size, HEADER_PREFIX_LEN + body.len()))
-    }
-
-    /// Parse a content stream header (`(uuuusa(ayay))` with its prefix).
-    pub fn parse_stream(data: &[u8]) -> Result<(FileHeader, usize), ObjectError> {
-        let body =
-            split_lenprefixed(data).ok_or_else(|| invalid("file header", "truncated header"))?;
-        let v = Value::from_bytes(&Type::parse(Self::TYPE_STR)?, body)?;
-        let m = tuple(v, 6, "file header")?;
-        Ok((
-            FileHeader::from_members(&m)?,
-            HEADER_PREFIX_LEN + body.len(),
-        ))
     }
 }
 

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use arbor_delta::format::{DeltaName, Endianness};
+use arbor_delta::format::Endianness;
 use arbor_delta::generate::{GenerateOpts as LibOpts, GenerateReport, MB};
 use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_delta::{DeltaInfo, DeltaSource};
-use arbor_repo::Repo;
+use arbor_repo::{DeltaName, Repo};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -262,7 +262,7 @@ impl ListOpts {
         if self.json {
             let v: Vec<Value> = deltas
                 .iter()
-                .map(|(n, d)| json!({"name": n, "superblock_sha256": d.to_hex()}))
+                .map(|(n, d)| json!({"name": n.to_string(), "superblock_sha256": d.to_hex()}))
                 .collect();
             super::print_json(&Value::Array(v));
         } else {

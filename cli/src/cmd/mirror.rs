@@ -12,11 +12,12 @@ use crate::progress::Bar;
 
 #[derive(Args)]
 pub struct MirrorOpts {
-    /// Source: file:///path (or a plain path), s3://bucket/prefix, or http(s)://… (read-only;
-    /// needs a summary file there).
+    /// Source: file:///path (or a plain path), s3://, gs:// or az://bucket/prefix, or
+    /// http(s)://… (read-only; needs a summary file there).
     #[arg(long, value_name = "URL")]
     from: String,
-    /// Destination: file:///path (or a plain path), s3://bucket/prefix, or memory://.
+    /// Destination: file:///path (or a plain path), s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix, or memory://.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Ref to mirror (repeatable; default: every ref the source advertises).

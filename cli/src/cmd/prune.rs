@@ -15,7 +15,8 @@ use crate::progress::Bar;
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("policy").required(true).args(["keep", "keep_younger_than"])))]
 pub struct PruneOpts {
-    /// The published repository: file:///path (or a plain path), s3://bucket/prefix.
+    /// The published repository: file:///path (or a plain path), s3://, gs:// or
+    /// az://bucket/prefix.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Keep the newest N commits of each ref (N ≥ 1).

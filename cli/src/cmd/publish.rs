@@ -4,28 +4,29 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use arbor_publish::{Location, RequestCounts, S3Settings, TransferOpts, TransferReport};
+use arbor_publish::{Location, RequestCounts, StoreOpts, TransferOpts, TransferReport};
 use clap::Args;
 use serde_json::{json, Value};
 
 use super::RepoArg;
 use crate::progress::Bar;
 
-/// S3 connection flags shared by publish, mirror and prune.
+/// Store connection flags shared by publish, mirror and prune.
 #[derive(Args, Clone)]
 pub struct S3Args {
     /// S3 endpoint URL, e.g. http://127.0.0.1:3900 (default: AWS_ENDPOINT_URL, else AWS).
     /// Requests are path-style; plain http is allowed for 127.0.0.1/localhost, or
     /// anywhere with AWS_ALLOW_HTTP=true. Region and keys come from AWS_REGION,
-    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or web-identity variables); gs:// and
+    /// az:// read GOOGLE_* and AZURE_* the same way.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
 }
 
 impl S3Args {
-    pub fn settings(&self) -> S3Settings {
-        S3Settings {
-            endpoint: self.s3_endpoint.clone(),
+    pub fn settings(&self) -> StoreOpts {
+        StoreOpts {
+            s3_endpoint: self.s3_endpoint.clone(),
             ..Default::default()
         }
     }
@@ -35,7 +36,8 @@ impl S3Args {
 pub struct PublishOpts {
     #[command(flatten)]
     repo: RepoArg,
-    /// Destination: file:///path (or a plain path), s3://bucket/prefix, or memory://.
+    /// Destination: file:///path (or a plain path), s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix, or memory://.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Ref to publish (repeatable; default: every branch of the repository).

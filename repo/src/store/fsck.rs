@@ -10,6 +10,8 @@ use rayon::prelude::*;
 
 use super::{IoContext, Repo, RepoError, Result};
 use crate::checksum::Checksum;
+use crate::filez::verify_archive_file_streaming;
+use crate::layout;
 use crate::objects::{DirTree, ObjectType};
 use crate::progress::Progress;
 
@@ -25,7 +27,7 @@ impl Repo {
     /// Check every object under `objects/` and the reachability of every ref.
     pub fn fsck(&self, progress: &dyn Progress) -> Result<FsckReport> {
         let mut objects = Vec::new();
-        let top = self.path().join("objects");
+        let top = self.path().join(layout::OBJECTS_PREFIX);
         let mut report = FsckReport::default();
         for d in fs::read_dir(&top).at(&top)? {
             let d = d.at(&top)?;
@@ -94,24 +96,15 @@ impl Repo {
         name: &str,
         path: &PathBuf,
     ) -> Result<(), String> {
-        let rel = format!("objects/{prefix}/{name}");
-        let (stem, ext) = name
-            .split_once('.')
-            .ok_or_else(|| format!("{rel}: not an object file name"))?;
-        let ty = ObjectType::from_extension(ext)
-            .ok_or_else(|| format!("{rel}: unknown object type {ext:?}"))?;
-        let checksum = Checksum::from_hex(&format!("{prefix}{stem}"))
-            .map_err(|_| format!("{rel}: invalid object name"))?;
+        let rel = format!("{}{prefix}/{name}", layout::OBJECTS_PREFIX);
+        let (checksum, ty) = layout::parse_object_key(&rel)
+            .ok_or_else(|| format!("{rel}: not an object (objects/XX/<62 hex>.<type>)"))?;
         let fail = |e: RepoError| format!("{rel}: {e}");
         match ty {
             // Hashed as it is inflated: a large file is never held whole.
-            ObjectType::File => {
-                fs::read(path)
-                    .map_err(|e| format!("{rel}: {e}"))
-                    .and_then(|data| {
-                        super::verify_archive_file_streaming(&data, &checksum).map_err(fail)
-                    })
-            }
+            ObjectType::File => fs::read(path)
+                .map_err(|e| format!("{rel}: {e}"))
+                .and_then(|data| verify_archive_file_streaming(&data, &checksum).map_err(fail)),
             ObjectType::Commit => self.read_commit(&checksum).map(drop).map_err(fail),
             ObjectType::DirTree => {
                 let t = self.read_dirtree(&checksum).map_err(fail)?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{IoContext, Repo, RepoError, Result};
 use crate::checksum::Checksum;
+use crate::layout;
 
 /// `OSTREE_REF_REGEXP`: segments `[\w\d][-._\w\d]*` joined by `/`.
 pub fn validate_ref_name(name: &str) -> Result<()> {
@@ -26,14 +27,14 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
 impl Repo {
     fn ref_path(&self, name: &str) -> Result<PathBuf> {
         validate_ref_name(name)?;
-        Ok(PathBuf::from("refs/heads").join(name))
+        Ok(PathBuf::from(layout::ref_key(name)))
     }
 
     /// The commit a local branch points to, if the branch exists.
     pub fn read_ref(&self, name: &str) -> Result<Option<Checksum>> {
         let path = self.path().join(self.ref_path(name)?);
         match fs::read_to_string(&path) {
-            Ok(s) => Checksum::from_hex(s.trim_end())
+            Ok(s) => layout::parse_ref_contents(&s)
                 .map(Some)
                 .map_err(|e| RepoError::BadRev {
                     rev: name.to_string(),
@@ -57,7 +58,7 @@ impl Repo {
     pub fn write_ref(&self, name: &str, commit: &Checksum) -> Result<()> {
         let rel = self.ref_path(name)?;
         self.sync()?;
-        self.write_atomic(&rel, format!("{commit}\n").as_bytes())
+        self.write_atomic(&rel, layout::ref_contents(commit).as_bytes())
     }
 
     /// Remove a branch.
@@ -75,7 +76,7 @@ impl Repo {
     /// All local branches, sorted by name.
     pub fn list_refs(&self) -> Result<BTreeMap<String, Checksum>> {
         let mut out = BTreeMap::new();
-        let top = self.path().join("refs/heads");
+        let top = self.path().join(layout::REFS_PREFIX);
         collect_refs(&top, "", &mut out)?;
         Ok(out)
     }
@@ -131,7 +132,7 @@ fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Checksum>) 
             collect_refs(&path, &full, out)?;
         } else {
             let text = fs::read_to_string(&path).at(&path)?;
-            let c = Checksum::from_hex(text.trim_end()).map_err(|err| RepoError::BadRev {
+            let c = layout::parse_ref_contents(&text).map_err(|err| RepoError::BadRev {
                 rev: full.clone(),
                 why: format!("ref file {}: {err}", path.display()),
             })?;

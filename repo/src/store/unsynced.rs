@@ -134,7 +134,7 @@ impl Repo {
 
     fn remove_damaged_since(&self, since: SystemTime) -> (u64, u64) {
         let (mut checked, mut removed) = (0, 0);
-        let Ok(dirs) = fs::read_dir(self.root.join("objects")) else {
+        let Ok(dirs) = fs::read_dir(self.root.join(crate::layout::OBJECTS_PREFIX)) else {
             return (0, 0);
         };
         for d in dirs.flatten() {
@@ -217,7 +217,7 @@ mod tests {
         std::mem::forget(repo);
         let bad_path = dir
             .path()
-            .join(Repo::relative_object_path(&bad, ObjectType::File));
+            .join(crate::layout::object_key(&bad, ObjectType::File));
         let len = fs::metadata(&bad_path).unwrap().len();
         fs::OpenOptions::new()
             .write(true)
