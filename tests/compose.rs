@@ -450,10 +450,7 @@ fn compose_v1_then_v2_deploys_and_upgrades() {
     assert_eq!(written, count_filez(Path::new(&repo)) - filez_v1);
     assert!(written > 0, "{v2}");
     assert!(v2["ostree-content-bytes-written"].as_u64().unwrap() > 0);
-    // v2's rpmdb is v1's updated with only the changed packages (rpm --justdb -e/-i):
-    // rpm still lists exactly the resolved packages.
-    assert_eq!(v["arbor-rpmdb-reused"], false, "v1 has no parent db");
-    assert_eq!(v2["arbor-rpmdb-reused"], true, "{v2}");
+    // v2's rpmdb, written anew, lists exactly the resolved packages.
     let co2 = tmp.path().join("co2");
     arbor(&["checkout", "--repo", &repo, &c2, p(&co2)]).ok();
     assert_rpmdb_lists(&co2, &c.join("v2.yaml"));

@@ -36,5 +36,7 @@ fn init_logging(verbose: u8) {
         .with_writer(progress::LogWriter)
         .with_target(false)
         .without_time()
+        // Colours only on a terminal: CI logs and captured stderr stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -166,7 +166,7 @@ pub fn assemble(
 }
 
 /// After the postprocess scripts: passwd/group split and checked, shadow normalized,
-/// and the kernel found (and placed for `boot-location: new`).
+/// shadow-utils' backups and lock removed, and the kernel found (and placed for `boot-location: new`).
 pub fn finalize(
     repo: &Repo,
     t: &mut MutableTree,
@@ -175,6 +175,20 @@ pub fn finalize(
 ) -> Result<Option<String>> {
     split_passwd(repo, t, plan)?;
     normalize_shadow(repo, t)?;
+    // shadow-utils' lock file and backups: made only when a scriptlet changed an
+    // account (so a compose seeded from its parent would lack them), and stale in any
+    // deployment; rpm-ostree removes them the same way.
+    for f in [
+        ".pwd.lock",
+        "passwd-",
+        "group-",
+        "shadow-",
+        "gshadow-",
+        "subuid-",
+        "subgid-",
+    ] {
+        t.remove(&format!("usr/etc/{f}"));
+    }
     check_accounts(repo, t, plan, parent)?;
     if plan.container {
         Ok(None)
@@ -375,15 +389,27 @@ pub fn seed_accounts(
         ("group", true, &plan.check_groups),
     ] {
         let seed = match (check, parent) {
-            (AccountCheck::File(f), _) => Some(fs::read_to_string(f).map_err(|e| {
-                accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
-            })?),
+            (AccountCheck::File(f), _) => {
+                let text = fs::read_to_string(f).map_err(|e| {
+                    accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
+                })?;
+                Some(
+                    accounts::parse(&text, group)
+                        .map_err(|e| accounts_err(&format!("check-{name}: {}", f.display()), e))?,
+                )
+            }
             (_, Some(p)) => {
                 match (
                     read_commit_text(repo, p, &format!("usr/etc/{name}"))?,
                     read_commit_text(repo, p, &format!("usr/lib/{name}"))?,
                 ) {
-                    (Some(etc), Some(lib)) => Some(format!("{etc}{lib}")),
+                    (Some(etc), Some(lib)) => {
+                        let parse = |text: &str| {
+                            accounts::parse(text, group)
+                                .map_err(|e| accounts_err(&format!("previous /etc/{name}"), e))
+                        };
+                        Some(accounts::unsplit(&parse(&etc)?, &parse(&lib)?))
+                    }
                     _ => None,
                 }
             }
@@ -392,8 +418,6 @@ pub fn seed_accounts(
         let Some(seed) = seed else {
             continue;
         };
-        let seed = accounts::parse(&seed, group)
-            .map_err(|e| accounts_err(&format!("previous /etc/{name}"), e))?;
         let own = read_text(repo, t, &format!("usr/etc/{name}"))?.unwrap_or_default();
         let own = accounts::parse(&own, group)
             .map_err(|e| accounts_err(&format!("/etc/{name} of the packages"), e))?;

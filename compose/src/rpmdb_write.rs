@@ -126,7 +126,10 @@ fn settle(db_dir: &Path) -> Result<()> {
     let mut header = [0u8; 20];
     f.read_exact(&mut header).map_err(|e| err(&db, e))?;
     if &header[..16] != b"SQLite format 3\0" {
-        return Err(AssembleError::Rpmdb(format!("{}: not an sqlite database", db.display())));
+        return Err(AssembleError::Rpmdb(format!(
+            "{}: not an sqlite database",
+            db.display()
+        )));
     }
     // Bytes 18 and 19: file format write and read versions, 2 for WAL, 1 for legacy.
     if header[18..20] == [2, 2] {
@@ -209,7 +212,10 @@ mod tests {
         let a = package(tmp.path(), "a", "1.0");
         let b = package(tmp.path(), "b", "2.0");
         let one = build_rpmdb(&repo, &[a.clone(), b.clone()], 1_704_067_200).unwrap();
-        assert_eq!(rpm_qa(&one.tmp).unwrap(), ["a-1.0-1.x86_64", "b-2.0-1.x86_64"]);
+        assert_eq!(
+            rpm_qa(&one.tmp).unwrap(),
+            ["a-1.0-1.x86_64", "b-2.0-1.x86_64"]
+        );
         let t1 = one.commit(&repo).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let two = build_rpmdb(&repo, &[b, a], 1_704_067_200).unwrap();

@@ -101,13 +101,6 @@ async fn lock(dest: &Remote) -> Result<Option<LocalLock>> {
     Ok(Some(LocalLock(f)))
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Backoff with jitter from the clock (no RNG dependency): 20 ms · 2^n, capped, ± half.
 fn backoff(attempt: u32) -> Duration {
     let base = 20u64 << attempt.min(6);
@@ -257,7 +250,8 @@ pub async fn update(
                 }
             }
         }
-        let new = Summary::build(refs, &deltas, now_secs()).to_bytes();
+        let new =
+            Summary::build(refs, &deltas, arbor_repo::summary::last_modified_now()).to_bytes();
         // A signature over the old bytes would make clients keep their cached summary.
         dest.delete(layout::SUMMARY_SIG).await?;
         let expect = match (&guard, &current) {

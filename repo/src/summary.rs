@@ -99,6 +99,20 @@ pub fn deltas_from_value(v: &Value) -> BTreeMap<DeltaName, Checksum> {
     out
 }
 
+/// The `last-modified` a summary written now gets: `SOURCE_DATE_EPOCH` when it is set
+/// (so a release built with it publishes the same bytes on any day), else the clock.
+pub fn last_modified_now() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
+}
+
 impl Summary {
     /// The summary of `refs` and `deltas`, stamped `last_modified` (seconds since the
     /// epoch): what both the local repository and a published one advertise.

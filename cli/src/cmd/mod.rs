@@ -6,6 +6,7 @@ mod commit;
 mod compose;
 mod db;
 mod delta;
+mod diff;
 mod fetch;
 mod fsck;
 mod import_rpms;
@@ -97,6 +98,9 @@ pub enum Command {
     Mirror(mirror::MirrorOpts),
     /// Delete old commits and unreachable objects and deltas from a published repository.
     Prune(prune::PruneOpts),
+    /// Paths added, removed and modified between two commits (as `ostree diff`), with
+    /// what changed in each; `--json` for scripts.
+    Diff(diff::DiffOpts),
     /// Packages in composed commits: list, and diff between two commits.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -138,6 +142,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Publish(o) => o.run(),
         Command::Mirror(o) => o.run(),
         Command::Prune(o) => o.run(),
+        Command::Diff(o) => o.run(),
         Command::Db(c) => c.run(),
     }
 }

@@ -152,7 +152,9 @@ pub fn compose(
     let cachedir = cachedir(repo, opts);
     let resolved = stages::resolve(repo, plan, opts, http, &cachedir, progress)?;
     lap(&mut timings, "resolve", &mut t0);
-    let timestamp = opts.timestamp.unwrap_or_else(crate::time::default_timestamp);
+    let timestamp = opts
+        .timestamp
+        .unwrap_or_else(crate::time::default_timestamp);
     let mut outcome = ComposeOutcome {
         resolution: resolved.resolution.clone(),
         inputhash: resolved.inputhash.clone(),

@@ -84,6 +84,15 @@ pub fn split(entries: &[Entry], group: bool, keep: &[String]) -> (Vec<Entry>, Ve
     (etc, lib)
 }
 
+/// The inverse of [`split`], as the seed of the next compose: the id-0 entries kept in
+/// `/usr/etc`, then `/usr/lib` in its order, then whatever else `/usr/etc` holds. The
+/// `etc-group-members` copies in `/usr/etc` thus take their place in `/usr/lib`'s order,
+/// so a compose seeded from its parent writes the same files as one seeded from nothing.
+pub fn unsplit(etc: &[Entry], lib: &[Entry]) -> Vec<Entry> {
+    let (root, rest): (Vec<Entry>, Vec<Entry>) = etc.iter().cloned().partition(|e| e.id == 0);
+    merge(&merge(&root, lib), &rest)
+}
+
 /// `/etc/shadow` and `/etc/gshadow` as rpm-ostree normalizes them: the date of last
 /// password change (field 3 of shadow) is blanked for locked accounts (`!` or `*`), so
 /// the day of the compose does not end up in the tree.
@@ -218,6 +227,9 @@ mod tests {
             lib.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
             ["wheel", "users"]
         );
+        // Seeding from the split files gives back the original order.
+        let names = |v: &[Entry]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&unsplit(&etc, &lib)), names(&g));
         assert!(parse("x:x:notanumber:0::/:/bin/sh\n", false)
             .unwrap_err()
             .contains("passwd line 1"));

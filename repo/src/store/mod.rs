@@ -17,6 +17,7 @@
 
 mod checkout;
 mod commit_dir;
+mod diff;
 mod fsck;
 mod mtree;
 mod refs;
@@ -36,6 +37,7 @@ use flate2::Compression;
 
 pub use checkout::CheckoutOpts;
 pub use commit_dir::{read_xattrs, CommitDirOpts, CommitStats};
+pub use diff::{Aspect, ChangeKind, CommitChange, PathChange, TreeDiff};
 pub use fsck::FsckReport;
 pub use refs::validate_ref_name;
 pub use walk::{DumpEntry, EntryKind, Node};
@@ -429,11 +431,11 @@ impl Repo {
                 c.version(),
             ));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let summary = Summary::build(refs, &self.list_deltas()?, now);
+        let summary = Summary::build(
+            refs,
+            &self.list_deltas()?,
+            crate::summary::last_modified_now(),
+        );
         self.sync()?;
         self.write_atomic(Path::new(layout::SUMMARY), &summary.to_bytes())?;
         let sig = self.root.join(layout::SUMMARY_SIG);

@@ -81,34 +81,28 @@ impl DumpEntry {
             line.push_str(&escape(&self.symlink_target));
         }
         if !self.xattrs.is_empty() {
-            let parts: Vec<String> = self
-                .xattrs
-                .entries()
-                .iter()
-                .map(|(n, v)| {
-                    let name = escape(&String::from_utf8_lossy(n));
-                    // Text values (an SELinux label: printable ASCII and its NUL) are
-                    // shown as text, quoted; anything else as hex.
-                    let text = v.strip_suffix(b"\0").unwrap_or(v);
-                    if !text.is_empty()
-                        && text
-                            .iter()
-                            .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b',')
-                    {
-                        format!("{name}=\"{}\"", String::from_utf8_lossy(text))
-                    } else {
-                        let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
-                        format!("{name}={hex}")
-                    }
-                })
-                .collect();
-            line.push_str(" xattrs=");
-            line.push_str(&parts.join(","));
+            line.push(' ');
+            line.push_str(&xattrs_text(&self.xattrs));
         }
         line
     }
 
-    fn dir(path: String, tree: Checksum, meta_csum: Checksum, meta: &DirMeta) -> DumpEntry {
+    /// Mode, owner and xattrs as the dump shows them: `MODE UID GID[ xattrs=…]`.
+    pub fn attrs_text(&self) -> String {
+        let mut s = format!("{:o} {} {}", self.mode, self.uid, self.gid);
+        if !self.xattrs.is_empty() {
+            s.push(' ');
+            s.push_str(&xattrs_text(&self.xattrs));
+        }
+        s
+    }
+
+    pub(crate) fn dir(
+        path: String,
+        tree: Checksum,
+        meta_csum: Checksum,
+        meta: &DirMeta,
+    ) -> DumpEntry {
         DumpEntry {
             kind: EntryKind::Dir,
             path,
@@ -123,7 +117,7 @@ impl DumpEntry {
         }
     }
 
-    fn file(path: String, checksum: Checksum, h: FileHeader, size: u64) -> DumpEntry {
+    pub(crate) fn file(path: String, checksum: Checksum, h: FileHeader, size: u64) -> DumpEntry {
         DumpEntry {
             kind: if h.is_symlink() {
                 EntryKind::Symlink
@@ -150,7 +144,7 @@ pub enum Node {
     File(Checksum),
 }
 
-fn join(parent: &str, name: &str) -> String {
+pub(crate) fn join(parent: &str, name: &str) -> String {
     if parent == "/" {
         format!("/{name}")
     } else {
@@ -249,4 +243,29 @@ impl Repo {
         }
         Ok(())
     }
+}
+
+/// `xattrs=name="text",name=hex…` as the dump shows them.
+fn xattrs_text(xattrs: &Xattrs) -> String {
+    let parts: Vec<String> = xattrs
+        .entries()
+        .iter()
+        .map(|(n, v)| {
+            let name = escape(&String::from_utf8_lossy(n));
+            // Text values (an SELinux label: printable ASCII and its NUL) are
+            // shown as text, quoted; anything else as hex.
+            let text = v.strip_suffix(b"\0").unwrap_or(v);
+            if !text.is_empty()
+                && text
+                    .iter()
+                    .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b',')
+            {
+                format!("{name}=\"{}\"", String::from_utf8_lossy(text))
+            } else {
+                let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{name}={hex}")
+            }
+        })
+        .collect();
+    format!("xattrs={}", parts.join(","))
 }

@@ -1,0 +1,603 @@
+//! Bit-for-bit reproducible composes and releases, and `arbor diff` against `ostree diff`.
+//!
+//! Two composes of the same treefile and timestamp agree on the commit checksum
+//! whatever differs around them: cache (cold, or filled by another compose),
+//! repository, working directory, umask, `TZ`, locale, the order of `.repo` files and
+//! of the treefile's repositories. v2 composed after v1 (seeded accounts, cached
+//! imports) has the same root tree as v2 composed cold. When an assertion fails, the
+//! message carries `arbor diff --details` between the two results: the tool meant to
+//! explain a failed reproduction.
+
+mod util {
+    pub use arbor_tests::*;
+}
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use util::{arbor, corpus_dir, fedora_corpus_dir, ostree, tempdir};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Where and how one compose runs.
+struct Env<'a> {
+    cwd: &'a Path,
+    umask: &'a str,
+    tz: &'a str,
+    lang: &'a str,
+    /// `--timestamp VALUE`, or `None` to rely on `SOURCE_DATE_EPOCH`.
+    timestamp: Option<&'a str>,
+    source_date_epoch: Option<&'a str>,
+}
+
+const EPOCH: &str = "1704067200"; // 2024-01-01T00:00:00Z
+
+/// The reference environment: from `/`, umask 022, UTC, C locale, `--timestamp`.
+fn env_a() -> Env<'static> {
+    Env {
+        cwd: Path::new("/"),
+        umask: "022",
+        tz: "UTC",
+        lang: "C.UTF-8",
+        timestamp: Some("2024-01-01T00:00:00Z"),
+        source_date_epoch: None,
+    }
+}
+
+/// `arbor ARGS` under `env` (umask through the shell, which then execs arbor).
+fn arbor_in(env: &Env, args: &[&str]) -> util::Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {} && exec \"$0\" \"$@\"", env.umask))
+        .arg(util::arbor_bin())
+        .args(args)
+        .current_dir(env.cwd)
+        .env("TZ", env.tz)
+        .env("LANG", env.lang)
+        .env("LC_ALL", env.lang)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
+    if let Some(t) = env.source_date_epoch {
+        cmd.env("SOURCE_DATE_EPOCH", t);
+    }
+    let o = cmd.output().expect("run arbor");
+    let run = util::Run {
+        cmd: format!(
+            "arbor {} (umask {}, TZ {})",
+            args.join(" "),
+            env.umask,
+            env.tz
+        ),
+        status: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        stdout_bytes: o.stdout,
+    };
+    run.ok();
+    run
+}
+
+/// Compose `treefile` into `repo` with `cache`; returns the commit and its JSON.
+fn compose(env: &Env, treefile: &Path, repo: &Path, cache: &Path) -> (String, Value) {
+    if !repo.exists() {
+        arbor(&["init", "--repo", p(repo)]).ok();
+    }
+    let mut args = vec![
+        "compose",
+        "--repo",
+        p(repo),
+        "--cachedir",
+        p(cache),
+        "--json",
+        "--progress",
+        "none",
+    ];
+    if let Some(t) = env.timestamp {
+        args.extend(["--timestamp", t]);
+    }
+    args.push(p(treefile));
+    let run = arbor_in(env, &args);
+    let v: Value = serde_json::from_str(run.stdout.trim()).expect("compose JSON");
+    (v["ostree-commit"].as_str().expect("commit").to_string(), v)
+}
+
+/// `arbor diff --details` between `a` (in `repo_a`) and `b` (pulled from `repo_b` into
+/// `repo_a` when they differ): what a failed reproduction shows.
+fn explain(repo_a: &Path, a: &str, repo_b: &Path, b: &str) -> String {
+    if repo_a != repo_b {
+        ostree(&[&format!("--repo={}", p(repo_a)), "pull-local", p(repo_b), b]).ok();
+    }
+    let d = arbor(&["diff", "--repo", p(repo_a), "--details", a, b]);
+    format!("arbor diff --details {a} {b}:\n{}{}", d.stdout, d.stderr)
+}
+
+fn root_tree(repo: &Path, commit: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(
+        arbor(&["show", "--repo", p(repo), "--json", commit])
+            .ok()
+            .trim(),
+    )
+    .expect("show JSON");
+    (
+        v["root_dirtree"].as_str().unwrap().to_string(),
+        v["root_dirmeta"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A copy of corpus treefile `name` in `dir`, with `extra_repo` (a `.repo` file name
+/// without extension) and `extra_pkgs` added. The repository definitions are the
+/// corpus's `.repo` files copied as they are, or (`combined`) all their sections in
+/// one file in reverse order; `reverse_list` reverses the treefile's `repos:` list.
+fn reordered(
+    corpus: &Path,
+    name: &str,
+    dir: &Path,
+    extra_repo: &str,
+    extra_pkgs: &[&str],
+    combined: bool,
+    reverse_list: bool,
+) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let mut repos: Vec<PathBuf> = fs::read_dir(corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("repo"))
+        .collect();
+    repos.sort();
+    if combined {
+        let mut sections: Vec<String> = repos
+            .iter()
+            .map(|r| fs::read_to_string(r).unwrap())
+            .collect();
+        sections.reverse();
+        fs::write(dir.join("all-in-one.repo"), sections.join("\n")).unwrap();
+    } else {
+        for r in &repos {
+            fs::copy(r, dir.join(r.file_name().unwrap())).unwrap();
+        }
+    }
+    let text = fs::read_to_string(corpus.join(name)).unwrap();
+    let mut out = String::new();
+    let mut in_repos = false;
+    for line in text.lines() {
+        if line == "repos:" {
+            in_repos = true;
+            out.push_str("repos:\n");
+            let own: Vec<&str> = text
+                .lines()
+                .skip_while(|l| *l != "repos:")
+                .skip(1)
+                .take_while(|l| l.starts_with("  - "))
+                .collect();
+            let mut all: Vec<String> = own.iter().map(|l| l.to_string()).collect();
+            if !extra_repo.is_empty() {
+                all.push(format!("  - {extra_repo}"));
+            }
+            if reverse_list {
+                all.reverse();
+            }
+            for l in all {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            continue;
+        }
+        if in_repos && line.starts_with("  - ") {
+            continue;
+        }
+        in_repos = false;
+        out.push_str(line);
+        out.push('\n');
+        if line == "packages:" {
+            for pkg in extra_pkgs {
+                out.push_str(&format!("  - {pkg}\n"));
+            }
+        }
+    }
+    if extra_repo == "corpus-tiny" {
+        out.push_str(util::TINY_OVERRIDES);
+    }
+    let dest = dir.join(name);
+    fs::write(&dest, out).unwrap();
+    dest
+}
+
+/// A read-only checkout's rpmdb answers `rpm -qa` for an unprivileged user, and holds
+/// no sqlite transient files.
+fn assert_rpmdb_readable(repo: &Path, commit: &str, tmp: &Path) {
+    let co = tmp.join("co-readonly");
+    arbor(&["checkout", "--repo", p(repo), commit, p(&co)]).ok();
+    let db = co.join("usr/share/rpm");
+    let names: Vec<String> = fs::read_dir(&db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with("-shm")
+            && !n.ends_with("-wal")
+            && !n.ends_with("-journal")
+            && n != ".rpm.lock"),
+        "sqlite transient files in the tree: {names:?}"
+    );
+    util::run("chmod", &["-R", "a-w", p(&co)]).ok();
+    // The way to the checkout must be open to `nobody` (tempdirs are 0700).
+    fs::set_permissions(tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    let root = util::run("id", &["-u"]).ok().trim() == "0";
+    let qa = |as_nobody: bool| {
+        let mut args = vec![];
+        if as_nobody && root {
+            args.extend([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ]);
+        }
+        args.extend(["rpm", "--root", p(&co), "--dbpath", "/usr/share/rpm", "-qa"]);
+        let r = util::run(args[0], &args[1..]);
+        r.ok();
+        assert!(!r.stderr.contains("error"), "{}", r.stderr);
+        let mut v: Vec<String> = r.stdout.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let listed = qa(true);
+    assert!(listed.len() > 10, "{listed:?}");
+    // Still no transient files after a read (the checkout is read-only).
+    assert!(!db.join("rpmdb.sqlite-shm").exists());
+    util::run("chmod", &["-R", "u+w", p(&co)]).ok();
+}
+
+#[test]
+fn corpus_composes_identically_anywhere() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    // A: the corpus's treefile as it is, from /, umask 022, UTC, C locale, --timestamp.
+    let tf_a = reordered(
+        &c,
+        "v1.yaml",
+        &t.join("tf-a"),
+        "corpus-tiny",
+        &["tiny-app"],
+        false,
+        false,
+    );
+    let (repo_a, cache_a) = (t.join("repo-a"), t.join("cache-a"));
+    let (c1, _) = compose(&env_a(), &tf_a, &repo_a, &cache_a);
+    // B: repositories and .repo files in the other order, another directory, umask
+    // 077, a far time zone, another locale, and SOURCE_DATE_EPOCH instead of
+    // --timestamp; its own cache and repository.
+    let cwd_b = t.join("elsewhere");
+    fs::create_dir_all(&cwd_b).unwrap();
+    let b = Env {
+        cwd: &cwd_b,
+        umask: "077",
+        tz: "Pacific/Chatham",
+        lang: "de_DE.UTF-8",
+        timestamp: None,
+        source_date_epoch: Some(EPOCH),
+    };
+    let tf_b = reordered(
+        &c,
+        "v1.yaml",
+        &t.join("tf-b"),
+        "corpus-tiny",
+        &["tiny-app"],
+        true,
+        false,
+    );
+    let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
+    let (c1b, _) = compose(&b, &tf_b, &repo_b, &cache_b);
+    assert_eq!(c1, c1b, "{}", explain(&repo_a, &c1, &repo_b, &c1b));
+    assert_rpmdb_readable(&repo_a, &c1, t);
+
+    // A warm cache filled by another compose (B's, of v2) changes nothing.
+    let tf_b2 = reordered(
+        &c,
+        "v2.yaml",
+        &t.join("tf-b"),
+        "corpus-tiny",
+        &["tiny-app"],
+        true,
+        false,
+    );
+    compose(&b, &tf_b2, &t.join("repo-other"), &cache_b);
+    let (c1c, _) = compose(&b, &tf_b, &t.join("repo-c"), &cache_b);
+    assert_eq!(
+        c1,
+        c1c,
+        "{}",
+        explain(&repo_a, &c1, &t.join("repo-c"), &c1c)
+    );
+
+    // The treefile's `repos:` in the other order resolves the same packages: only the
+    // recorded treefile and the metadata derived from it differ.
+    let tf_r = reordered(
+        &c,
+        "v1.yaml",
+        &t.join("tf-r"),
+        "corpus-tiny",
+        &["tiny-app"],
+        false,
+        true,
+    );
+    let (c1r, _) = compose(&env_a(), &tf_r, &repo_a, &cache_a);
+    let d: Value = serde_json::from_str(
+        arbor(&["diff", "--repo", p(&repo_a), "--json", &c1, &c1r])
+            .ok()
+            .trim(),
+    )
+    .unwrap();
+    let paths: Vec<&str> = ["modified", "removed", "added"]
+        .iter()
+        .flat_map(|k| d[k].as_array().unwrap())
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/usr/share/rpm-ostree/treefile.json"], "{d}");
+
+    // v2 after v1 (accounts seeded from v1, imports cached, rpmdb written again) has
+    // the root tree of v2 composed cold into an empty repository.
+    let tf_a2 = reordered(
+        &c,
+        "v2.yaml",
+        &t.join("tf-a"),
+        "corpus-tiny",
+        &["tiny-app"],
+        false,
+        false,
+    );
+    let (c2, v2) = compose(&env_a(), &tf_a2, &repo_a, &cache_a);
+    assert!(v2["arbor-import-cache-hits"].as_u64().unwrap() > 0, "{v2}");
+    let (repo_cold, cache_cold) = (t.join("repo-cold"), t.join("cache-cold"));
+    let (c2cold, _) = compose(&env_a(), &tf_a2, &repo_cold, &cache_cold);
+    assert_eq!(
+        root_tree(&repo_a, &c2),
+        root_tree(&repo_cold, &c2cold),
+        "{}",
+        explain(&repo_a, &c2, &repo_cold, &c2cold)
+    );
+    // Only the parent differs between the two commits.
+    let d = arbor(&["diff", "--repo", p(&repo_a), "--json", &c2, &{
+        ostree(&[
+            &format!("--repo={}", p(&repo_a)),
+            "pull-local",
+            p(&repo_cold),
+            &c2cold,
+        ])
+        .ok();
+        c2cold.clone()
+    }])
+    .ok()
+    .to_string();
+    let d: Value = serde_json::from_str(d.trim()).unwrap();
+    let fields: Vec<&str> = d["commit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["parent"], "{d}");
+}
+
+#[test]
+fn scriptlet_composes_identically_anywhere() {
+    // The fedora-scriptlets corpus runs every %pre/%post (useradd, presets, ldconfig,
+    // update-ca-certificates, systemd's own): whatever they embed of the time, the host
+    // or chance is normalized, or this fails with the paths that differ.
+    let c = fedora_corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    let tf = c.join("v1.yaml");
+    let (repo_a, cache_a) = (t.join("repo-a"), t.join("cache-a"));
+    let (c1, _) = compose(&env_a(), &tf, &repo_a, &cache_a);
+    let cwd_b = t.join("elsewhere");
+    fs::create_dir_all(&cwd_b).unwrap();
+    let b = Env {
+        cwd: &cwd_b,
+        umask: "077",
+        tz: "America/St_Johns",
+        lang: "fr_FR.UTF-8",
+        timestamp: None,
+        source_date_epoch: Some(EPOCH),
+    };
+    let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
+    let (c1b, _) = compose(&b, &tf, &repo_b, &cache_b);
+    assert_eq!(c1, c1b, "{}", explain(&repo_a, &c1, &repo_b, &c1b));
+
+    // v2 after v1 against v2 cold.
+    let tf2 = c.join("v2.yaml");
+    let (c2, _) = compose(&env_a(), &tf2, &repo_a, &cache_a);
+    let (repo_cold, cache_cold) = (t.join("repo-cold"), t.join("cache-cold"));
+    let (c2cold, _) = compose(&env_a(), &tf2, &repo_cold, &cache_cold);
+    assert_eq!(
+        root_tree(&repo_a, &c2),
+        root_tree(&repo_cold, &c2cold),
+        "{}",
+        explain(&repo_a, &c2, &repo_cold, &c2cold)
+    );
+}
+
+#[test]
+fn release_with_source_date_epoch_publishes_identical_bytes() {
+    // Two release engineers release v1 then v2 (a delta between them) from their own
+    // repositories and caches: the published trees are byte for byte the same,
+    // summary (last-modified from SOURCE_DATE_EPOCH), deltas and all.
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    for (i, tz, umask) in [(1, "UTC", "022"), (2, "Asia/Kathmandu", "077")] {
+        let env = Env {
+            cwd: t,
+            umask,
+            tz,
+            lang: "C.UTF-8",
+            timestamp: None,
+            source_date_epoch: Some(EPOCH),
+        };
+        for v in ["v1", "v2"] {
+            let r = arbor_in(
+                &env,
+                &[
+                    "release",
+                    p(&c.join(format!("{v}.yaml"))),
+                    "--repo",
+                    p(&t.join(format!("repo{i}"))),
+                    "--cachedir",
+                    p(&t.join(format!("cache{i}"))),
+                    "--to",
+                    &format!("file://{}", p(&t.join(format!("pub{i}")))),
+                    "--delta-depth",
+                    "1",
+                    "--json",
+                    "--progress",
+                    "none",
+                ],
+            );
+            let j: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+            if v == "v2" {
+                assert_eq!(j["deltas"].as_array().unwrap().len(), 1, "{j}");
+            }
+        }
+    }
+    let listing = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let path = e.unwrap().path();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push((rel, fs::read(&path).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let (a, b) = (listing(&t.join("pub1")), listing(&t.join("pub2")));
+    assert!(a.iter().any(|(n, _)| n == "summary"));
+    assert!(a.iter().any(|(n, _)| n.starts_with("deltas/")));
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a), names(&b));
+    for ((n, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{n} differs between the two releases");
+    }
+    // The summary says when: SOURCE_DATE_EPOCH.
+    let s = ostree(&[
+        &format!("--repo={}", p(&t.join("pub1"))),
+        "summary",
+        "--view",
+    ])
+    .ok()
+    .to_string();
+    assert!(s.contains("2024-01-01"), "{s}");
+}
+
+#[test]
+fn diff_agrees_with_ostree_diff_on_the_corpus_update() {
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    let (repo, cache) = (t.join("repo"), t.join("cache"));
+    let (c1, _) = compose(&env_a(), &c.join("v1.yaml"), &repo, &cache);
+    let later = Env {
+        timestamp: Some("2024-01-02T00:00:00Z"),
+        ..env_a()
+    };
+    let (c2, _) = compose(&later, &c.join("v2.yaml"), &repo, &cache);
+    let want = ostree(&[&format!("--repo={}", p(&repo)), "diff", &c1, &c2])
+        .ok()
+        .to_string();
+    let got = arbor(&["diff", "--repo", p(&repo), &c1, &c2])
+        .ok()
+        .to_string();
+    assert!(want.lines().count() > 50, "a real update: {want}");
+    assert_eq!(got, want, "arbor diff and ostree diff, line for line");
+    // With one revision, FROM is its parent.
+    let parent = arbor(&["diff", "--repo", p(&repo), &c2]).ok().to_string();
+    assert_eq!(parent, want);
+    // The newer client agrees too (over a copy of the repo inside its root).
+    let newer_repo = util::newer_root().join("var/tmp").join(format!(
+        "arbor-diff-{}",
+        t.file_name().unwrap().to_string_lossy()
+    ));
+    util::run("cp", &["-a", p(&repo), p(&newer_repo)]).ok();
+    let inside = format!(
+        "--repo=/var/tmp/{}",
+        newer_repo.file_name().unwrap().to_string_lossy()
+    );
+    let newer = util::ostree_newer(&[&inside, "diff", &c1, &c2]);
+    let _ = fs::remove_dir_all(&newer_repo);
+    assert_eq!(newer.ok(), want);
+
+    // JSON: the same paths, and for modified ones what changed, consistent with the
+    // entries on both sides.
+    let j: Value = serde_json::from_str(
+        arbor(&["diff", "--repo", p(&repo), "--json", &c1, &c2])
+            .ok()
+            .trim(),
+    )
+    .unwrap();
+    let mut from_json = Vec::new();
+    for (key, letter) in [("modified", 'M'), ("removed", 'D'), ("added", 'A')] {
+        for x in j[key].as_array().unwrap() {
+            from_json.push(format!("{letter}    {}", x["path"].as_str().unwrap()));
+            if key == "modified" {
+                let changed: Vec<&str> = x["changed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect();
+                assert!(!changed.is_empty(), "{x}");
+                let (f, t) = (&x["from"], &x["to"]);
+                if changed.contains(&"mode") {
+                    assert_ne!(f["mode"], t["mode"], "{x}");
+                } else {
+                    assert_eq!(f["mode"], t["mode"], "{x}");
+                }
+                if changed == ["content"] {
+                    assert_ne!(f["checksum"], t["checksum"], "{x}");
+                }
+            }
+        }
+    }
+    assert_eq!(from_json.join("\n") + "\n", want);
+    let fields: Vec<&str> = j["commit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "parent",
+        "timestamp",
+        "metadata:version",
+        "metadata:rpmostree.rpmdb.pkglist",
+    ] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+    // Details name the change: a package's upgraded binary changed content.
+    let details = arbor(&["diff", "--repo", p(&repo), "--details", &c1, &c2])
+        .ok()
+        .to_string();
+    assert!(details.contains("[content ("), "{details}");
+    assert!(
+        details.contains("commit timestamp: 1704067200 -> 1704153600"),
+        "{details}"
+    );
+    // Bad revisions name themselves.
+    arbor(&["diff", "--repo", p(&repo), &c1, "no-such-ref"]).fails_with("no-such-ref");
+}
