@@ -3,6 +3,7 @@
 
 mod cmd;
 mod progress;
+mod sign;
 
 use std::process::ExitCode;
 

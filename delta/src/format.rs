@@ -26,7 +26,7 @@ use arbor_repo::{Checksum, DeltaName};
 
 use crate::gvread::{self, FrameError};
 
-pub const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
+pub use arbor_repo::layout::SUPERBLOCK_TYPE;
 pub const PART_PAYLOAD_TYPE: &str = "(a(uuu)aa(ayay)ayay)";
 /// Key of the endianness flag in the superblock metadata.
 pub const ENDIANNESS_KEY: &str = "ostree.endianness";

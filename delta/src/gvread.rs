@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let t = ty("(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))");
+        let t = ty(arbor_repo::layout::SUPERBLOCK_TYPE);
         let mut seed = 7u32;
         for len in 0..300usize {
             let data: Vec<u8> = (0..len)

@@ -62,12 +62,36 @@ pub fn apply_policy(
     let mut out = Vec::new();
     for name in wanted(repo, ref_name, depth, scratch)? {
         if repo.path().join(name.superblock_key()).exists() {
-            out.push(PolicyOutcome::Exists(name));
-            continue;
+            if embeds_current_commitmeta(repo, &name)? {
+                out.push(PolicyOutcome::Exists(name));
+                continue;
+            }
+            // A client pulling through a delta verifies the commitmeta the superblock
+            // embeds, not the server's: a commit signed after its delta was made needs it anew.
+            tracing::info!(
+                "delta {name}: the commit's signatures changed since it was made; regenerating"
+            );
         }
         out.push(PolicyOutcome::Generated(generate(
             repo, name.from, name.to, opts, progress,
         )?));
     }
     Ok(out)
+}
+
+/// Whether the delta's superblock embeds the to-commit's current detached metadata (its
+/// signatures) — byte for byte, absent on both sides included.
+pub fn embeds_current_commitmeta(repo: &Repo, name: &DeltaName) -> Result<bool> {
+    let path = repo.path().join(name.superblock_key());
+    let data = std::fs::read(&path).map_err(crate::error::io_err(&path))?;
+    let sb = crate::format::Superblock::parse(&data).map_err(|e| DeltaError::Superblock {
+        path: path.clone(),
+        why: format!("cannot parse ({} bytes): {e}", data.len()),
+    })?;
+    let current = match repo.read_metadata(ObjectType::CommitMeta, &name.to) {
+        Ok(d) => Some(d),
+        Err(arbor_repo::RepoError::MissingObject { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(sb.commitmeta() == current.as_deref())
 }

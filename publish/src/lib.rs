@@ -13,6 +13,7 @@ mod error;
 mod location;
 mod prune;
 mod remote;
+mod signing;
 mod source;
 mod summary;
 mod transfer;
@@ -25,6 +26,7 @@ pub use error::{error_chain, PublishError, Result, StoreFailure};
 pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};
 pub use remote::RequestCounts;
+pub use signing::Signing;
 pub use summary::LOCK_FILE;
 pub use transfer::{TransferOpts, TransferReport};
 

@@ -46,6 +46,8 @@ pub struct PruneOpts {
     pub dry_run: bool,
     pub grace: Duration,
     pub jobs: usize,
+    /// Signs the summary prune rewrites (a signed repository stays signed).
+    pub signing: Option<std::sync::Arc<dyn crate::Signing>>,
 }
 
 /// One deleted (or, in a dry run, deletable) object.
@@ -328,7 +330,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     }
 
     // Clients must stop hearing of the deltas before they go.
-    let upd = summary::update(dest, &known, &exclude, jobs).await?;
+    let upd = summary::update(dest, &known, &exclude, jobs, opts.signing.as_deref()).await?;
     report.summary_written = upd.written;
     // Delete group by group so that each group is gone before the next starts.
     let groups = group_boundaries(&order);
@@ -358,7 +360,14 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
         }
     }
     // A concurrent publisher may have re-listed a delta we just removed.
-    let upd = summary::update(dest, &known, &BTreeSet::new(), jobs).await?;
+    let upd = summary::update(
+        dest,
+        &known,
+        &BTreeSet::new(),
+        jobs,
+        opts.signing.as_deref(),
+    )
+    .await?;
     report.summary_written |= upd.written;
     report.requests = dest.stats.snapshot();
     report.seconds = started.elapsed().as_secs_f64();

@@ -14,10 +14,6 @@ use arbor_repo::{Checksum, Repo, RepoError};
 use crate::error::{PublishError, Result};
 use crate::remote::Remote;
 
-/// `OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT` (arbor-delta's `format` owns the superblock;
-/// publish, which does not depend on it, only counts its parts).
-const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
-
 /// What the summary needs to know about a commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitInfo {
@@ -61,14 +57,7 @@ pub fn delta_files_from_superblock(
     name: &DeltaName,
     superblock: &[u8],
 ) -> Result<Vec<String>> {
-    let ty = Type::parse(SUPERBLOCK_TYPE).expect("static type");
-    let v = Value::from_bytes(&ty, superblock)
-        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
-    let Value::Tuple(m) = v else {
-        return Err(corrupt(url.to_string(), "invalid delta superblock"));
-    };
-    let metadata = VarDict::from_value(&m[0])
-        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
+    let (metadata, m) = superblock_fields(url, superblock)?;
     let parts = match &m[6] {
         Value::Array(_, p) => p.len(),
         _ => return Err(corrupt(url.to_string(), "invalid delta part table")),
@@ -80,6 +69,31 @@ pub fn delta_files_from_superblock(
         .collect();
     out.push(name.superblock_key());
     Ok(out)
+}
+
+/// A superblock's metadata and its fields (publish only reads its part table and the
+/// commitmeta it embeds).
+fn superblock_fields(url: &str, superblock: &[u8]) -> Result<(VarDict, Vec<Value>)> {
+    let ty = Type::parse(layout::SUPERBLOCK_TYPE).expect("static type");
+    let v = Value::from_bytes(&ty, superblock)
+        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
+    let Value::Tuple(m) = v else {
+        return Err(corrupt(url.to_string(), "invalid delta superblock"));
+    };
+    let metadata = VarDict::from_value(&m[0])
+        .map_err(|e| corrupt(url.to_string(), format!("invalid delta superblock: {e}")))?;
+    Ok((metadata, m))
+}
+
+/// The serialized detached metadata of the to-commit a superblock embeds (what a client
+/// pulling through the delta verifies signatures against), if any.
+pub fn superblock_commitmeta(
+    url: &str,
+    name: &DeltaName,
+    superblock: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let (metadata, _) = superblock_fields(url, superblock)?;
+    Ok(metadata.get(&name.commitmeta_key()).map(Value::to_bytes))
 }
 
 impl Source<'_> {

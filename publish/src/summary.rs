@@ -114,12 +114,16 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Regenerate the destination's summary from its refs and deltas (minus `exclude`),
-/// writing it only if it changed. Deletes a stale `summary.sig` whenever it writes.
+/// writing it only if it changed. With a signer, `summary.sig` is made anew for every
+/// summary written (and for an unchanged one it does not validly sign), uploaded right
+/// after the summary; without one, a stale `summary.sig` is deleted before the summary is
+/// written (clients would keep their cached summary, or fail, on a mismatched pair).
 pub async fn update(
     dest: &Remote,
     known: &Known,
     exclude: &BTreeSet<DeltaName>,
     jobs: usize,
+    signer: Option<&dyn crate::Signing>,
 ) -> Result<SummaryUpdate> {
     let summary_url = dest.url(layout::SUMMARY);
     for attempt in 1..=MAX_ATTEMPTS {
@@ -242,18 +246,41 @@ pub async fn update(
             refs: refs.iter().map(|r| (r.name.clone(), r.commit)).collect(),
             deltas: deltas.clone(),
         };
-        // Unchanged (apart from the timestamp)? Then leave it, and its signature, alone.
+        // Unchanged (apart from the timestamp)? Then leave it, and its signature, alone
+        // (signing it when it is not validly signed by our keys).
         if let (Some(cur), Some(parsed)) = (&current, &current_parsed) {
             if let Some(ts) = parsed.last_modified() {
                 if Summary::build(refs.clone(), &deltas, ts).to_bytes() == cur.data {
+                    if let Some(signer) = signer {
+                        let sig = dest.get(layout::SUMMARY_SIG).await?;
+                        if !sig.is_some_and(|s| signer.summary_signed(&cur.data, &s.data)) {
+                            put_signature(dest, signer, &cur.data).await?;
+                            return Ok(SummaryUpdate {
+                                written: true,
+                                ..result
+                            });
+                        }
+                    }
                     return Ok(result);
                 }
             }
         }
         let new =
             Summary::build(refs, &deltas, arbor_repo::summary::last_modified_now()).to_bytes();
-        // A signature over the old bytes would make clients keep their cached summary.
-        dest.delete(layout::SUMMARY_SIG).await?;
+        // Signed before anything is written: a signer that fails leaves the old pair.
+        let new_sig = match signer {
+            Some(s) => Some(s.sign_summary(&new).map_err(|why| {
+                PublishError::Invalid(format!(
+                    "signing the summary of {}: {why}; the published summary is unchanged",
+                    dest.loc.url
+                ))
+            })?),
+            // A signature over the old bytes would make clients keep their cached summary.
+            None => {
+                dest.delete(layout::SUMMARY_SIG).await?;
+                None
+            }
+        };
         let expect = match (&guard, &current) {
             (Some(_), _) => Expect::Any,
             (None, Some(f)) if f.e_tag.is_some() || f.version.is_some() => Expect::Unchanged {
@@ -268,6 +295,10 @@ pub async fn update(
             drop(guard);
             tokio::time::sleep(backoff(attempt)).await;
             continue;
+        }
+        if let Some(sig) = new_sig {
+            dest.put(layout::SUMMARY_SIG, sig.into(), Expect::Any)
+                .await?;
         }
         if guard.is_some() {
             // Every writer of a file:// summary holds the lock: nothing can have slipped in.
@@ -297,4 +328,14 @@ pub async fn update(
         url: summary_url,
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// Sign `summary` and upload a fresh `summary.sig`.
+async fn put_signature(dest: &Remote, signer: &dyn crate::Signing, summary: &[u8]) -> Result<()> {
+    let sig = signer.sign_summary(summary).map_err(|why| {
+        PublishError::Invalid(format!("signing the summary of {}: {why}", dest.loc.url))
+    })?;
+    dest.put(layout::SUMMARY_SIG, sig.into(), Expect::Any)
+        .await?;
+    Ok(())
 }

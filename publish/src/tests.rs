@@ -363,6 +363,7 @@ fn prune_keeps_n_and_removes_the_rest() {
         dry_run: true,
         grace: Duration::ZERO,
         jobs: 4,
+        signing: None,
     };
     let dry = prune(&dest, &opts, &NoProgress).unwrap();
     assert_eq!(keys(&dest), before, "a dry run changes nothing");
@@ -440,6 +441,7 @@ fn prune_drops_deltas_whose_endpoints_are_gone() {
         dry_run: false,
         grace: Duration::ZERO,
         jobs: 4,
+        signing: None,
     };
     let r = prune(&dest, &opts, &NoProgress).unwrap();
     assert_eq!(r.removed_deltas, vec![name.to_string()]);
@@ -608,6 +610,7 @@ fn prune_keeps_each_refs_depth_over_shared_history() {
         dry_run: false,
         grace: Duration::ZERO,
         jobs: 4,
+        signing: None,
     };
     let r = prune(&dest, &opts, &NoProgress).unwrap();
     // a keeps a4 a3 a2; b keeps q a2 a1: only a0 goes.
@@ -660,6 +663,7 @@ fn prune_deletes_nothing_when_refs_move_under_it() {
         dry_run: false,
         grace: Duration::ZERO,
         jobs: 4,
+        signing: None,
     };
     let e = prune(&dest, &opts, &hook).unwrap_err();
     assert!(e.to_string().contains("changed while pruning"), "{e}");
@@ -700,6 +704,7 @@ fn prune_refuses_a_destination_without_refs() {
         dry_run: false,
         grace: Duration::ZERO,
         jobs: 4,
+        signing: None,
     };
     let e = prune(&dest, &opts, &NoProgress).unwrap_err();
     assert!(e.to_string().contains("no refs"), "{e}");
@@ -739,6 +744,7 @@ fn prune_removes_staging_leftovers_on_file_destinations() {
         dry_run: false,
         grace: Duration::from_secs(600),
         jobs: 4,
+        signing: None,
     };
     let r = prune(&dest, &opts, &NoProgress).unwrap();
     assert!(

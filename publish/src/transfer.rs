@@ -6,11 +6,12 @@
 //! 1 objects (file, dirmeta)    content-addressed; nothing points at them yet
 //! 2 objects (dirtree)
 //! 3 deltas: parts, then superblocks   a delta exists once its superblock does
-//! 4 commitmeta
+//! 4 commitmeta                signatures; a published one only replaced by one that adds to it
 //! 5 commits                    a commit at the destination ⇒ all its objects are there
 //! 6 config                     repo_version=1, mode=archive-z2
 //! 7 refs/heads/<ref>           each publisher writes only its own refs
-//! 8 summary (summary.sig deleted)  regenerated from the destination's refs and deltas
+//! 8 summary, then summary.sig   regenerated from the destination's refs and deltas; signed
+//!                              anew (`--sign-with`), else a stale summary.sig is deleted first
 //! ```
 //!
 //! Refs go before the summary (not after) because the summary is derived from the refs
@@ -47,6 +48,11 @@ pub struct TransferOpts {
     /// Move a destination ref even when its commit is not an ancestor of the new one
     /// (a publish only; a mirror always follows its source).
     pub force: bool,
+    /// Sign the summary, check commits before uploading (`--sign-with`,
+    /// `--require-signatures`).
+    pub signing: Option<std::sync::Arc<dyn crate::Signing>>,
+    /// Mirror: publish an unsigned summary although the source's is signed.
+    pub allow_unsigned_summary: bool,
 }
 
 impl Default for TransferOpts {
@@ -55,6 +61,8 @@ impl Default for TransferOpts {
             jobs: 16,
             depth: None,
             force: false,
+            signing: None,
+            allow_unsigned_summary: false,
         }
     }
 }
@@ -307,6 +315,18 @@ pub async fn run(
         )));
     }
     report.refs = refs.clone();
+    let signs_summaries = opts.signing.as_ref().is_some_and(|s| s.signs_summaries());
+    if let Source::Store(s) = src {
+        if !signs_summaries
+            && !opts.allow_unsigned_summary
+            && s.head(layout::SUMMARY_SIG).await?.is_some()
+        {
+            return Err(PublishError::Invalid(format!(
+                "{} has a signed summary; the mirror's would be unsigned: pass --sign-with to sign it, or --allow-unsigned-summary",
+                src.describe()
+            )));
+        }
+    }
     if matches!(src, Source::Local(_)) && !opts.force {
         check_forward(src, dest, &dest_ref_items, &refs).await?;
     }
@@ -366,6 +386,31 @@ pub async fn run(
     }
     progress.finish();
 
+    // Signatures required: every commit to upload, and every head, checked first.
+    if let Some(signing) = &opts.signing {
+        let to_check: BTreeSet<Checksum> = new_commits
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(refs.values().copied())
+            .collect();
+        for c in &to_check {
+            let Some((bytes, _)) = src.commit(c).await? else {
+                continue;
+            };
+            let meta = src
+                .read_key(&layout::object_key(c, ObjectType::CommitMeta))
+                .await?;
+            signing
+                .check_commit(c, &bytes, meta.as_deref())
+                .map_err(|why| {
+                    PublishError::Invalid(format!(
+                        "commit {c} in {}: {why}; nothing was uploaded",
+                        src.describe()
+                    ))
+                })?;
+        }
+    }
+
     // Objects the new commits reach that the boundary commits (complete at the
     // destination) do not. For a store source the boundary walk would cost GETs; the
     // presence check below catches shared objects anyway.
@@ -415,11 +460,38 @@ pub async fn run(
         .filter(|k| !have.contains(*k))
         .cloned()
         .partition(|k| matches!(layout::parse_object_key(k), Some((_, ObjectType::DirTree))));
-    let missing_meta: Vec<String> = commitmeta_keys
+    let mut missing_meta: Vec<String> = commitmeta_keys
         .iter()
         .filter(|k| !have.contains(*k))
         .cloned()
         .collect();
+    // A published commitmeta the local one adds signatures to (a key added, rotation) is
+    // replaced, with the deltas to that commit (they embed it); one that would lose a
+    // published signature is kept, and said so.
+    let mut resigned: HashSet<Checksum> = HashSet::new();
+    if let Source::Local(_) = src {
+        for k in commitmeta_keys.iter().filter(|k| have.contains(*k)) {
+            let (Some(local), Some(theirs)) = (src.read_key(k).await?, dest.get(k).await?) else {
+                continue;
+            };
+            if local == theirs.data {
+                continue;
+            }
+            let Some((c, _)) = layout::parse_object_key(k) else {
+                continue;
+            };
+            if crate::signing::only_adds(&theirs.data, &local) {
+                tracing::info!("commit {c}: publishing its new signatures");
+                missing_meta.push(k.clone());
+                resigned.insert(c);
+            } else {
+                tracing::warn!(
+                    "commit {c}: the detached metadata at {} has signatures the local one lacks; keeping the published one",
+                    dest.loc.url
+                );
+            }
+        }
+    }
     report.objects_skipped =
         (candidates.len() - missing_files.len() - missing_trees.len() - missing_meta.len()) as u64;
 
@@ -441,10 +513,29 @@ pub async fn run(
         if !walked.contains_key(&name.to) {
             continue;
         }
-        if dest_deltas.contains(name) {
+        if dest_deltas.contains(name) && !resigned.contains(&name.to) {
             // The destination's own superblock may differ from ours (regenerated since):
             // the summary must advertise what is stored, so it is not ours to claim.
             continue;
+        }
+        if let Source::Local(r) = src {
+            // Clients pulling through a delta check the signatures it embeds: one made
+            // before the commit was (re)signed must not be published.
+            let sb_key = name.superblock_key();
+            let sb = src.read_key(&sb_key).await?.unwrap_or_default();
+            let url = format!("{}/{sb_key}", src.describe());
+            let embedded = crate::source::superblock_commitmeta(&url, name, &sb)?;
+            let current = src
+                .read_key(&layout::object_key(&name.to, ObjectType::CommitMeta))
+                .await?;
+            if embedded != current {
+                return Err(PublishError::Invalid(format!(
+                    "delta {name} in {} was made before commit {}'s current signatures; regenerate it (arbor delta generate --repo {} --ref REF, or arbor release) — nothing was uploaded",
+                    src.describe(),
+                    name.to,
+                    r.path().display()
+                )));
+            }
         }
         known.deltas.insert(*name, *digest);
         let mut files = src.delta_files(name).await?;
@@ -522,7 +613,14 @@ pub async fn run(
     }
     sync_local(dest)?;
 
-    let upd = summary::update(dest, &known, &BTreeSet::new(), jobs).await?;
+    let upd = summary::update(
+        dest,
+        &known,
+        &BTreeSet::new(),
+        jobs,
+        opts.signing.as_deref().filter(|s| s.signs_summaries()),
+    )
+    .await?;
     sync_local(dest)?;
     report.summary_written = upd.written;
     report.advertised_refs = upd.refs;

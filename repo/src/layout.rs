@@ -30,6 +30,10 @@ pub const DELTAS_PREFIX: &str = "deltas/";
 pub const DELTA_INDEXES_PREFIX: &str = "delta-indexes/";
 /// The file of a delta directory that makes the delta exist; parts are `0`, `1`, ….
 pub const SUPERBLOCK: &str = "superblock";
+/// `OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT`: metadata (inline parts, the to-commit's
+/// detached metadata under `DIR/commitmeta`), timestamp, from, to, the to-commit, deps,
+/// part headers, fallbacks. arbor-delta's `format` reads and writes the rest.
+pub const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
 
 /// The `config` arbor writes (`ostree init --mode=archive`; `archive-z2` is the mode's
 /// name that 2022.7 clients print and accept).

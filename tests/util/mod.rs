@@ -179,6 +179,48 @@ impl Client {
         self
     }
 
+    /// A host client whose `origin` verifies commits and the summary (`gpg-verify=true`,
+    /// `gpg-verify-summary=true`) against the OpenPGP public key in `key`.
+    pub fn host_verifying(path: &Path, url: &str, key: &Path) -> Client {
+        let c = Client {
+            arg: format!("--repo={}", path.to_str().expect("utf-8 path")),
+            newer: false,
+            path: path.to_path_buf(),
+        };
+        c.init_verifying(url, key.to_str().expect("utf-8 path"))
+    }
+
+    /// The same with the newer client (the key is copied into its chroot).
+    pub fn newer_verifying(name: &str, url: &str, key: &Path) -> Client {
+        let name = format!("{name}-{}", std::process::id());
+        let outside = newer_root().join("var/tmp").join(&name);
+        let _ = fs::remove_dir_all(&outside);
+        fs::create_dir_all(&outside).expect("mkdir client");
+        fs::copy(key, outside.join("key.asc")).expect("copy key into the chroot");
+        let c = Client {
+            arg: format!("--repo=/var/tmp/{name}/repo"),
+            newer: true,
+            path: outside,
+        };
+        c.init_verifying(url, &format!("/var/tmp/{name}/key.asc"))
+    }
+
+    fn init_verifying(self, url: &str, key: &str) -> Client {
+        self.ostree(&["init", "--mode=bare-user"]).ok();
+        let import = format!("--gpg-import={key}");
+        self.ostree(&[
+            "remote",
+            "add",
+            "--set=gpg-verify=true",
+            "--set=gpg-verify-summary=true",
+            &import,
+            "origin",
+            url,
+        ])
+        .ok();
+        self
+    }
+
     /// `ostree --repo=<this repository> ARGS…`.
     pub fn ostree(&self, args: &[&str]) -> Run {
         let mut full = vec![self.arg.as_str()];

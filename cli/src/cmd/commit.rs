@@ -61,6 +61,8 @@ pub struct CommitOpts {
     /// Print a JSON object (commit and counts) instead of the bare checksum.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
     /// Directory to commit.
     dir: PathBuf,
 }
@@ -69,6 +71,7 @@ impl CommitOpts {
     pub fn run(self) -> Result<ExitCode> {
         let started = Instant::now();
         let repo = self.repo.open()?;
+        let signers = self.sign.open()?;
         arbor_repo::store::validate_ref_name(&self.branch)
             .with_context(|| format!("--branch {}", self.branch))?;
         let timestamp = match &self.timestamp {
@@ -131,6 +134,9 @@ impl CommitOpts {
             root_meta,
         };
         let checksum = repo.write_commit(&commit)?;
+        if let Some(s) = &signers {
+            crate::sign::sign_commit(&repo, &checksum, s, Some(&self.branch))?;
+        }
         repo.write_ref(&self.branch, &checksum)?;
         self.print(&checksum, &stats, true, started);
         Ok(ExitCode::SUCCESS)

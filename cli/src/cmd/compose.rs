@@ -46,6 +46,9 @@ pub struct ComposeCmdOpts {
     /// Print the compose JSON on stdout instead of the bare commit checksum.
     #[arg(long)]
     json: bool,
+    /// Sign the new commit before its ref moves to it.
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
     /// The treefile (YAML for .yaml/.yml, JSON otherwise).
     treefile: PathBuf,
 }
@@ -127,8 +130,10 @@ impl ComposeCmdOpts {
             repo: self.repo.clone().unwrap_or_default(),
         }
         .open()?;
+        let signers = self.sign.open()?;
         let mut opts = self.inputs.opts(self.dry_run)?;
-        opts.no_ref = self.write_commitid_to.is_some();
+        // Signed before the ref moves: nothing ever sees the new head unsigned.
+        opts.no_ref = self.write_commitid_to.is_some() || signers.is_some();
         let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         if let Some(f) = &self.write_lockfile_to {
@@ -167,6 +172,12 @@ impl ComposeCmdOpts {
             eprintln!("No apparent changes since previous commit; use --force-nocache to override");
             return Ok(ExitCode::SUCCESS);
         };
+        if let Some(s) = &signers {
+            crate::sign::sign_commit(&repo, &commit, s, Some(&plan.ref_))?;
+            if self.write_commitid_to.is_none() {
+                repo.write_ref(&plan.ref_, &commit)?;
+            }
+        }
         if !out.scriptlets.is_empty() {
             eprintln!(
                 "{} scriptlets and postprocess scripts ran in {:.1} s",

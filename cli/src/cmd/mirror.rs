@@ -34,6 +34,18 @@ pub struct MirrorOpts {
     /// Print a JSON report on stdout.
     #[arg(long)]
     json: bool,
+    /// Signs the summary the mirror regenerates (required when the source's summary is
+    /// signed, unless --allow-unsigned-summary). Commit signatures are copied as they are.
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
+    /// Publish an unsigned summary although the source's is signed.
+    #[arg(long)]
+    allow_unsigned_summary: bool,
+    /// Refuse to upload unless every commit to publish (and every ref's head) carries a
+    /// valid signature by a key of this keyring (OpenPGP, armoured or binary; repeatable):
+    /// checked before anything is uploaded.
+    #[arg(long = "require-signatures", value_name = "KEYRING")]
+    require_signatures: Vec<std::path::PathBuf>,
 }
 
 impl MirrorOpts {
@@ -50,6 +62,11 @@ impl MirrorOpts {
             jobs: self.jobs.max(1),
             depth: self.depth,
             force: true,
+            signing: crate::sign::PublishSigning::boxed(
+                self.sign.open()?,
+                super::publish::required_keys(&self.require_signatures)?,
+            ),
+            allow_unsigned_summary: self.allow_unsigned_summary,
         };
         let report = arbor_publish::mirror(&src, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

@@ -20,7 +20,9 @@ mod refs;
 mod release;
 mod resolve;
 mod show;
+mod sign;
 mod summary;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +103,10 @@ pub enum Command {
     /// Paths added, removed and modified between two commits (as `ostree diff`), with
     /// what changed in each; `--json` for scripts.
     Diff(diff::DiffOpts),
+    /// Add signatures to commits (`.commitmeta`) and the summary (`summary.sig`).
+    Sign(sign::SignOpts),
+    /// Check a commit's or the summary's signatures as a client would (exit 1 if invalid).
+    Verify(verify::VerifyOpts),
     /// Packages in composed commits: list, and diff between two commits.
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -143,6 +149,8 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Mirror(o) => o.run(),
         Command::Prune(o) => o.run(),
         Command::Diff(o) => o.run(),
+        Command::Sign(o) => o.run(),
+        Command::Verify(o) => o.run(),
         Command::Db(c) => c.run(),
     }
 }

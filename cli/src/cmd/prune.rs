@@ -45,6 +45,9 @@ pub struct PruneOpts {
     /// Print a JSON report on stdout instead of one line per removed object.
     #[arg(long)]
     json: bool,
+    /// Signs the summary prune rewrites (keep a signed repository signed).
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
 }
 
 impl PruneOpts {
@@ -72,6 +75,7 @@ impl PruneOpts {
             dry_run: self.dry_run,
             grace: Duration::from_secs(self.grace),
             jobs: self.jobs.max(1),
+            signing: crate::sign::PublishSigning::boxed(self.sign.open()?, None),
         };
         let report = arbor_publish::prune(&dest, &opts, &Bar::new())
             .with_context(|| format!("pruning {}", dest.url))?;

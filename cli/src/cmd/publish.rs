@@ -55,6 +55,15 @@ pub struct PublishOpts {
     /// points at (a rollback, or another history); refused otherwise.
     #[arg(long)]
     force: bool,
+    /// Signs the summary the destination ends up with (`summary.sig`, made anew whenever
+    /// the summary changes).
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
+    /// Refuse to upload unless every commit to publish (and every ref's head) carries a
+    /// valid signature by a key of this keyring (OpenPGP, armoured or binary; repeatable):
+    /// checked before anything is uploaded.
+    #[arg(long = "require-signatures", value_name = "KEYRING")]
+    require_signatures: Vec<std::path::PathBuf>,
 }
 
 pub fn requests_json(r: &RequestCounts) -> Value {
@@ -102,6 +111,16 @@ pub fn report_json(r: &TransferReport, to: &str) -> Value {
     })
 }
 
+/// The keyrings of `--require-signatures`, if any.
+pub fn required_keys(files: &[std::path::PathBuf]) -> Result<Option<arbor_sign::TrustedKeys>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        arbor_sign::TrustedKeys::load(files, &[]).context("--require-signatures")?,
+    ))
+}
+
 /// One human line about a publish or mirror.
 pub fn report_line(verb: &str, r: &TransferReport, to: &str) -> String {
     format!(
@@ -130,6 +149,11 @@ impl PublishOpts {
             jobs: self.jobs.max(1),
             depth: None,
             force: self.force,
+            signing: crate::sign::PublishSigning::boxed(
+                self.sign.open()?,
+                required_keys(&self.require_signatures)?,
+            ),
+            allow_unsigned_summary: true,
         };
         let report = arbor_publish::publish(&repo, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

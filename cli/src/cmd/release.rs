@@ -69,6 +69,14 @@ pub struct ReleaseOpts {
     /// descend from it (a deliberate rollback).
     #[arg(long)]
     force: bool,
+    /// Sign the commit (before its deltas are made: they embed its signatures; a head
+    /// composed earlier gets the signatures it lacks) and the published summary.
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
+    /// Refuse to publish commits without a valid signature by a key of this keyring
+    /// (repeatable); checked before anything is uploaded.
+    #[arg(long = "require-signatures", value_name = "KEYRING")]
+    require_signatures: Vec<std::path::PathBuf>,
     /// The treefile (YAML for .yaml/.yml, JSON otherwise).
     treefile: PathBuf,
 }
@@ -103,7 +111,10 @@ impl ReleaseOpts {
         let dest = Location::parse_destination(&self.to, &self.s3.settings())
             .with_context(|| format!("--to {}", self.to))?;
         let delta_opts = self.tuning.lib_opts()?;
-        let opts = self.inputs.opts(false)?;
+        let mut opts = self.inputs.opts(false)?;
+        let signers = self.sign.open()?;
+        let required = super::publish::required_keys(&self.require_signatures)?;
+        opts.no_ref = signers.is_some();
         arbor_publish::preflight(&dest)
             .with_context(|| format!("checking the destination {} before composing", dest.url))?;
         let repo = open_or_init(&self.repo)?;
@@ -114,6 +125,27 @@ impl ReleaseOpts {
         let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
         timings.insert("compose".into(), json!(t.elapsed().as_secs_f64()));
+        let mut signed = None;
+        if let Some(s) = &signers {
+            // The new commit, or the head an earlier compose made: signed before deltas.
+            let target = match out.commit {
+                Some(c) => c,
+                None => repo
+                    .read_ref(&plan.ref_)?
+                    .with_context(|| format!("ref {} is missing after composing", plan.ref_))?,
+            };
+            let t = step("sign");
+            signed = Some(crate::sign::sign_commit(
+                &repo,
+                &target,
+                s,
+                Some(&plan.ref_),
+            )?);
+            if out.commit.is_some() {
+                repo.write_ref(&plan.ref_, &target)?;
+            }
+            timings.insert("sign".into(), json!(t.elapsed().as_secs_f64()));
+        }
         let head = repo
             .read_ref(&plan.ref_)?
             .with_context(|| format!("ref {} is missing after composing", plan.ref_))?;
@@ -202,6 +234,8 @@ impl ReleaseOpts {
             jobs: self.jobs.max(1),
             depth: None,
             force: self.force,
+            signing: crate::sign::PublishSigning::boxed(signers.clone(), required),
+            allow_unsigned_summary: true,
         };
         let report = arbor_publish::publish(
             &repo,
@@ -224,7 +258,9 @@ impl ReleaseOpts {
             || !report.refs_updated.is_empty()
             || report.summary_written
             || report.config_written;
-        let changed = out.commit.is_some() || !generated.is_empty() || published_something;
+        let newly_signed = signed.as_ref().is_some_and(|s| !s.signed.is_empty());
+        let changed =
+            out.commit.is_some() || !generated.is_empty() || published_something || newly_signed;
         let total = started.elapsed().as_secs_f64();
         timings.insert("total".into(), json!(total));
         if !changed {
@@ -272,6 +308,7 @@ impl ReleaseOpts {
                     "timings": out.timings,
                 },
                 "deltas": deltas,
+                "signed": signed,
                 "deltas_existing": existing,
                 "published": report_json(&report, &dest.url),
                 "url": dest.url,

@@ -23,6 +23,9 @@ pub struct SummaryOpts {
     /// With --view: print JSON.
     #[arg(long)]
     json: bool,
+    /// With -u: sign the new summary (`summary.sig`; without, a stale one is deleted).
+    #[command(flatten)]
+    sign: crate::sign::SignArgs,
 }
 
 impl SummaryOpts {
@@ -31,8 +34,18 @@ impl SummaryOpts {
             bail!("nothing to do: pass -u/--update to regenerate the summary, --view to print it");
         }
         let repo = self.repo.open()?;
+        let signers = self.sign.open()?;
+        if signers.is_some() && !self.update {
+            bail!(
+                "--sign-with signs the summary -u writes; add -u (or use `arbor sign --summary`)"
+            );
+        }
         let summary = if self.update {
-            repo.regenerate_summary()?
+            let s = repo.regenerate_summary()?;
+            if let Some(signers) = &signers {
+                crate::sign::sign_local_summary(&repo, signers)?;
+            }
+            s
         } else {
             let path = repo.path().join("summary");
             let data =

@@ -1,0 +1,797 @@
+//! Signing: commits and summaries signed by arbor (gpg, an external signer, a local OpenPGP
+//! key, ed25519) are accepted by real ostree clients (2022.7 and 2025.x) that verify
+//! commits and summaries, and the same clients refuse tampered, stale and foreign
+//! signatures, so these tests fail if the clients were accepting anything unsigned.
+
+mod util {
+    #![allow(dead_code)]
+    pub use arbor_tests::*;
+}
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use util::{arbor, run, tempdir, Client, HttpServer};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A GnuPG home holding the release keys (a signing service's, which the build never
+/// needs), with key A (RSA) and key B (EdDSA); the agent is stopped on drop.
+struct Gpg {
+    home: PathBuf,
+    a: String,
+    b: String,
+}
+
+impl Gpg {
+    fn new(dir: &Path) -> Gpg {
+        let home = dir.join("gnupg");
+        fs::create_dir_all(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let mut g = Gpg {
+            home,
+            a: String::new(),
+            b: String::new(),
+        };
+        g.a = g.gen(
+            "Arbor Release A <a@example.invalid>",
+            "rsa3072",
+            "never",
+            &[],
+        );
+        g.b = g.gen("Arbor Other B <b@example.invalid>", "ed25519", "never", &[]);
+        g
+    }
+
+    fn gpg(&self, args: &[&str]) -> util::Run {
+        let mut full = vec!["--homedir", p(&self.home), "--batch", "--no-tty"];
+        full.extend_from_slice(args);
+        run("gpg", &full)
+    }
+
+    /// Generate a signing key; returns its fingerprint.
+    fn gen(&self, uid: &str, algo: &str, expire: &str, extra: &[&str]) -> String {
+        let mut args = extra.to_vec();
+        args.extend([
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algo,
+            "sign",
+            expire,
+        ]);
+        self.gpg(&args).ok();
+        let out = self.gpg(&["--with-colons", "--list-keys", uid]);
+        out.ok()
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .and_then(|l| l.trim_matches(':').split(':').next_back())
+            .expect("fingerprint")
+            .to_string()
+    }
+
+    fn export(&self, fpr: &str, to: &Path) -> PathBuf {
+        let out = self.gpg(&["--armor", "--export", fpr]);
+        fs::write(to, out.ok()).unwrap();
+        to.to_path_buf()
+    }
+
+    fn export_secret(&self, fpr: &str, to: &Path) -> PathBuf {
+        let out = self.gpg(&["--armor", "--export-secret-keys", fpr]);
+        fs::write(to, out.ok()).unwrap();
+        to.to_path_buf()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .args(["--homedir", p(&self.home), "--kill", "all"])
+            .status();
+    }
+}
+
+fn write_tree(dir: &Path, version: &str) {
+    fs::create_dir_all(dir.join("usr/share/os")).unwrap();
+    fs::write(dir.join("usr/share/os/version"), version).unwrap();
+    // Enough content for a delta with real parts.
+    let blob: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut b = blob.clone();
+    b.extend_from_slice(version.as_bytes());
+    fs::write(dir.join("usr/share/os/blob"), b).unwrap();
+}
+
+/// A repository with two commits of `os/x` signed by `sign_with`, their deltas, published
+/// to `pub` with the summary signed by key A.
+struct Published {
+    repo: PathBuf,
+    dest: PathBuf,
+    commits: Vec<String>,
+}
+
+fn commit(repo: &Path, tree: &Path, subject: &str, sign: &[&str]) -> String {
+    let mut args = vec![
+        "commit",
+        "--repo",
+        p(repo),
+        "-b",
+        "os/x",
+        "-s",
+        subject,
+        "--timestamp",
+        "1733212800",
+    ];
+    args.extend_from_slice(sign);
+    args.push(p(tree));
+    arbor(&args).ok().trim().to_string()
+}
+
+fn publish_signed(dir: &Path, g: &Gpg, commit_sign: &[&str]) -> Published {
+    let repo = dir.join("repo");
+    let tree = dir.join("tree");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let mut commits = Vec::new();
+    for v in ["v1", "v2"] {
+        write_tree(&tree, v);
+        commits.push(commit(&repo, &tree, v, commit_sign));
+    }
+    arbor(&[
+        "delta",
+        "generate",
+        "--repo",
+        p(&repo),
+        "--ref",
+        "os/x",
+        "--depth",
+        "1",
+        "--empty",
+    ])
+    .ok();
+    let dest = dir.join("pub");
+    let url = format!("file://{}", p(&dest));
+    let spec = format!("gpg:{}", g.a);
+    arbor(&[
+        "publish",
+        "--repo",
+        p(&repo),
+        "--to",
+        &url,
+        "--sign-with",
+        &spec,
+        "--gpg-homedir",
+        p(&g.home),
+    ])
+    .ok();
+    Published {
+        repo,
+        dest,
+        commits,
+    }
+}
+
+#[test]
+fn verifying_clients_pull_signed_commits_summary_and_deltas() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let key_b = g.export(&g.b, &tmp.path().join("b.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let signed = publish_signed(
+        tmp.path(),
+        &g,
+        &["--sign-with", &spec, "--gpg-homedir", p(&g.home)],
+    );
+    let [c1, c2] = [&signed.commits[0], &signed.commits[1]];
+    assert!(signed.dest.join("summary.sig").exists());
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&signed.repo),
+        c2,
+        "--keyring",
+        p(&key_a),
+    ])
+    .ok();
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&signed.dest),
+        "--summary",
+        "--keyring",
+        p(&key_a),
+    ])
+    .ok();
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&signed.repo),
+        c2,
+        "--keyring",
+        p(&key_b),
+    ])
+    .fails_with("not in the keyring");
+
+    let http = HttpServer::start(&signed.dest);
+    for newer in [false, true] {
+        let client = |name: &str| {
+            if newer {
+                Client::newer_verifying(name, &http.url(), &key_a)
+            } else {
+                Client::host_verifying(&tmp.path().join(name), &http.url(), &key_a)
+            }
+        };
+        // v1 by objects, then v1→v2 by its delta.
+        let c = client("objects-then-delta");
+        c.ostree(&[
+            "pull",
+            "--disable-static-deltas",
+            "origin",
+            &format!("os/x@{c1}"),
+        ])
+        .ok();
+        c.ostree(&["pull", "--require-static-deltas", "origin", "os/x"])
+            .ok();
+        let show = c.ostree(&["show", "--gpg-verify-remote=origin", c2]);
+        assert!(
+            show.ok().contains("Good signature from \"Arbor Release A"),
+            "{}",
+            show.stdout
+        );
+        // From nothing by the from-scratch delta.
+        let c = client("scratch-delta");
+        c.ostree(&["pull", "--require-static-deltas", "origin", "os/x"])
+            .ok();
+        // A client trusting only B refuses what A signed.
+        let other = if newer {
+            Client::newer_verifying("wrong-key", &http.url(), &key_b)
+        } else {
+            Client::host_verifying(&tmp.path().join("wrong-key"), &http.url(), &key_b)
+        };
+        other
+            .ostree(&["pull", "origin", "os/x"])
+            .fails_with("public key not found");
+    }
+}
+
+#[test]
+fn clients_refuse_tampered_stale_foreign_and_missing_signatures() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let home = ["--sign-with", spec.as_str(), "--gpg-homedir", p(&g.home)];
+    let signed = publish_signed(tmp.path(), &g, &home);
+    let c2 = signed.commits[1].clone();
+
+    // A tampered .commitmeta: one byte of the signature flipped.
+    let tampered = tmp.path().join("tampered");
+    run("cp", &["-a", p(&signed.dest), p(&tampered)]).ok();
+    let cm = tampered.join(format!("objects/{}/{}.commitmeta", &c2[..2], &c2[2..]));
+    let mut bytes = fs::read(&cm).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    fs::write(&cm, &bytes).unwrap();
+    let http = HttpServer::start(&tampered);
+    let c = Client::host_verifying(&tmp.path().join("c-tampered"), &http.url(), &key_a);
+    let r = c.ostree(&["pull", "--disable-static-deltas", "origin", "os/x"]);
+    assert_ne!(
+        r.status, 0,
+        "a tampered signature was accepted: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("BAD signature") || r.stderr.contains("signature"),
+        "{}",
+        r.stderr
+    );
+    drop(http);
+
+    // A stale summary.sig: the summary moved on (a new commit), its signature did not.
+    let old_sig = fs::read(signed.dest.join("summary.sig")).unwrap();
+    let tree = tmp.path().join("tree");
+    write_tree(&tree, "v3");
+    commit(&signed.repo, &tree, "v3", &home);
+    let url = format!("file://{}", p(&signed.dest));
+    let mut args = vec!["publish", "--repo", p(&signed.repo), "--to", url.as_str()];
+    args.extend_from_slice(&home);
+    arbor(&args).ok();
+    let new_sig = fs::read(signed.dest.join("summary.sig")).unwrap();
+    assert_ne!(old_sig, new_sig, "the new summary was not signed anew");
+    let http = HttpServer::start(&signed.dest);
+    let c = Client::host_verifying(&tmp.path().join("c-fresh"), &http.url(), &key_a);
+    c.ostree(&["pull", "origin", "os/x"]).ok();
+    fs::write(signed.dest.join("summary.sig"), &old_sig).unwrap();
+    let c = Client::host_verifying(&tmp.path().join("c-stale"), &http.url(), &key_a);
+    c.ostree(&["pull", "origin", "os/x"])
+        .fails_with("BAD signature");
+    drop(http);
+
+    // A commit signed by another key (B, from a local key file), summary signed by A.
+    let other = tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    let secret_b = g.export_secret(&g.b, &tmp.path().join("b.sec.asc"));
+    let spec_b = format!("openpgp:{}", p(&secret_b));
+    let by_b = publish_signed(&other, &g, &["--sign-with", &spec_b]);
+    let http = HttpServer::start(&by_b.dest);
+    let c = Client::host_verifying(&tmp.path().join("c-foreign"), &http.url(), &key_a);
+    c.ostree(&["pull", "origin", "os/x"])
+        .fails_with("public key not found");
+    drop(http);
+
+    // An unsigned commit, and publish --require-signatures refusing it up front.
+    let unsigned = tmp.path().join("unsigned");
+    fs::create_dir_all(&unsigned).unwrap();
+    let plain = publish_signed(&unsigned, &g, &[]);
+    let http = HttpServer::start(&plain.dest);
+    let c = Client::host_verifying(&tmp.path().join("c-unsigned"), &http.url(), &key_a);
+    c.ostree(&["pull", "origin", "os/x"])
+        .fails_with("no signatures found");
+    let dest2 = tmp.path().join("required");
+    arbor(&[
+        "publish",
+        "--repo",
+        p(&plain.repo),
+        "--to",
+        &format!("file://{}", p(&dest2)),
+        "--require-signatures",
+        p(&key_a),
+    ])
+    .fails_with("not signed");
+    assert!(!dest2.join("refs/heads/os/x").exists());
+    assert!(!dest2.join("objects").exists(), "something was uploaded");
+}
+
+/// The external signer: a script with its own GNUPGHOME (the build never sees it). One that
+/// fails, prints garbage or signs with another key stops the release before anything is
+/// published; a good one gives a release verifying clients pull.
+#[test]
+fn exec_signer_signs_a_release_and_bad_signers_publish_nothing() {
+    let corpus = util::corpus_dir();
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let script = |name: &str, body: &str| {
+        let path = tmp.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        format!("exec:{}", p(&path))
+    };
+    let home = p(&g.home);
+    let good = script(
+        "signer.sh",
+        &format!(
+            "exec env GNUPGHOME={home} gpg --batch --local-user {} --digest-algo SHA256 --detach-sign --output - -",
+            g.a
+        ),
+    );
+    let failing = script(
+        "fail.sh",
+        "cat >/dev/null; echo 'HSM unreachable' >&2; exit 3",
+    );
+    let garbage = script("garbage.sh", "cat >/dev/null; echo 'not a signature'");
+    let other_key = script(
+        "other.sh",
+        &format!(
+            "exec env GNUPGHOME={home} gpg --batch --local-user {} --detach-sign --output - -",
+            g.b
+        ),
+    );
+    let dest = tmp.path().join("pub");
+    let url = format!("file://{}", p(&dest));
+    let repo = tmp.path().join("repo");
+    // The tiny corpus's scriptlets exercise the importer, not a runnable system.
+    let treefile = util::treefile_variant(&corpus, "tiny.yaml", tmp.path(), |s| {
+        s + "scriptlet-overrides:\n  - {package: tiny, scriptlet: pre}\n  \
+             - {package: tiny, scriptlet: post}\n  - {package: tiny-libs, scriptlet: post}\n"
+    });
+    let release = |spec: &str| {
+        arbor(&[
+            "release",
+            p(&treefile),
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            p(&tmp.path().join("cache")),
+            "--to",
+            &url,
+            "--empty-delta",
+            "--sign-with",
+            spec,
+            "--signer-key",
+            p(&key_a),
+            "--json",
+        ])
+    };
+    for (spec, says) in [
+        (&failing, "HSM unreachable"),
+        (&garbage, "not a detached OpenPGP signature"),
+        (&other_key, "not the expected key"),
+    ] {
+        release(spec).fails_with(says);
+        assert!(
+            !dest.join("refs/heads/corpus/tiny/x86_64").exists() && !dest.join("summary").exists(),
+            "{spec}: something was published"
+        );
+    }
+    let out = release(&good);
+    let j: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert!(
+        j["signed"]["signed"][0].as_str().unwrap().contains(&g.a),
+        "{j}"
+    );
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&dest),
+        "--summary",
+        "--keyring",
+        p(&key_a),
+    ])
+    .ok();
+    let http = HttpServer::start(&dest);
+    let c = Client::host_verifying(&tmp.path().join("client"), &http.url(), &key_a);
+    c.ostree(&[
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        "corpus/tiny/x86_64",
+    ])
+    .ok();
+    // Rerun: nothing new, the head is already signed by that key.
+    let again: serde_json::Value = serde_json::from_str(release(&good).ok()).unwrap();
+    assert_eq!(again["changed"], false, "{again}");
+    assert!(again["signed"]["already"][0].as_str().is_some(), "{again}");
+}
+
+/// ed25519 signatures verify with OpenSSL and are byte-identical to OpenSSL's own over the
+/// same bytes (Ed25519 is deterministic, so libostree's `ostree sign` gives these bytes too;
+/// Debian's ostree has no ed25519 to compare with directly).
+#[test]
+fn ed25519_signatures_verify_with_openssl_and_equal_its_bytes() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    run(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            p(&d.join("k.pem")),
+        ],
+    )
+    .ok();
+    run(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            p(&d.join("k.pem")),
+            "-pubout",
+            "-out",
+            p(&d.join("pub.pem")),
+        ],
+    )
+    .ok();
+    // The same key in ostree's format: base64(seed ‖ public).
+    let der = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        assert!(o.status.success());
+        o.stdout
+    };
+    let seed = der(&["pkey", "-in", p(&d.join("k.pem")), "-outform", "DER"]);
+    let public = der(&[
+        "pkey",
+        "-in",
+        p(&d.join("k.pem")),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    let mut raw = seed[seed.len() - 32..].to_vec();
+    raw.extend_from_slice(&public[public.len() - 32..]);
+    let b64 = run("base64", &["-w0", p(&write(d, "raw", &raw))])
+        .ok()
+        .to_string();
+    fs::write(d.join("ostree.key"), format!("{b64}\n")).unwrap();
+    let pub_b64 = run("base64", &["-w0", p(&write(d, "rawpub", &raw[32..]))])
+        .ok()
+        .to_string();
+
+    let repo = d.join("repo");
+    let tree = d.join("tree");
+    write_tree(&tree, "v1");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let spec = format!("ed25519:{}", p(&d.join("k.pem")));
+    let c = commit(&repo, &tree, "v1", &["--sign-with", &spec]);
+    let obj = repo.join(format!("objects/{}/{}", &c[..2], &c[2..]));
+    let commit_file = PathBuf::from(format!("{}.commit", p(&obj)));
+    let sig = extract(
+        &PathBuf::from(format!("{}.commitmeta", p(&obj))),
+        "ostree.sign.ed25519",
+    );
+    assert_eq!(sig.len(), 64);
+    let sig_file = write(d, "sig", &sig);
+    run(
+        "openssl",
+        &[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            p(&d.join("pub.pem")),
+            "-rawin",
+            "-in",
+            p(&commit_file),
+            "-sigfile",
+            p(&sig_file),
+        ],
+    )
+    .ok();
+    let theirs = d.join("openssl.sig");
+    run(
+        "openssl",
+        &[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            p(&d.join("k.pem")),
+            "-rawin",
+            "-in",
+            p(&commit_file),
+            "-out",
+            p(&theirs),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        fs::read(&theirs).unwrap(),
+        sig,
+        "not the deterministic Ed25519 bytes"
+    );
+    // The ostree-format key file is the same key: signing again adds nothing.
+    let spec2 = format!("ed25519:{}", p(&d.join("ostree.key")));
+    let again = arbor(&["sign", "--repo", p(&repo), &c, "--sign-with", &spec2]);
+    assert!(again.ok().contains("already signed"), "{}", again.stdout);
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&repo),
+        &c,
+        "--ed25519-public",
+        &pub_b64,
+    ])
+    .ok();
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&repo),
+        &c,
+        "--ed25519-public",
+        p(&d.join("pub.pem")),
+    ])
+    .ok();
+    // A signature over other bytes does not verify.
+    write_tree(&tree, "v2");
+    let c2 = commit(&repo, &tree, "v2", &[]);
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&repo),
+        &c2,
+        "--ed25519-public",
+        &pub_b64,
+    ])
+    .fails_with("no ed25519 signature");
+}
+
+#[test]
+fn expiring_keys_warn_and_expired_keys_are_refused() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let soon = g.gen("Soon <soon@example.invalid>", "ed25519", "10d", &[]);
+    let old = g.gen(
+        "Old <old@example.invalid>",
+        "ed25519",
+        "1y",
+        &["--faked-system-time", "20200101T000000"],
+    );
+    let repo = tmp.path().join("repo");
+    let tree = tmp.path().join("tree");
+    write_tree(&tree, "v1");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let spec = format!("gpg:{soon}");
+    let r = arbor(&[
+        "commit",
+        "--repo",
+        p(&repo),
+        "-b",
+        "os/x",
+        "-s",
+        "v1",
+        "--sign-with",
+        &spec,
+        "--gpg-homedir",
+        p(&g.home),
+        p(&tree),
+    ]);
+    r.ok();
+    assert!(r.stderr.contains("expires in"), "{}", r.stderr);
+    let spec = format!("gpg:{old}");
+    arbor(&[
+        "commit",
+        "--repo",
+        p(&repo),
+        "-b",
+        "os/x",
+        "-s",
+        "v2",
+        "--sign-with",
+        &spec,
+        "--gpg-homedir",
+        p(&g.home),
+        p(&tree),
+    ])
+    .fails_with("expired");
+}
+
+#[test]
+fn mirror_keeps_commit_signatures_and_signs_or_refuses_its_summary() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let key_b = g.export(&g.b, &tmp.path().join("b.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let src = publish_signed(
+        tmp.path(),
+        &g,
+        &["--sign-with", &spec, "--gpg-homedir", p(&g.home)],
+    );
+    let from = format!("file://{}", p(&src.dest));
+    let m1 = tmp.path().join("m1");
+    arbor(&[
+        "mirror",
+        "--from",
+        &from,
+        "--to",
+        &format!("file://{}", p(&m1)),
+    ])
+    .fails_with("signed summary");
+    assert!(!m1.join("refs/heads/os/x").exists());
+    let m2 = tmp.path().join("m2");
+    arbor(&[
+        "mirror",
+        "--from",
+        &from,
+        "--to",
+        &format!("file://{}", p(&m2)),
+        "--allow-unsigned-summary",
+    ])
+    .ok();
+    assert!(!m2.join("summary.sig").exists());
+    let c2 = &src.commits[1];
+    arbor(&["verify", "--repo", p(&m2), c2, "--keyring", p(&key_a)]).ok();
+    let m3 = tmp.path().join("m3");
+    let secret_b = g.export_secret(&g.b, &tmp.path().join("b.sec.asc"));
+    let spec_b = format!("openpgp:{}", p(&secret_b));
+    arbor(&[
+        "mirror",
+        "--from",
+        &from,
+        "--to",
+        &format!("file://{}", p(&m3)),
+        "--sign-with",
+        &spec_b,
+    ])
+    .ok();
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&m3),
+        "--summary",
+        "--keyring",
+        p(&key_b),
+    ])
+    .ok();
+    arbor(&["verify", "--repo", p(&m3), c2, "--keyring", p(&key_a)]).ok();
+    // A client trusting B for the mirror's summary and A for commits: both in its keyring.
+    let both = tmp.path().join("both.asc");
+    fs::write(
+        &both,
+        [fs::read(&key_a).unwrap(), fs::read(&key_b).unwrap()].concat(),
+    )
+    .unwrap();
+    let http = HttpServer::start(&m3);
+    let c = Client::host_verifying(&tmp.path().join("client"), &http.url(), &both);
+    c.ostree(&["pull", "--require-static-deltas", "origin", "os/x"])
+        .ok();
+}
+
+/// Re-signing after the deltas exist: publish refuses the stale deltas, `delta generate`
+/// makes them anew, publish replaces the published commitmeta (it only adds a signature)
+/// and the deltas, and a client that trusts only the new key pulls through a delta.
+#[test]
+fn resigning_regenerates_deltas_and_republishes_them() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_b = g.export(&g.b, &tmp.path().join("b.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let home = ["--sign-with", spec.as_str(), "--gpg-homedir", p(&g.home)];
+    let s = publish_signed(tmp.path(), &g, &home);
+    let secret_b = g.export_secret(&g.b, &tmp.path().join("b.sec.asc"));
+    let spec_b = format!("openpgp:{}", p(&secret_b));
+    let out = arbor(&[
+        "sign",
+        "--repo",
+        p(&s.repo),
+        "os/x",
+        "--sign-with",
+        &spec_b,
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(
+        j["commits"][0]["stale_deltas"].as_array().unwrap().len(),
+        2,
+        "{j}"
+    );
+    let url = format!("file://{}", p(&s.dest));
+    let mut args = vec!["publish", "--repo", p(&s.repo), "--to", url.as_str()];
+    args.extend_from_slice(&home);
+    arbor(&args).fails_with("was made before commit");
+    arbor(&[
+        "delta",
+        "generate",
+        "--repo",
+        p(&s.repo),
+        "--ref",
+        "os/x",
+        "--depth",
+        "1",
+        "--empty",
+    ])
+    .ok();
+    arbor(&args).ok();
+    let http = HttpServer::start(&s.dest);
+    // Summary signed by A only, so this client checks commits (through the delta) only.
+    let c = Client::host_verifying(&tmp.path().join("client"), &http.url(), &key_b);
+    c.ostree(&[
+        "config",
+        "set",
+        "remote \"origin\".gpg-verify-summary",
+        "false",
+    ])
+    .ok();
+    c.ostree(&["pull", "--require-static-deltas", "origin", "os/x"])
+        .ok();
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, data).unwrap();
+    path
+}
+
+/// The first element of an `aay` entry of a signature dictionary, read by GLib.
+fn extract(meta: &Path, key: &str) -> Vec<u8> {
+    let code = format!(
+        "import sys,gi; gi.require_version('GLib','2.0'); from gi.repository import GLib\n\
+         d=open(sys.argv[1],'rb').read()\n\
+         v=GLib.Variant.new_from_bytes(GLib.VariantType('a{{sv}}'), GLib.Bytes.new(d), False)\n\
+         assert v.is_normal_form()\n\
+         sys.stdout.write(bytes(v['{key}'][0]).hex())"
+    );
+    let out = run(util::system_python(), &["-c", &code, p(meta)]);
+    let hex = out.ok().trim().to_string();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
