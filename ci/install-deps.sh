@@ -10,6 +10,7 @@ PKGS=(
     mmdebstrap                                  # builds the newer (2025.x) ostree client chroot
     bubblewrap                                  # the scriptlet sandbox
     busybox-static                              # the shell of the scriptlet test RPMs
+    gnupg openssl                               # signing: gpg/gpg-agent signers, ed25519 oracle
 )
 missing=()
 for p in "${PKGS[@]}"; do
