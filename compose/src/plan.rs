@@ -292,7 +292,7 @@ impl ComposePlan {
             Some(r) => {
                 if let Some(v) = leftover_var(r) {
                     bad("ref", format!("{r:?}: unknown variable {v}"));
-                } else if let Err(e) = arbor_repo::store::validate_ref_name(r) {
+                } else if let Err(e) = arbor_repo::layout::validate_ref_name(r) {
                     bad("ref", e.to_string());
                 }
                 r.to_string()

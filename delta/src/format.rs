@@ -532,8 +532,8 @@ mod tests {
             let mut streamed = Vec::new();
             let n = write_part_payload(&mut streamed, &modes, &xattrs, &blob, &ops).unwrap();
             assert_eq!(n as usize, streamed.len());
-            let (m, x) = tables_bytes(&modes, &xattrs);
-            let _ = (m, x);
+            // The expectation comes from the generic GVariant encoder (golden-tested
+            // against GLib), not from the streaming writer's own table code.
             let expected = Value::Tuple(vec![
                 Value::Array(
                     gvread::ty("(uuu)"),

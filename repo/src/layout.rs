@@ -200,6 +200,23 @@ impl fmt::Display for DeltaName {
     }
 }
 
+
+/// `OSTREE_REF_REGEXP`: segments `[\w\d][-._\w\d]*` joined by `/` (so no empty name,
+/// no `..`, no leading `/`: a ref name is always a path under `refs/heads/`).
+pub fn validate_ref_name(name: &str) -> Result<(), crate::RepoError> {
+    let ok = !name.is_empty()
+        && name.split('/').all(|seg| {
+            let mut chars = seg.chars();
+            matches!(chars.next(), Some(c) if c.is_alphanumeric() || c == '_')
+                && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::RepoError::InvalidRef(name.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ impl CommitOpts {
         let started = Instant::now();
         let repo = self.repo.open()?;
         let signers = self.sign.open()?;
-        arbor_repo::store::validate_ref_name(&self.branch)
+        arbor_repo::layout::validate_ref_name(&self.branch)
             .with_context(|| format!("--branch {}", self.branch))?;
         let timestamp = match &self.timestamp {
             Some(t) => arbor_compose::time::parse_timestamp(t)

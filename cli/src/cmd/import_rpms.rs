@@ -47,7 +47,7 @@ impl ImportRpmsOpts {
     pub fn run(self) -> Result<ExitCode> {
         let started = Instant::now();
         let repo = self.repo.open()?;
-        arbor_repo::store::validate_ref_name(&self.branch)
+        arbor_repo::layout::validate_ref_name(&self.branch)
             .with_context(|| format!("--branch {}", self.branch))?;
         let users = match (&self.passwd, &self.group) {
             (Some(p), Some(g)) => {

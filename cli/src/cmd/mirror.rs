@@ -51,7 +51,7 @@ pub struct MirrorOpts {
 impl MirrorOpts {
     pub fn run(self) -> Result<ExitCode> {
         for r in &self.refs {
-            arbor_repo::store::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
+            arbor_repo::layout::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
         }
         let settings = self.s3.settings();
         let src = Location::parse_source(&self.from, &settings)

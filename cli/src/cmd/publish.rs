@@ -141,7 +141,7 @@ impl PublishOpts {
     pub fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
         for r in &self.refs {
-            arbor_repo::store::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
+            arbor_repo::layout::validate_ref_name(r).with_context(|| format!("--ref {r}"))?;
         }
         let dest = Location::parse_destination(&self.to, &self.s3.settings())
             .with_context(|| format!("--to {}", self.to))?;

@@ -327,17 +327,20 @@ pub fn parse_value(path: &Path, format: Format, v: Json, problems: &mut Vec<Prob
             }
             continue;
         }
+        if !known_keys().contains(&k.as_str()) {
+            match format {
+                Format::Json => {
+                    extra.insert(k, val);
+                }
+                Format::Yaml => bad("", format!("unknown key {k:?}")),
+            }
+            continue;
+        }
         let one = Json::Object(serde_json::Map::from_iter([(k.clone(), val.clone())]));
         match serde_json::from_value::<Treefile>(one) {
             Ok(_) => {
                 good.insert(k, val);
             }
-            Err(e) if e.to_string().starts_with("unknown field") => match format {
-                Format::Json => {
-                    extra.insert(k, val);
-                }
-                Format::Yaml => bad("", format!("unknown key {k:?}")),
-            },
             Err(e) => bad(&k, strip_serde_position(&e.to_string())),
         }
     }
@@ -353,6 +356,41 @@ pub fn parse_value(path: &Path, format: Format, v: Json, problems: &mut Vec<Prob
     t.extra = extra;
     check_values(&mut t, &mut bad);
     t
+}
+
+/// The keys [`Treefile`] reads, as its derived `Deserialize` lists them to serde (the field
+/// list a deserializer receives in `deserialize_struct`), so unknown keys are found by name
+/// rather than by the text of serde's error.
+pub fn known_keys() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+    type Err = serde::de::value::Error;
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Err;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Err> {
+            Err(Err::custom("field probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Err> {
+            *self.0 = fields;
+            Err(Err::custom("field probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = Treefile::deserialize(Probe(&mut fields));
+        fields
+    })
 }
 
 /// serde_json's "at line 1 column 2" means nothing for a value re-read from YAML.
@@ -677,6 +715,17 @@ pub fn split_whitespace_unless_quoted(entry: &str) -> Result<Vec<&str>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys serde reports are the kebab-case names, legacy spellings included, and the
+    /// fields filled by hand (`packages-ARCH`, extra JSON keys) are not among them.
+    #[test]
+    fn known_keys_come_from_the_struct() {
+        let k = known_keys();
+        for key in ["ref", "packages", "postprocess", "default-target", "default_target", "selinux"] {
+            assert!(k.contains(&key), "{key} missing from {k:?}");
+        }
+        assert!(!k.contains(&"arch-packages") && !k.contains(&"extra"), "{k:?}");
+    }
 
     #[test]
     fn quoted_package_entries() {

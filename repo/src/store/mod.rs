@@ -39,7 +39,6 @@ pub use checkout::CheckoutOpts;
 pub use commit_dir::{read_xattrs, CommitDirOpts, CommitStats};
 pub use diff::{Aspect, ChangeKind, CommitChange, PathChange, TreeDiff};
 pub use fsck::FsckReport;
-pub use refs::validate_ref_name;
 pub use walk::{DumpEntry, EntryKind, Node};
 
 pub use crate::error::{RepoError, Result};

@@ -7,22 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{IoContext, Repo, RepoError, Result};
 use crate::checksum::Checksum;
-use crate::layout;
-
-/// `OSTREE_REF_REGEXP`: segments `[\w\d][-._\w\d]*` joined by `/`.
-pub fn validate_ref_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.split('/').all(|seg| {
-            let mut chars = seg.chars();
-            matches!(chars.next(), Some(c) if c.is_alphanumeric() || c == '_')
-                && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(RepoError::InvalidRef(name.to_string()))
-    }
-}
+use crate::layout::{self, validate_ref_name};
 
 impl Repo {
     fn ref_path(&self, name: &str) -> Result<PathBuf> {
