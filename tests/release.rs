@@ -38,18 +38,26 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
     let c = corpus_dir();
     let g = Garage::start();
     let tmp = tempdir();
-    let repo = tmp.path().join("repo"); // created by the first release
-    let cache = tmp.path().join("cache");
+    // Each "runner" starts empty (a CI job): its own repository and cache, created by its
+    // first release; only the destination carries the history from one to the next.
+    let runner = |name: &str| {
+        (
+            tmp.path().join(name).join("repo"),
+            tmp.path().join(name).join("cache"),
+        )
+    };
+    let (repo_a, cache_a) = runner("a");
+    let (repo, cache) = runner("b");
     let url = g.url("os");
-    let release = |treefile: &str, extra: &[&str]| -> Run {
+    let release_on = |treefile: &str, (repo, cache): (&Path, &Path), extra: &[&str]| -> Run {
         let tf = c.join(treefile);
         let mut args = vec![
             "release",
             p(&tf),
             "--repo",
-            p(&repo),
+            p(repo),
             "--cachedir",
-            p(&cache),
+            p(cache),
             "--to",
             &url,
             "--delta-depth",
@@ -59,10 +67,13 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
         args.extend_from_slice(extra);
         g.arbor(&args)
     };
+    let release = |treefile: &str, extra: &[&str]| {
+        release_on(treefile, (repo.as_path(), cache.as_path()), extra)
+    };
     let reference = "corpus/bookworm/x86_64/minimal";
 
-    // v1: a new repository, the first commit, published.
-    let r1 = release("v1.yaml", &[]);
+    // v1: runner A, a new repository, the first commit, published.
+    let r1 = release_on("v1.yaml", (repo_a.as_path(), cache_a.as_path()), &[]);
     let j1 = json(r1.ok_ref());
     let c1 = j1["commit"].as_str().unwrap().to_string();
     assert_eq!(j1["new_commit"], true, "{j1}");
@@ -107,10 +118,27 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
     let issue = fs::read_to_string(etc1.join("issue")).expect("/etc/issue from base-files");
     fs::write(etc1.join("issue"), format!("{issue}edited locally\n")).unwrap();
 
-    // v2: the corpus's update (packages upgraded, the kernel replaced); a v1→v2 delta,
-    // published.
+    // v2: the corpus's update (packages upgraded, the kernel replaced), released by runner
+    // B, which starts empty: it continues the published history (parent v1, version
+    // counter, a v1→v2 delta) having fetched v1's metadata and the old versions of the
+    // files it bsdiffs — less than the tree.
     let r2 = release("v2.yaml", &[]);
     let j2 = json(r2.ok_ref());
+    let fetched = j2["fetched"]["bytes"].as_u64().unwrap()
+        + j2["fetched"]["bsdiff_bytes"].as_u64().unwrap_or(0);
+    let tree_bytes = j1["published"]["bytes_uploaded"]
+        .as_u64()
+        .or_else(|| j1["published"]["requests"]["bytes_uploaded"].as_u64())
+        .unwrap_or(u64::MAX);
+    eprintln!(
+        "runner B fetched {fetched} bytes from the destination (v1 published {tree_bytes} bytes; v1→v2 delta {} bytes)",
+        j2["deltas"][0]["part_bytes"]
+    );
+    assert_eq!(j2["fetched"]["head"], c1.as_str(), "{j2}");
+    assert!(
+        fetched < tree_bytes,
+        "fetched {fetched} of {tree_bytes}: {j2}"
+    );
     let c2 = j2["commit"].as_str().unwrap().to_string();
     assert_eq!(j2["new_commit"], true, "{j2}");
     assert_eq!(j2["parent"], c1.as_str());
@@ -218,6 +246,20 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
         "{diff}"
     );
     ostree(&[&srepo, "fsck"]).ok();
+
+    // Runner C, empty, unchanged inputs: the published head's inputs decide "nothing new"
+    // before any RPM is downloaded, having fetched under 1 MB.
+    let (repo_c, cache_c) = runner("c");
+    let rc = release_on(
+        "v2.yaml",
+        (repo_c.as_path(), cache_c.as_path()),
+        &["--unchanged-exit-77"],
+    );
+    assert_eq!(rc.status, 77, "{}\n{}", rc.stdout, rc.stderr);
+    let jc = json(&rc);
+    assert!(jc["fetched"]["bytes"].as_u64().unwrap() < 1 << 20, "{jc}");
+    let rpms = run("find", &[p(&cache_c), "-name", "*.rpm"]);
+    assert_eq!(rpms.ok().trim(), "", "runner C downloaded RPMs");
 
     // Unchanged inputs: nothing to do, exit 77 when asked, fast beyond resolving.
     let r3 = release("v2.yaml", &["--unchanged-exit-77"]);

@@ -377,7 +377,12 @@ pub fn generate(
         .copied()
         .collect();
     let old_files = if from.is_some() && !opts.disable_bsdiff {
-        plan::file_infos(repo, &old.files, |_| true)?
+        // A from-commit held for its history only (pulled from the destination by a
+        // runner that started empty) offers as bsdiff sources the objects fetched for it.
+        let partial = from.is_some_and(|f| repo.is_partial(&f));
+        plan::file_infos(repo, &old.files, |c| {
+            !partial || repo.has_object(c, ObjectType::File)
+        })?
     } else {
         Vec::new()
     };

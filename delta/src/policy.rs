@@ -95,3 +95,25 @@ pub fn embeds_current_commitmeta(repo: &Repo, name: &DeltaName) -> Result<bool> 
     };
     Ok(sb.commitmeta() == current.as_deref())
 }
+
+/// The content objects of `name.from` that a delta to `name.to` may bsdiff against by path
+/// (the old version of each file that changed in place): what a repository holding the
+/// from-commit for its history only must fetch for that delta to carry bsdiffs.
+pub fn bsdiff_sources(repo: &Repo, name: &DeltaName) -> Result<Vec<Checksum>> {
+    let Some(from) = name.from else {
+        return Ok(Vec::new());
+    };
+    let old = crate::plan::Reachable::walk(repo, &from)?;
+    let new = crate::plan::Reachable::walk(repo, &name.to)?;
+    let old_by_path: std::collections::HashMap<&str, Checksum> =
+        old.files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let mut out: Vec<Checksum> = new
+        .files
+        .iter()
+        .filter(|(_, c)| !old.file_set.contains(c))
+        .filter_map(|(p, _)| old_by_path.get(p.as_str()).copied())
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -12,6 +12,7 @@
 mod error;
 mod location;
 mod prune;
+mod pull;
 mod remote;
 mod signing;
 mod source;
@@ -25,6 +26,7 @@ use arbor_repo::Repo;
 pub use error::{error_chain, PublishError, Result, StoreFailure};
 pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};
+pub use pull::{PullOpts, PullReport};
 pub use remote::RequestCounts;
 pub use signing::Signing;
 pub use summary::LOCK_FILE;
@@ -92,6 +94,44 @@ pub fn mirror(
             transfer::run(&source::Source::Store(&from), &to, refs, opts, progress).await?;
         report.source_requests = from.stats.snapshot();
         Ok(report)
+    })
+}
+
+/// Fetch `refs` (all the source advertises when empty) from a published repository into
+/// a local one: see [`pull`](crate::pull).
+pub fn pull(
+    src: &Location,
+    repo: &Repo,
+    refs: &[String],
+    opts: &PullOpts,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
+    runtime()?.block_on(async {
+        let from = remote::Remote::new(src);
+        pull::run(&from, repo, refs, opts, progress).await
+    })
+}
+
+/// Fetch these content objects from a published repository where the local one lacks
+/// them; returns (objects, bytes).
+pub fn fetch_files(
+    src: &Location,
+    repo: &Repo,
+    files: &[arbor_repo::Checksum],
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<(u64, u64)> {
+    runtime()?.block_on(async {
+        let from = remote::Remote::new(src);
+        pull::fetch_files(&from, repo, files, jobs, progress).await
+    })
+}
+
+/// The commit a published ref points at (`refs/heads/REF`), if any.
+pub fn published_head(dest: &Location, name: &str) -> Result<Option<arbor_repo::Checksum>> {
+    runtime()?.block_on(async {
+        let remote = remote::Remote::new(dest);
+        source::read_ref(&remote, &arbor_repo::layout::ref_key(name)).await
     })
 }
 

@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use arbor_repo::layout::validate_ref_name;
 use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::ObjectType;
 use arbor_repo::progress::Progress;
-use arbor_repo::layout::validate_ref_name;
 use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};
 

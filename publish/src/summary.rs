@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arbor_repo::layout::validate_ref_name;
 use arbor_repo::layout::{self, DeltaName};
 use arbor_repo::objects::ObjectType;
-use arbor_repo::layout::validate_ref_name;
 use arbor_repo::summary::{Summary, SummaryRef};
 use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};

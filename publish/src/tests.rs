@@ -787,3 +787,104 @@ fn depth_counts_per_ref_over_shared_history() {
         assert_complete(&f.repo, &dest, &c);
     }
 }
+
+/// `pull`: metadata only gives the history (commits, trees) without content, marked
+/// partial, plus named paths; a full pull completes it (fsck clean, no longer partial);
+/// local branches only move forward; a damaged published object is refused, named.
+#[test]
+fn pull_metadata_only_then_full() {
+    let f = fixture();
+    let a = commit(
+        &f.repo,
+        &f.scratch,
+        "main",
+        &[
+            ("usr/etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            ("big", b"1111"),
+        ],
+        1,
+    );
+    let b = commit(
+        &f.repo,
+        &f.scratch,
+        "main",
+        &[
+            ("usr/etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            ("big", b"2222"),
+        ],
+        2,
+    );
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+
+    let g = fixture();
+    let opts = crate::PullOpts {
+        depth: 1,
+        metadata_only: true,
+        paths: vec!["usr/etc/passwd".into()],
+        ..Default::default()
+    };
+    let r = crate::pull(&dest, &g.repo, &[], &opts, &NoProgress).unwrap();
+    assert_eq!(r.commits_fetched, 2);
+    assert_eq!(g.repo.read_ref("main").unwrap(), Some(b));
+    assert!(g.repo.is_partial(&a) && g.repo.is_partial(&b));
+    assert_eq!(g.repo.read_commit(&b).unwrap().parent, Some(a));
+    let passwd = match g.repo.lookup_path(&b, "usr/etc/passwd").unwrap() {
+        arbor_repo::store::Node::File(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(g.repo.has_object(&passwd, ObjectType::File));
+    let big = match g.repo.lookup_path(&b, "big").unwrap() {
+        arbor_repo::store::Node::File(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        !g.repo.has_object(&big, ObjectType::File),
+        "content fetched"
+    );
+    let fsck = g.repo.fsck(&NoProgress).unwrap();
+    assert!(fsck.errors.is_empty(), "{:?}", fsck.errors);
+    assert_eq!(fsck.partial_commits, 2);
+
+    let full = crate::PullOpts {
+        depth: 1,
+        ..Default::default()
+    };
+    crate::pull(&dest, &g.repo, &[], &full, &NoProgress).unwrap();
+    assert!(!g.repo.is_partial(&b) && g.repo.has_object(&big, ObjectType::File));
+    let fsck = g.repo.fsck(&NoProgress).unwrap();
+    assert!(
+        fsck.errors.is_empty() && fsck.partial_commits == 0,
+        "{fsck:?}"
+    );
+
+    // A damaged object at the source is refused, naming it.
+    let h = fixture();
+    let key = layout::object_key(&big, ObjectType::File);
+    put(&dest.store, &key, b"not the object");
+    let e = crate::pull(&dest, &h.repo, &[], &full, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains(&key), "{e}");
+}
+
+/// `require_descent` (release): a commit that does not descend from the published one is
+/// refused even when newer — what a second runner releasing the same ref at the same time
+/// meets — and nothing is uploaded.
+#[test]
+fn require_descent_refuses_a_sibling() {
+    let f = fixture();
+    commit(&f.repo, &f.scratch, "main", &[("a", b"1")], 1);
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let g = fixture();
+    let sibling = commit(&g.repo, &g.scratch, "main", &[("a", b"2")], 5);
+    let opts = TransferOpts {
+        require_descent: true,
+        ..Default::default()
+    };
+    let e = publish(&g.repo, &dest, &[], &opts, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("does not descend"), "{e}");
+    let key = layout::object_key(&sibling, ObjectType::Commit);
+    assert!(get(&dest, &key).is_none(), "something was uploaded");
+    // Without it (publish), a newer commit from a repository lacking the history moves on.
+    publish(&g.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+}

@@ -53,6 +53,11 @@ pub struct TransferOpts {
     pub signing: Option<std::sync::Arc<dyn crate::Signing>>,
     /// Mirror: publish an unsigned summary although the source's is signed.
     pub allow_unsigned_summary: bool,
+    /// Move a destination ref only to a descendant of its commit (release: it always
+    /// continues the published head, so anything else is a concurrent release or a
+    /// diverged repository); without it a commit no older than the published one may
+    /// replace it where the local history does not reach it.
+    pub require_descent: bool,
 }
 
 impl Default for TransferOpts {
@@ -63,6 +68,7 @@ impl Default for TransferOpts {
             force: false,
             signing: None,
             allow_unsigned_summary: false,
+            require_descent: false,
         }
     }
 }
@@ -133,7 +139,7 @@ async fn present(dest: &Remote, keys: &[String], jobs: usize) -> Result<HashSet<
 /// Check an object's bytes against its key (content-addressed objects only; delta
 /// files, refs and the like pass through). Runs on a blocking thread: a FILE object is
 /// inflated and hashed.
-async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+pub(crate) async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     let Some((c, ty)) = layout::parse_object_key(key) else {
         return Ok(data);
     };
@@ -230,6 +236,7 @@ async fn check_forward(
     dest: &Remote,
     dest_ref_items: &[object_store::ObjectMeta],
     refs: &BTreeMap<String, Checksum>,
+    require_descent: bool,
 ) -> Result<()> {
     let existing: HashSet<String> = dest_ref_items
         .iter()
@@ -247,6 +254,15 @@ async fn check_forward(
         };
         if is_ancestor(src, &theirs, ours).await? {
             continue;
+        }
+        if require_descent {
+            return Err(PublishError::NotForward(format!(
+                "ref {name:?} at {} is {theirs}, which {ours} does not descend from: another \
+                 release published it meanwhile, or this repository diverged from the \
+                 published history; nothing was uploaded — rerun to continue from {theirs} \
+                 (or pass --force to replace it)",
+                dest.loc.url
+            )));
         }
         let their_commit = match src.commit(&theirs).await? {
             Some((_, c)) => Some(c),
@@ -328,7 +344,7 @@ pub async fn run(
         }
     }
     if matches!(src, Source::Local(_)) && !opts.force {
-        check_forward(src, dest, &dest_ref_items, &refs).await?;
+        check_forward(src, dest, &dest_ref_items, &refs, opts.require_descent).await?;
     }
 
     // History: from each head back to the first commit the destination already has.

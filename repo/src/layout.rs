@@ -200,7 +200,6 @@ impl fmt::Display for DeltaName {
     }
 }
 
-
 /// `OSTREE_REF_REGEXP`: segments `[\w\d][-._\w\d]*` joined by `/` (so no empty name,
 /// no `..`, no leading `/`: a ref name is always a path under `refs/heads/`).
 pub fn validate_ref_name(name: &str) -> Result<(), crate::RepoError> {

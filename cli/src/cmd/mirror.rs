@@ -67,6 +67,7 @@ impl MirrorOpts {
                 super::publish::required_keys(&self.require_signatures)?,
             ),
             allow_unsigned_summary: self.allow_unsigned_summary,
+            require_descent: false,
         };
         let report = arbor_publish::mirror(&src, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

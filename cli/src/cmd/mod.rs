@@ -16,6 +16,7 @@ mod ls;
 mod mirror;
 mod prune;
 mod publish;
+mod pull;
 mod refs;
 mod release;
 mod resolve;
@@ -96,6 +97,9 @@ pub enum Command {
     Resolve(resolve::ResolveOpts),
     /// Publish a repository to object storage (file://, s3://), crash-safe.
     Publish(publish::PublishOpts),
+    /// Fetch refs' history (commits, trees; content unless --metadata-only) from a
+    /// published repository into a local one.
+    Pull(pull::PullCmdOpts),
     /// Copy commits, objects and deltas between two stores.
     Mirror(mirror::MirrorOpts),
     /// Delete old commits and unreachable objects and deltas from a published repository.
@@ -146,6 +150,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::ImportRpms(o) => o.run(),
         Command::Resolve(o) => o.run(),
         Command::Publish(o) => o.run(),
+        Command::Pull(o) => o.run(),
         Command::Mirror(o) => o.run(),
         Command::Prune(o) => o.run(),
         Command::Diff(o) => o.run(),

@@ -154,6 +154,7 @@ impl PublishOpts {
                 required_keys(&self.require_signatures)?,
             ),
             allow_unsigned_summary: true,
+            require_descent: false,
         };
         let report = arbor_publish::publish(&repo, &dest, &self.refs, &opts, &Bar::new())
             .with_context(|| {

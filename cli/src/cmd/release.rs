@@ -12,7 +12,7 @@ use arbor_compose::plan::ComposePlan;
 use arbor_compose::rpmdb::{self, PkgDiff};
 use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_publish::{Location, TransferOpts};
-use arbor_repo::Repo;
+use arbor_repo::{Checksum, Repo};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -93,6 +93,8 @@ fn open_or_init(path: &std::path::Path) -> Result<Repo> {
             "release: creating repository {} (archive mode)",
             path.display()
         ));
+        // A runner's --repo may name a directory whose parents do not exist yet.
+        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
         return Repo::init(path).with_context(|| format!("initializing {}", path.display()));
     }
     Repo::open(path).with_context(|| format!("opening repository {}", path.display()))
@@ -119,6 +121,62 @@ impl ReleaseOpts {
             .with_context(|| format!("checking the destination {} before composing", dest.url))?;
         let repo = open_or_init(&self.repo)?;
         let mut timings = serde_json::Map::new();
+
+        // 0. a runner that starts empty continues the published history: the published
+        // head (and the parents deltas start from) without content, plus the files the
+        // compose reads from its parent (the accounts).
+        let mut fetched = json!({});
+        if let Some(published) = arbor_publish::published_head(&dest, &plan.ref_)
+            .with_context(|| format!("reading ref {} at {}", plan.ref_, dest.url))?
+        {
+            if !repo.has_object(&published, arbor_repo::ObjectType::Commit) {
+                let t = step("pull");
+                // The head only: enough to decide "nothing new" and to be the parent;
+                // the parents older deltas start from come after the compose, if needed.
+                let popts = arbor_publish::PullOpts {
+                    depth: 0,
+                    write_refs: true,
+                    metadata_only: true,
+                    paths: [
+                        "usr/etc/passwd",
+                        "usr/etc/group",
+                        "usr/lib/passwd",
+                        "usr/lib/group",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    jobs: self.jobs.max(1),
+                };
+                let r = arbor_publish::pull(
+                    &dest,
+                    &repo,
+                    std::slice::from_ref(&plan.ref_),
+                    &popts,
+                    &Bar::new(),
+                )
+                .with_context(|| {
+                    format!(
+                        "fetching the published history of {} from {}",
+                        plan.ref_, dest.url
+                    )
+                })?;
+                progress::say(&format!(
+                    "release: {} continues the history published at {}: {published} and {} parent(s), {} objects, {} bytes fetched (metadata and the accounts files only)",
+                    plan.ref_,
+                    dest.url,
+                    r.commits_fetched.saturating_sub(1),
+                    r.objects_fetched,
+                    r.bytes_fetched
+                ));
+                fetched = json!({
+                    "head": published.to_hex(),
+                    "commits": r.commits_fetched,
+                    "objects": r.objects_fetched,
+                    "bytes": r.bytes_fetched,
+                });
+                timings.insert("pull".into(), json!(t.elapsed().as_secs_f64()));
+            }
+        }
 
         // 1. compose
         let t = step("compose");
@@ -190,7 +248,58 @@ impl ReleaseOpts {
         let t = step("delta");
         let mut generated = Vec::new();
         let mut existing = Vec::new();
-        if self.delta_depth > 0 || self.empty_delta {
+        let head_partial = repo.is_partial(&head);
+        if head_partial {
+            // The published head, held for its history only: its deltas are the
+            // destination's (made by the run that published it).
+            progress::say(&format!(
+                "delta: {head} is the published head (fetched without its content); no delta to make"
+            ));
+        }
+        if self.delta_depth > 1 && !head_partial {
+            if let Some(h) = fetched["head"]
+                .as_str()
+                .and_then(|h| Checksum::from_hex(h).ok())
+            {
+                // Deltas from the published head's parents: their history too.
+                let r = arbor_publish::pull(
+                    &dest,
+                    &repo,
+                    std::slice::from_ref(&plan.ref_),
+                    &arbor_publish::PullOpts {
+                        depth: self.delta_depth - 1,
+                        metadata_only: true,
+                        paths: Vec::new(),
+                        jobs: self.jobs.max(1),
+                        write_refs: false,
+                    },
+                    &Bar::new(),
+                )
+                .with_context(|| format!("fetching the history of {h} from {}", dest.url))?;
+                fetched["parent_objects"] = json!(r.objects_fetched);
+                fetched["parent_bytes"] = json!(r.bytes_fetched);
+            }
+        }
+        if (self.delta_depth > 0 || self.empty_delta) && !head_partial {
+            // Old versions of changed files, for bsdiff, where the from-commit was fetched
+            // for its history only.
+            let mut sources = Vec::new();
+            for name in arbor_delta::policy::wanted(&repo, &plan.ref_, self.delta_depth, false)? {
+                if name.from.is_some_and(|f| repo.is_partial(&f)) {
+                    sources.extend(arbor_delta::policy::bsdiff_sources(&repo, &name)?);
+                }
+            }
+            if !sources.is_empty() {
+                let (n, bytes) =
+                    arbor_publish::fetch_files(&dest, &repo, &sources, self.jobs, &Bar::new())
+                        .with_context(|| format!("fetching old file versions from {}", dest.url))?;
+                progress::say(&format!(
+                    "delta: fetched {n} old file versions ({bytes} bytes) from {} to bsdiff against",
+                    dest.url
+                ));
+                fetched["bsdiff_objects"] = json!(n);
+                fetched["bsdiff_bytes"] = json!(bytes);
+            }
             let outcomes = apply_policy(
                 &repo,
                 &plan.ref_,
@@ -236,6 +345,7 @@ impl ReleaseOpts {
             force: self.force,
             signing: crate::sign::PublishSigning::boxed(signers.clone(), required),
             allow_unsigned_summary: true,
+            require_descent: true,
         };
         let report = arbor_publish::publish(
             &repo,
@@ -309,6 +419,7 @@ impl ReleaseOpts {
                 },
                 "deltas": deltas,
                 "signed": signed,
+                "fetched": fetched,
                 "deltas_existing": existing,
                 "published": report_json(&report, &dest.url),
                 "url": dest.url,

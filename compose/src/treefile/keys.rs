@@ -721,10 +721,20 @@ mod tests {
     #[test]
     fn known_keys_come_from_the_struct() {
         let k = known_keys();
-        for key in ["ref", "packages", "postprocess", "default-target", "default_target", "selinux"] {
+        for key in [
+            "ref",
+            "packages",
+            "postprocess",
+            "default-target",
+            "default_target",
+            "selinux",
+        ] {
             assert!(k.contains(&key), "{key} missing from {k:?}");
         }
-        assert!(!k.contains(&"arch-packages") && !k.contains(&"extra"), "{k:?}");
+        assert!(
+            !k.contains(&"arch-packages") && !k.contains(&"extra"),
+            "{k:?}"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::progress::Progress;
 pub struct FsckReport {
     pub objects_checked: u64,
     pub commits_checked: u64,
+    /// Commits held for their history only (no content; `arbor pull --metadata-only`).
+    pub partial_commits: u64,
     /// One line per problem, each naming the object or ref.
     pub errors: Vec<String>,
 }
@@ -69,6 +71,12 @@ impl Repo {
                     break;
                 }
                 match self.read_commit(&c) {
+                    Ok(commit) if self.is_partial(&c) => {
+                        // Fetched for its history only (`arbor pull --metadata-only`).
+                        report.commits_checked += 1;
+                        report.partial_commits += 1;
+                        next = commit.parent;
+                    }
                     Ok(commit) => {
                         report.commits_checked += 1;
                         if let Err(e) =

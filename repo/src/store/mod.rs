@@ -209,6 +209,54 @@ impl Repo {
         Ok((checksum, new.is_some()))
     }
 
+    /// Store an object's bytes exactly as an archive repository holds them (fetched from a
+    /// published one), after the caller verified them against `checksum`. Returns whether
+    /// it was new.
+    pub fn write_raw_object(
+        &self,
+        checksum: &Checksum,
+        ty: ObjectType,
+        data: &[u8],
+    ) -> Result<bool> {
+        if self.has_object(checksum, ty) {
+            return Ok(false);
+        }
+        let new = self.stage_object(Path::new(&layout::object_key(checksum, ty)), |f| {
+            f.write_all(data)
+        })?;
+        Ok(new.is_some())
+    }
+
+    fn partial_marker(&self, commit: &Checksum) -> PathBuf {
+        self.root
+            .join("state")
+            .join(format!("{commit}.commitpartial"))
+    }
+
+    /// Mark `commit` as holding its metadata only (dirtrees, dirmeta) and not all its
+    /// content, as ostree's `state/C.commitpartial` does; `false` clears the mark.
+    pub fn set_partial(&self, commit: &Checksum, partial: bool) -> Result<()> {
+        let path = self.partial_marker(commit);
+        let io = |source| RepoError::Io {
+            path: path.clone(),
+            source,
+        };
+        if partial {
+            fs::create_dir_all(self.root.join("state")).map_err(io)?;
+            fs::write(&path, b"").map_err(io)
+        } else {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Whether `commit` was fetched without its content ([`Repo::set_partial`]).
+    pub fn is_partial(&self, commit: &Checksum) -> bool {
+        self.partial_marker(commit).exists()
+    }
+
     /// Store (overwrite) the detached metadata of `commit`.
     pub fn write_commitmeta(&self, commit: &Checksum, metadata: &VarDict) -> Result<()> {
         self.mark_unsynced()?;
