@@ -1,19 +1,21 @@
-//! Dependency resolution with libsolv, the solver dnf uses: the one module that calls
-//! C. Everything `unsafe` stays here, behind [`resolve`], which takes repodata bytes
-//! and a request and returns the packages to install.
+//! Dependency resolution with libsolv, the solver dnf uses: [`resolve`] takes repodata
+//! bytes and a request and returns the packages to install. This module is the
+//! resolution policy (what the solver may see, which jobs it gets, how problems are
+//! reported); the libsolv calls, and every `unsafe` block, are in the `ffi` submodule.
 //!
 //! dnf semantics reproduced: requests match names, provides (incl. versioned
 //! `'foo >= 1'`), `name.arch` and file paths; a request for a package that another
 //! available package obsoletes installs the obsoleter (dnf's `obsoletes=True`);
 //! `recommends: false` ignores weak deps; excluded packages are invisible to the solver.
 
-#![allow(unsafe_code)]
+mod ffi;
 
-use std::ffi::{CStr, CString};
-use std::os::raw::{c_char, c_int};
-use std::ptr;
+use std::ffi::CString;
 
+// libsolv's flag constants only; every call goes through `ffi`.
 use libsolv_sys::ffi as sys;
+
+use ffi::{fnmatch, Id, Pool, Queue, Solver};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SolveError {
@@ -118,12 +120,6 @@ impl Lock {
     }
 }
 
-/// `fnmatch(3)` without flags, as dnf matches package globs.
-fn glob_match(pattern: &CStr, name: &CStr) -> bool {
-    // SAFETY: two valid C strings.
-    unsafe { libc::fnmatch(pattern.as_ptr(), name.as_ptr(), 0) == 0 }
-}
-
 /// The spellings dnf matches a package glob against (`exclude=`, `includepkgs=`):
 /// name, name.arch, name-version, name-version-release, name-version-release.arch,
 /// and the same with the epoch. `evr` is libsolv's (`[E:]V-R`).
@@ -196,243 +192,25 @@ pub fn split_evr(evr: &str) -> (u64, String, String) {
     }
 }
 
-/// Owns a libsolv `Queue`.
-struct Queue(sys::Queue);
-
-impl Queue {
-    fn new() -> Queue {
-        let mut q = std::mem::MaybeUninit::<sys::Queue>::uninit();
-        // SAFETY: queue_init fully initialises the struct.
-        unsafe { sys::queue_init(q.as_mut_ptr()) };
-        // SAFETY: initialised just above.
-        Queue(unsafe { q.assume_init() })
-    }
-    fn push(&mut self, id: sys::Id) {
-        // SAFETY: inserting at `count` appends; the queue is valid.
-        unsafe { sys::queue_insert(&mut self.0, self.0.count, id) };
-    }
-    fn push2(&mut self, a: sys::Id, b: sys::Id) {
-        self.push(a);
-        self.push(b);
-    }
-    fn as_slice(&self) -> &[sys::Id] {
-        if self.0.count == 0 {
-            return &[];
-        }
-        // SAFETY: `elements` points at `count` initialised Ids while the queue lives.
-        unsafe { std::slice::from_raw_parts(self.0.elements, self.0.count as usize) }
-    }
-}
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // SAFETY: the queue was initialised by queue_init.
-        unsafe { sys::queue_free(&mut self.0) };
-    }
-}
-
-/// Owns the pool (and the considered map we may install into it).
-struct Pool {
-    pool: *mut sys::Pool,
-    considered: Option<Box<sys::Map>>,
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // SAFETY: the pool came from pool_create; the considered map (if any) is ours
-        // and is detached before the pool is freed.
-        unsafe {
-            if let Some(mut m) = self.considered.take() {
-                (*self.pool).considered = ptr::null_mut();
-                sys::map_free(&mut *m);
-            }
-            sys::pool_free(self.pool);
-        }
-    }
-}
-
-struct Solver(*mut sys::Solver);
-
-impl Drop for Solver {
-    fn drop(&mut self) {
-        // SAFETY: created by solver_create, freed once.
-        unsafe { sys::solver_free(self.0) };
-    }
-}
-
-fn cstr(p: *const c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: libsolv returns NUL-terminated strings valid until the next tmp-space reuse;
-    // we copy immediately.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-fn c(s: &str) -> Result<CString, SolveError> {
-    CString::new(s).map_err(|_| SolveError::Internal(format!("string with NUL: {s:?}")))
-}
-
-impl Pool {
-    fn new(arch: &str) -> Result<Pool, SolveError> {
-        // SAFETY: plain constructor.
-        let pool = unsafe { sys::pool_create() };
-        if pool.is_null() {
-            return Err(SolveError::Internal("pool_create failed".into()));
-        }
-        let p = Pool {
-            pool,
-            considered: None,
-        };
-        // SAFETY: valid pool; DISTTYPE_RPM selects RPM version comparison and deps.
-        let old = unsafe { sys::pool_setdisttype(pool, sys::DISTTYPE_RPM as c_int) };
-        if old < 0 {
-            return Err(SolveError::Internal(
-                "this libsolv was built without RPM support".into(),
-            ));
-        }
-        let a = c(arch)?;
-        // SAFETY: valid pool and C string.
-        unsafe { sys::pool_setarch(pool, a.as_ptr()) };
-        Ok(p)
-    }
-
-    fn add_xml(
-        &self,
-        repo: *mut sys::Repo,
-        id: &str,
-        what: &'static str,
-        data: &[u8],
-        flags: u32,
-    ) -> Result<(), SolveError> {
-        // SAFETY: fmemopen reads `data` in place; the FILE is closed before `data` can
-        // go away, and repo_add_rpmmd only reads from it.
-        unsafe {
-            let fp = libc::fmemopen(
-                data.as_ptr() as *mut libc::c_void,
-                data.len(),
-                c"r".as_ptr(),
-            );
-            if fp.is_null() {
-                return Err(SolveError::Load {
-                    repo: id.into(),
-                    what,
-                    why: "fmemopen failed".into(),
-                });
-            }
-            let r = sys::repo_add_rpmmd(repo, fp as *mut sys::FILE, ptr::null(), flags as c_int);
-            libc::fclose(fp);
-            if r != 0 {
-                return Err(SolveError::Load {
-                    repo: id.into(),
-                    what,
-                    why: cstr(sys::pool_errstr(self.pool)),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn solvable(&self, id: sys::Id) -> *mut sys::Solvable {
-        // SAFETY: callers pass ids in 2..nsolvables.
-        unsafe { (*self.pool).solvables.add(id as usize) }
-    }
-
-    fn nsolvables(&self) -> sys::Id {
-        // SAFETY: valid pool.
-        unsafe { (*self.pool).nsolvables }
-    }
-
-    fn id2str(&self, id: sys::Id) -> String {
-        // SAFETY: valid pool and id.
-        cstr(unsafe { sys::pool_id2str(self.pool, id) })
-    }
-
-    /// Solvables (in repos) named `name`.
-    fn by_name(&self, name: &str) -> Vec<sys::Id> {
-        let cname = match c(name) {
-            Ok(n) => n,
-            Err(_) => return vec![],
-        };
-        // SAFETY: valid pool; create=0 only looks up.
-        let nid = unsafe { sys::pool_str2id(self.pool, cname.as_ptr(), 0) };
-        if nid == 0 {
-            return vec![];
-        }
-        (2..self.nsolvables())
-            // SAFETY: ids in range; repo null means a freed slot.
-            .filter(|&i| unsafe {
-                !(*self.solvable(i)).repo.is_null() && (*self.solvable(i)).name == nid
-            })
-            .collect()
-    }
-
-    /// Solvables whose Obsoletes match `target`.
-    fn obsoleters_of(&self, target: sys::Id) -> Vec<sys::Id> {
-        let mut out = Vec::new();
-        let t = self.solvable(target);
-        for i in 2..self.nsolvables() {
-            let s = self.solvable(i);
-            // SAFETY: valid solvable; its obsoletes offset indexes the repo's zero-
-            // terminated idarraydata.
-            unsafe {
-                if (*s).repo.is_null() || (*s).obsoletes == 0 || i == target {
-                    continue;
-                }
-                let mut dp = (*(*s).repo).idarraydata.add((*s).obsoletes as usize);
-                while *dp != 0 {
-                    let d = *dp;
-                    let matches = if (d as u32) & 0x8000_0000 != 0 {
-                        sys::pool_match_nevr_rel(self.pool, t, d) != 0
-                    } else {
-                        (*t).name == d
-                    };
-                    if matches {
-                        out.push(i);
-                        break;
-                    }
-                    dp = dp.add(1);
-                }
-            }
-        }
-        out
-    }
-
-    fn describe(&self, id: sys::Id, repo_ids: &[(usize, String)]) -> SolvedPackage {
-        let s = self.solvable(id);
-        // SAFETY: `s` is a valid solvable of this pool for the whole block.
-        unsafe {
-            let (epoch, version, release) = split_evr(&self.id2str((*s).evr));
-            let mut medianr: u32 = 0;
-            let location = cstr(sys::solvable_get_location(s, &mut medianr));
-            let mut ctype: sys::Id = 0;
-            let sum = sys::solvable_lookup_checksum(
-                s,
-                sys::solv_knownid_SOLVABLE_CHECKSUM as sys::Id,
-                &mut ctype,
-            );
-            let checksum =
-                (!sum.is_null()).then(|| (cstr(sys::solv_chksum_type2str(ctype)), cstr(sum)));
-            let size =
-                sys::solvable_lookup_num(s, sys::solv_knownid_SOLVABLE_DOWNLOADSIZE as sys::Id, 0);
-            let repo = repo_ids
-                .iter()
-                .find(|(ptr, _)| *ptr == (*s).repo as usize)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default();
-            SolvedPackage {
-                name: self.id2str((*s).name),
-                epoch,
-                version,
-                release,
-                arch: self.id2str((*s).arch),
-                repo,
-                location,
-                checksum,
-                download_size: size,
-            }
-        }
-    }
+/// The [`SolvedPackage`] for solvable `id`; `repos` in the order they were added.
+fn describe(pool: &Pool, id: Id, repos: &[RepoMetadata]) -> Result<SolvedPackage, SolveError> {
+    let s = pool.solvable(id)?;
+    let (epoch, version, release) = split_evr(&s.evr());
+    Ok(SolvedPackage {
+        name: s.name(),
+        epoch,
+        version,
+        release,
+        arch: s.arch(),
+        repo: s
+            .repo_index()
+            .and_then(|i| repos.get(i))
+            .map(|r| r.id.clone())
+            .unwrap_or_default(),
+        location: s.location(),
+        checksum: s.checksum(),
+        download_size: s.download_size(),
+    })
 }
 
 /// Resolve `req` against `repos`; the result is sorted by name.
@@ -445,105 +223,83 @@ pub fn resolve(
             return Err(SolveError::RequestedAndExcluded(name.clone()));
         }
     }
-    let pool = Pool::new(&req.arch)?;
-    let mut repo_ids = Vec::new();
+    let mut pool = Pool::new(&req.arch)?;
+    // Added in order: a package's repo index is its position in `repos`.
     for r in repos {
-        let id = c(&r.id)?;
-        // SAFETY: valid pool; the repo is owned by the pool.
-        let repo = unsafe { sys::repo_create(pool.pool, id.as_ptr()) };
-        // SAFETY: valid repo; libsolv prefers higher priorities, dnf lower ones.
-        unsafe { (*repo).priority = -r.priority };
-        pool.add_xml(repo, &r.id, "primary", &r.primary_xml, 0)?;
-        if let Some(fl) = &r.filelists_xml {
-            pool.add_xml(repo, &r.id, "filelists", fl, sys::REPO_EXTEND_SOLVABLES)?;
-        }
-        // SAFETY: valid repo.
-        unsafe { sys::repo_internalize(repo) };
-        repo_ids.push((repo as usize, r.id.clone()));
+        // libsolv prefers higher priorities, dnf lower ones.
+        pool.add_repo(
+            &r.id,
+            -r.priority,
+            &r.primary_xml,
+            r.filelists_xml.as_deref(),
+        )?;
     }
-    // SAFETY: valid pool; required before whatprovides lookups and solving.
-    unsafe {
-        sys::pool_addfileprovides(pool.pool);
-        sys::pool_createwhatprovides(pool.pool);
-    }
-    let mut pool = pool;
+    pool.create_whatprovides();
     let repo_filtered = repos
         .iter()
         .any(|r| !r.exclude.is_empty() || !r.include_only.is_empty());
     let mut unavailable_locks = Vec::new();
     if !req.exclude.is_empty() || !req.locked.is_empty() || !req.pinned.is_empty() || repo_filtered
     {
-        let mut map = Box::new(sys::Map {
-            map: ptr::null_mut(),
-            size: 0,
-        });
-        // SAFETY: map_init allocates a bitmap for nsolvables bits; we clear the bits of
-        // excluded packages and hand the map to the pool (detached again in Drop).
-        unsafe {
-            sys::map_init(&mut *map, pool.nsolvables());
-            ptr::write_bytes(map.map, 0xff, map.size as usize);
-            let mut hide = |id: sys::Id| *map.map.add((id >> 3) as usize) &= !(1u8 << (id & 7));
-            for name in &req.exclude {
-                pool.by_name(name).into_iter().for_each(&mut hide);
-            }
-            for lock in &req.locked {
-                let builds = pool.by_name(&lock.name);
-                let mut admitted = false;
-                for &id in &builds {
-                    if lock.admits(&pool.describe(id, &repo_ids)) {
-                        admitted = true;
-                    } else {
-                        hide(id);
-                    }
-                }
-                if !builds.is_empty() && !admitted {
-                    unavailable_locks.push(lock.describe());
-                }
-            }
-            for (repo, name) in &req.pinned {
-                for id in pool.by_name(name) {
-                    if pool.describe(id, &repo_ids).repo != *repo {
-                        hide(id);
-                    }
-                }
-            }
-            if repo_filtered {
-                // Globs as C strings once per repository; unfiltered repositories skipped.
-                let cglobs = |g: &[String]| -> Vec<CString> {
-                    g.iter()
-                        .filter_map(|x| CString::new(x.as_str()).ok())
-                        .collect()
-                };
-                let filters: Vec<(usize, Vec<CString>, Vec<CString>)> = repo_ids
-                    .iter()
-                    .zip(repos)
-                    .filter(|(_, r)| !r.exclude.is_empty() || !r.include_only.is_empty())
-                    .map(|((ptr, _), r)| (*ptr, cglobs(&r.exclude), cglobs(&r.include_only)))
-                    .collect();
-                for id in 2..pool.nsolvables() {
-                    let s = pool.solvable(id);
-                    let Some((_, exclude, include_only)) = filters
-                        .iter()
-                        .find(|(ptr, _, _)| *ptr == (*s).repo as usize)
-                    else {
-                        continue;
-                    };
-                    let forms = nevra_forms(
-                        &pool.id2str((*s).name),
-                        &pool.id2str((*s).evr),
-                        &pool.id2str((*s).arch),
-                    );
-                    let matches = |globs: &[CString]| {
-                        globs.iter().any(|g| forms.iter().any(|f| glob_match(g, f)))
-                    };
-                    if matches(exclude) || (!include_only.is_empty() && !matches(include_only)) {
-                        hide(id);
-                    }
-                }
-            }
-            (*pool.pool).considered = &mut *map;
+        // Packages the solver must not see: excluded, other builds of a locked name,
+        // a pinned name from another repo, and what the repos' own filters hide.
+        let mut hidden: Vec<Id> = Vec::new();
+        for name in &req.exclude {
+            hidden.extend(pool.by_name(name));
         }
-        pool.considered = Some(map);
+        for lock in &req.locked {
+            let builds = pool.by_name(&lock.name);
+            let mut admitted = false;
+            for &id in &builds {
+                if lock.admits(&describe(&pool, id, repos)?) {
+                    admitted = true;
+                } else {
+                    hidden.push(id);
+                }
+            }
+            if !builds.is_empty() && !admitted {
+                unavailable_locks.push(lock.describe());
+            }
+        }
+        for (repo, name) in &req.pinned {
+            for id in pool.by_name(name) {
+                if describe(&pool, id, repos)?.repo != *repo {
+                    hidden.push(id);
+                }
+            }
+        }
+        if repo_filtered {
+            // Globs as C strings once per repository (by repo index); unfiltered
+            // repositories have none.
+            let cglobs = |g: &[String]| -> Vec<CString> {
+                g.iter()
+                    .filter_map(|x| CString::new(x.as_str()).ok())
+                    .collect()
+            };
+            let filters: Vec<Option<(Vec<CString>, Vec<CString>)>> = repos
+                .iter()
+                .map(|r| {
+                    (!r.exclude.is_empty() || !r.include_only.is_empty())
+                        .then(|| (cglobs(&r.exclude), cglobs(&r.include_only)))
+                })
+                .collect();
+            for s in pool.solvables() {
+                let Some((exclude, include_only)) = s
+                    .repo_index()
+                    .and_then(|i| filters.get(i))
+                    .and_then(Option::as_ref)
+                else {
+                    continue;
+                };
+                let forms = nevra_forms(&s.name(), &s.evr(), &s.arch());
+                let matches =
+                    |globs: &[CString]| globs.iter().any(|g| forms.iter().any(|f| fnmatch(g, f)));
+                if matches(exclude) || (!include_only.is_empty() && !matches(include_only)) {
+                    hidden.push(s.id());
+                }
+            }
+        }
+        pool.set_considered(&hidden)?;
     }
     let with_locks = |e: SolveError| match e {
         e @ (SolveError::Problems { .. } | SolveError::NotFound(_))
@@ -559,8 +315,6 @@ pub fn resolve(
 
     let mut jobs = Queue::new();
     for spec in &req.install {
-        let mut sel = Queue::new();
-        let cspec = c(spec)?;
         let flags = sys::SELECTION_NAME
             | sys::SELECTION_PROVIDES
             | sys::SELECTION_REL
@@ -570,64 +324,47 @@ pub fn resolve(
             } else {
                 0
             };
-        // SAFETY: valid pool and queue.
-        unsafe { sys::selection_make(pool.pool, &mut sel.0, cspec.as_ptr(), flags as c_int) };
+        let sel = pool.select(spec, flags)?;
         if sel.as_slice().is_empty() {
             return Err(with_locks(SolveError::NotFound(spec.clone())));
         }
         // dnf installs the obsoleter of a requested package name instead of it.
         let named = pool.by_name(spec);
-        let obsoleters: Vec<sys::Id> = named.iter().flat_map(|&n| pool.obsoleters_of(n)).collect();
+        let mut obsoleters: Vec<Id> = Vec::new();
+        for &n in &named {
+            obsoleters.extend(pool.obsoleters_of(n)?);
+        }
         if !obsoleters.is_empty() {
-            let mut cands = Queue::new();
-            for id in named.iter().chain(obsoleters.iter()) {
-                cands.push(*id);
-            }
-            // SAFETY: valid pool and queue.
-            let what = unsafe { sys::pool_queuetowhatprovides(pool.pool, &mut cands.0) };
+            let cands: Vec<Id> = named.iter().chain(obsoleters.iter()).copied().collect();
+            let what = pool.one_of(&cands)?;
             jobs.push2(
-                (sys::SOLVER_SOLVABLE_ONE_OF | sys::SOLVER_INSTALL) as sys::Id,
+                (sys::SOLVER_SOLVABLE_ONE_OF | sys::SOLVER_INSTALL) as Id,
                 what,
             );
             continue;
         }
         for pair in sel.as_slice().chunks(2) {
-            jobs.push2(pair[0] | sys::SOLVER_INSTALL as sys::Id, pair[1]);
+            jobs.push2(pair[0] | sys::SOLVER_INSTALL as Id, pair[1]);
         }
     }
 
-    // SAFETY: valid pool; the solver is freed by its guard before the pool.
-    let solver = Solver(unsafe { sys::solver_create(pool.pool) });
-    // SAFETY: valid solver and job queue.
-    let nproblems = unsafe {
-        if !req.recommends {
-            sys::solver_set_flag(solver.0, sys::SOLVER_FLAG_IGNORE_RECOMMENDED as c_int, 1);
-        }
-        sys::solver_set_flag(solver.0, sys::SOLVER_FLAG_BEST_OBEY_POLICY as c_int, 1);
-        sys::solver_solve(solver.0, &mut jobs.0)
-    };
-    if nproblems > 0 {
+    let mut solver = Solver::new(&pool)?;
+    if !req.recommends {
+        solver.set_flag(sys::SOLVER_FLAG_IGNORE_RECOMMENDED, true);
+    }
+    solver.set_flag(sys::SOLVER_FLAG_BEST_OBEY_POLICY, true);
+    if solver.solve(&mut jobs) > 0 {
+        // The summary line, then every rule involved (as dnf prints them).
         let mut problems: Vec<String> = Vec::new();
         let mut file_deps = false;
-        for p in 1..=nproblems {
-            // The summary line, then every rule involved (as dnf prints them).
-            // SAFETY: problem ids 1..=count are valid; rule ids come from libsolv.
-            unsafe {
-                problems.push(cstr(sys::solver_problem2str(solver.0, p)));
-                let mut rules = Queue::new();
-                sys::solver_findallproblemrules(solver.0, p, &mut rules.0);
-                for &r in rules.as_slice() {
-                    let (mut from, mut to, mut dep) = (0, 0, 0);
-                    let kind = sys::solver_ruleinfo(solver.0, r, &mut from, &mut to, &mut dep);
-                    if dep != 0 && cstr(sys::pool_dep2str(pool.pool, dep)).starts_with('/') {
-                        file_deps = true;
-                    }
-                    let line = cstr(sys::solver_problemruleinfo2str(
-                        solver.0, kind, from, to, dep,
-                    ));
-                    if !line.is_empty() && !problems.contains(&line) {
-                        problems.push(line);
-                    }
+        for problem in solver.problems() {
+            problems.push(problem.summary);
+            for rule in problem.rules {
+                if rule.dep.is_some_and(|d| d.starts_with('/')) {
+                    file_deps = true;
+                }
+                if !rule.text.is_empty() && !problems.contains(&rule.text) {
+                    problems.push(rule.text);
                 }
             }
         }
@@ -639,15 +376,12 @@ pub fn resolve(
     for pin in &unavailable_locks {
         tracing::warn!("lockfile: no enabled repository has {pin}; resolved without it");
     }
-    let mut decisions = Queue::new();
-    // SAFETY: valid solver and queue.
-    unsafe { sys::solver_get_decisionqueue(solver.0, &mut decisions.0) };
-    let mut out: Vec<SolvedPackage> = decisions
-        .as_slice()
-        .iter()
-        .filter(|&&d| d > sys::SYSTEMSOLVABLE as sys::Id)
-        .map(|&d| pool.describe(d, &repo_ids))
-        .collect();
+    let mut out = solver
+        .decisions()
+        .into_iter()
+        .filter(|&d| d > sys::SYSTEMSOLVABLE as Id)
+        .map(|d| describe(&pool, d, repos))
+        .collect::<Result<Vec<_>, _>>()?;
     drop(solver);
     out.sort();
     Ok(out)
@@ -817,6 +551,85 @@ mod tests {
             matches!(e, SolveError::NotFound(_) | SolveError::Problems { .. }),
             "{e}"
         );
+    }
+
+    /// Primary XML for packages given as (name, version, extra `<format>` XML).
+    fn primary_raw(pkgs: &[(&str, &str, &str)]) -> Vec<u8> {
+        let mut x = String::from(
+            "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" \
+             xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"1\">\n",
+        );
+        for (name, ver, format) in pkgs {
+            x.push_str(&format!(
+                "<package type=\"rpm\"><name>{name}</name><arch>x86_64</arch>\
+                 <version epoch=\"0\" ver=\"{ver}\" rel=\"1\"/>\
+                 <location href=\"Packages/{name}-{ver}-1.x86_64.rpm\"/><format>\
+                 <rpm:provides><rpm:entry name=\"{name}\" flags=\"EQ\" epoch=\"0\" ver=\"{ver}\" rel=\"1\"/></rpm:provides>\
+                 {format}</format></package>\n"
+            ));
+        }
+        x.push_str("</metadata>\n");
+        x.into_bytes()
+    }
+
+    /// A request for an obsoleted name installs the obsoleter, whether the Obsoletes
+    /// is a bare name or a versioned relation that matches; not when it does not match.
+    #[test]
+    fn obsoleter_replaces_requested_name() {
+        let req = SolveRequest {
+            install: vec!["old".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        for (obsoletes, want) in [
+            (r#"<rpm:entry name="old"/>"#, "new-1@r"),
+            (
+                r#"<rpm:entry name="old" flags="LT" epoch="0" ver="2"/>"#,
+                "new-1@r",
+            ),
+            (
+                r#"<rpm:entry name="old" flags="LT" epoch="0" ver="1"/>"#,
+                "old-1@r",
+            ),
+        ] {
+            let format = format!("<rpm:obsoletes>{obsoletes}</rpm:obsoletes>");
+            let repo = RepoMetadata {
+                primary_xml: primary_raw(&[("old", "1", ""), ("new", "1", &format)]),
+                ..meta("r", 99, &[])
+            };
+            assert_eq!(chosen(&[repo], &req), [want], "{obsoletes}");
+        }
+    }
+
+    /// A problem about a file dependency says filelists may help.
+    #[test]
+    fn file_dependency_problem_needs_filelists() {
+        let repo = RepoMetadata {
+            primary_xml: primary_raw(&[(
+                "a",
+                "1",
+                r#"<rpm:requires><rpm:entry name="/usr/bin/missing"/></rpm:requires>"#,
+            )]),
+            ..meta("r", 99, &[])
+        };
+        let req = SolveRequest {
+            install: vec!["a".into()],
+            arch: "x86_64".into(),
+            ..Default::default()
+        };
+        let e = resolve(&[repo], &req).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SolveError::Problems {
+                    file_deps: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.needs_filelists());
+        assert!(e.to_string().contains("/usr/bin/missing"), "{e}");
     }
 
     /// A lockfile pin hides other builds; a pin no repository has (wrong version or
