@@ -241,32 +241,9 @@ pub async fn run(
     } else {
         files.into_iter().collect()
     };
-    let missing: Vec<Checksum> = wanted_files
-        .into_iter()
-        .filter(|c| !repo.has_object(c, ObjectType::File))
-        .collect();
-    progress.start("content", Some(missing.len() as u64));
-    let sizes: Vec<u64> = stream::iter(missing)
-        .map(|c| async move {
-            let key = layout::object_key(&c, ObjectType::File);
-            let data = fetch(src, &key)
-                .await?
-                .ok_or_else(|| PublishError::Corrupt {
-                    url: src.url(&key),
-                    why: "missing from the published repository".into(),
-                })?;
-            let n = data.len() as u64;
-            repo.write_raw_object(&c, ObjectType::File, &data)?;
-            progress.inc(1);
-            progress.bytes(n);
-            Ok::<_, PublishError>(n)
-        })
-        .buffer_unordered(jobs)
-        .try_collect()
-        .await?;
-    progress.finish();
-    report.objects_fetched += sizes.len() as u64;
-    report.bytes_fetched += sizes.iter().sum::<u64>();
+    let (n, bytes) = fetch_files(src, repo, &wanted_files, jobs, progress).await?;
+    report.objects_fetched += n;
+    report.bytes_fetched += bytes;
 
     // Durable before any ref names them; partial marks before too.
     repo.sync()?;
