@@ -75,6 +75,19 @@ async fn fetch(src: &Remote, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(data))
 }
 
+/// Fetch one object the store must have, verified, into the repository; returns its size.
+async fn copy_object(src: &Remote, repo: &Repo, c: &Checksum, ty: ObjectType) -> Result<u64> {
+    let key = layout::object_key(c, ty);
+    let data = fetch(src, &key)
+        .await?
+        .ok_or_else(|| PublishError::Corrupt {
+            url: src.url(&key),
+            why: "missing from the published repository".into(),
+        })?;
+    repo.write_raw_object(c, ty, &data)?;
+    Ok(data.len() as u64)
+}
+
 pub async fn run(
     src: &Remote,
     repo: &Repo,
@@ -197,15 +210,7 @@ pub async fn run(
                     if repo.has_object(&c, ty) {
                         continue;
                     }
-                    let key = layout::object_key(&c, ty);
-                    let data = fetch(src, &key)
-                        .await?
-                        .ok_or_else(|| PublishError::Corrupt {
-                            url: src.url(&key),
-                            why: "missing from the published repository".into(),
-                        })?;
-                    bytes += data.len() as u64;
-                    repo.write_raw_object(&c, ty, &data)?;
+                    bytes += copy_object(src, repo, &c, ty).await?;
                 }
                 let t = repo.read_dirtree(&tree)?;
                 Ok::<_, PublishError>((t, bytes))
@@ -308,15 +313,7 @@ pub async fn fetch_files(
     progress.start("fetch", Some(missing.len() as u64));
     let sizes: Vec<u64> = stream::iter(missing)
         .map(|c| async move {
-            let key = layout::object_key(&c, ObjectType::File);
-            let data = fetch(src, &key)
-                .await?
-                .ok_or_else(|| PublishError::Corrupt {
-                    url: src.url(&key),
-                    why: "missing from the published repository".into(),
-                })?;
-            let n = data.len() as u64;
-            repo.write_raw_object(&c, ObjectType::File, &data)?;
+            let n = copy_object(src, repo, &c, ObjectType::File).await?;
             progress.inc(1);
             progress.bytes(n);
             Ok::<_, PublishError>(n)
