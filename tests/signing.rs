@@ -795,3 +795,88 @@ fn extract(meta: &Path, key: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The client story against a signed remote: a fake sysroot whose remote verifies commits
+/// and the summary deploys v1, then upgrades through the signed v1→v2 delta (its cached,
+/// verified summary re-fetched), keeping both deployments.
+#[test]
+fn signed_remote_deploys_and_upgrades_a_sysroot() {
+    let tmp = tempdir();
+    let d = tmp.path();
+    let g = Gpg::new(d);
+    let key_a = g.export(&g.a, &d.join("a.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let sign = ["--sign-with", spec.as_str(), "--gpg-homedir", p(&g.home)];
+    let repo = d.join("repo");
+    let tree = d.join("tree");
+    let dest = d.join("pub");
+    let url = format!("file://{}", p(&dest));
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let release = |version: &str| -> String {
+        write_tree(&tree, version);
+        let m = tree.join("usr/lib/modules/6.0.0");
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("vmlinuz"), format!("kernel {version}")).unwrap();
+        fs::write(m.join("initramfs.img"), format!("initramfs {version}")).unwrap();
+        fs::create_dir_all(tree.join("usr/etc")).unwrap();
+        fs::write(
+            tree.join("usr/etc/os-release"),
+            format!("ID=arbor\nPRETTY_NAME=\"arbor {version}\"\nVERSION={version}\n"),
+        )
+        .unwrap();
+        let c = commit(&repo, &tree, version, &sign);
+        arbor(&[
+            "delta",
+            "generate",
+            "--repo",
+            p(&repo),
+            "--ref",
+            "os/x",
+            "--depth",
+            "1",
+            "--empty",
+        ])
+        .ok();
+        let mut args = vec!["publish", "--repo", p(&repo), "--to", url.as_str()];
+        args.extend_from_slice(&sign);
+        arbor(&args).ok();
+        c
+    };
+    let c1 = release("v1");
+    let http = HttpServer::start(&dest);
+    let sys = d.join("sysroot");
+    fs::create_dir_all(&sys).unwrap();
+    let s = format!("--sysroot={}", p(&sys));
+    let srepo = format!("--repo={}/ostree/repo", p(&sys));
+    util::ostree(&["admin", "init-fs", p(&sys)]).ok();
+    util::ostree(&["admin", "os-init", &s, "os"]).ok();
+    util::ostree(&[
+        &srepo,
+        "remote",
+        "add",
+        "--set=gpg-verify=true",
+        "--set=gpg-verify-summary=true",
+        &format!("--gpg-import={}", p(&key_a)),
+        "origin",
+        &http.url(),
+    ])
+    .ok();
+    util::ostree(&[&srepo, "pull", "origin", "os/x"]).ok();
+    util::ostree(&["admin", "deploy", &s, "--os=os", "origin:os/x"]).ok();
+    let c2 = release("v2");
+    let pull = util::ostree(&[&srepo, "pull", "--require-static-deltas", "origin", "os/x"]);
+    assert!(
+        pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
+        "{}",
+        pull.stdout
+    );
+    util::ostree(&["admin", "upgrade", &s, "--os=os"]).ok();
+    let status = util::ostree(&["admin", "status", &s]).ok().to_string();
+    assert!(status.contains(&c1) && status.contains(&c2), "{status}");
+    util::ostree(&[&srepo, "show", "--gpg-verify-remote=origin", &c2])
+        .ok_ref()
+        .stdout
+        .contains("Good signature")
+        .then_some(())
+        .expect("v2 verified");
+}
