@@ -35,20 +35,18 @@ pub enum SignError {
     Key { what: String, why: String },
     #[error("signer {spec}: {why}")]
     Signer { spec: String, why: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is in the message, not a `source`: a printed cause chain would show
+    /// it twice (as `RepoError::Io`).
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
 }
 
 /// Read a small file, refusing more than `max` bytes and anything but a regular file (a FIFO
 /// would block, `/dev/zero` never ends).
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SignError> {
-    let io = |source| SignError::Io {
+    let io = |error| SignError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let f = std::fs::File::open(path).map_err(io)?;
     let md = f.metadata().map_err(io)?;

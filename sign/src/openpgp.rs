@@ -223,8 +223,6 @@ pub enum Check {
     KeyUnusable(KeyName, String),
     /// By a key the keyring does not have (issuer shown).
     UnknownKey(String),
-    /// Not an OpenPGP signature at all.
-    Garbage(String),
 }
 
 fn issuer(sig: &Signature) -> String {

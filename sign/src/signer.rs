@@ -340,7 +340,6 @@ impl Signer {
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
-            Check::Garbage(why) => Err(self.fail(why)),
         }
     }
 
@@ -349,9 +348,6 @@ impl Signer {
     fn run(&self, argv: &[String], payload: &[u8], what: &Payload) -> Result<Vec<u8>, SignError> {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .env("ARBOR_SIGN_PROTOCOL", "1")
             .env("ARBOR_SIGN_TYPE", "gpg")
             .env("ARBOR_SIGN_KIND", what.kind)
@@ -365,53 +361,8 @@ impl Signer {
         if let Some(r) = &what.repo {
             cmd.env("ARBOR_REPO", r);
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| self.fail(format!("cannot run {:?}: {e}", argv[0])))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| self.fail("no stdin"))?;
-        let mut stdout = child.stdout.take().ok_or_else(|| self.fail("no stdout"))?;
-        let mut stderr = child.stderr.take().ok_or_else(|| self.fail("no stderr"))?;
-        let data = payload.to_vec();
-        let writer = std::thread::spawn(move || {
-            // A signer that does not read its input gets EPIPE; its exit status says why.
-            let _ = stdin.write_all(&data);
-        });
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            (&mut stdout)
-                .take(MAX_OUTPUT + 1)
-                .read_to_end(&mut out)
-                .map(|_| out)
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut out);
-            out
-        });
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if start.elapsed() > self.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(self.fail(format!(
-                        "no answer within {} s; killed",
-                        self.timeout.as_secs()
-                    )));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(self.fail(format!("waiting for it: {e}"))),
-            }
-        };
-        let _ = writer.join();
-        let out = reader
-            .join()
-            .map_err(|_| self.fail("reading its output failed"))?
-            .map_err(|e| self.fail(format!("reading its output: {e}")))?;
-        let err = err_reader.join().unwrap_or_default();
-        let err_text = String::from_utf8_lossy(&err);
-        let err_text = err_text.trim();
+        let (status, out, err_text) =
+            run_bounded(cmd, payload, self.timeout, MAX_OUTPUT).map_err(|e| self.fail(e))?;
         if !status.success() {
             return Err(self.fail(format!(
                 "exited with {status}{}",
@@ -435,7 +386,71 @@ impl Signer {
     }
 }
 
-/// The public key(s) of a gpg key, exported by gpg itself.
+/// Run `cmd` with `input` on its stdin, bounded in time (killed after `timeout`) and in
+/// output (at most `max_out + 1` bytes of stdout are read, 64 KiB of stderr): its exit
+/// status, stdout and trimmed stderr. `Err` says why it could not be run or waited for.
+fn run_bounded(
+    mut cmd: Command,
+    input: &[u8],
+    timeout: Duration,
+    max_out: u64,
+) -> Result<(std::process::ExitStatus, Vec<u8>, String), String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program:?}: {e}"))?;
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err("no pipes to the process".into());
+    };
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A process that does not read its input gets EPIPE; its exit status says why.
+        let _ = stdin.write_all(&data);
+    });
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        (&mut stdout)
+            .take(max_out + 1)
+            .read_to_end(&mut out)
+            .map(|_| out)
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut out);
+        out
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} s; killed", timeout.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for it: {e}")),
+        }
+    };
+    let _ = writer.join();
+    let out = reader
+        .join()
+        .map_err(|_| "reading its output failed".to_string())?
+        .map_err(|e| format!("reading its output: {e}"))?;
+    let err = err_reader.join().unwrap_or_default();
+    Ok((
+        status,
+        out,
+        String::from_utf8_lossy(&err).trim().to_string(),
+    ))
+}
+
+/// The public key(s) of a gpg key, exported by gpg itself (bounded like a signer).
 fn gpg_export(
     key: &str,
     homedir: Option<&PathBuf>,
@@ -446,16 +461,24 @@ fn gpg_export(
     if let Some(h) = homedir {
         cmd.arg("--homedir").arg(h);
     }
-    let out = cmd
-        .args(["--batch", "--no-tty", "--export", key])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| SignError::Spec {
-            spec: label.into(),
-            why: format!("cannot run gpg: {e}"),
+    cmd.args(["--batch", "--no-tty", "--export", key]);
+    let (_, stdout, stderr) =
+        run_bounded(cmd, &[], timeout, openpgp::MAX_KEYRING_BYTES).map_err(|why| {
+            SignError::Spec {
+                spec: label.into(),
+                why: format!("gpg --export: {why}"),
+            }
         })?;
-    let _ = timeout;
-    if out.stdout.is_empty() {
+    if stdout.len() as u64 > openpgp::MAX_KEYRING_BYTES {
+        return Err(SignError::Spec {
+            spec: label.into(),
+            why: format!(
+                "gpg's export of {key} is larger than {} bytes",
+                openpgp::MAX_KEYRING_BYTES
+            ),
+        });
+    }
+    if stdout.is_empty() {
         return Err(SignError::Spec {
             spec: label.into(),
             why: format!(
@@ -463,8 +486,7 @@ fn gpg_export(
                 homedir
                     .map(|h| format!(" (home {})", h.display()))
                     .unwrap_or_default(),
-                String::from_utf8_lossy(&out.stderr)
-                    .trim()
+                stderr
                     .lines()
                     .next()
                     .map(|l| format!(": {l}"))
@@ -472,7 +494,7 @@ fn gpg_export(
             ),
         });
     }
-    Keyring::parse(&out.stdout).map_err(|why| SignError::Spec {
+    Keyring::parse(&stdout).map_err(|why| SignError::Spec {
         spec: label.into(),
         why: format!("gpg's export of {key}: {why}"),
     })
@@ -648,6 +670,21 @@ mod tests {
         let r = signers.trusted().verify(b"payload", Some(&m2));
         assert!(r.valid(), "{r:?}");
         assert!(!signers.trusted().verify(b"other", Some(&m2)).valid());
+    }
+
+    /// A signer (or gpg) that hangs is killed; one that floods stdout is read no further
+    /// than the bound.
+    #[test]
+    fn processes_are_bounded_in_time_and_output() {
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        let e = run_bounded(c, b"", Duration::from_secs(1), 10).unwrap_err();
+        assert!(e.contains("killed"), "{e}");
+        let mut c = Command::new("head");
+        c.args(["-c", "100000", "/dev/zero"]);
+        let (status, out, _) = run_bounded(c, b"", Duration::from_secs(10), 10).unwrap();
+        assert_eq!(out.len(), 11);
+        let _ = status;
     }
 
     #[test]

@@ -73,10 +73,6 @@ impl TrustedKeys {
                             stopped = true;
                         }
                         Check::UnknownKey(i) => r.unknown.push(format!("OpenPGP {i}")),
-                        Check::Garbage(why) => {
-                            r.problems.push(why);
-                            stopped = true;
-                        }
                     }
                 }
             }
