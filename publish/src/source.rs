@@ -202,18 +202,6 @@ impl Source<'_> {
             }
         }
     }
-
-    /// The keys of a delta's files: parts first, the superblock last.
-    pub async fn delta_files(&self, name: &DeltaName) -> Result<Vec<String>> {
-        let key = name.superblock_key();
-        let Some(sb) = self.read_key(&key).await? else {
-            return Err(corrupt(
-                format!("{}/{key}", self.describe()),
-                "delta superblock missing",
-            ));
-        };
-        delta_files_from_superblock(&format!("{}/{key}", self.describe()), name, &sb)
-    }
 }
 
 /// Read a ref file (64 hex + newline) from a store.

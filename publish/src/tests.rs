@@ -858,6 +858,20 @@ fn pull_metadata_only_then_full() {
         "{fsck:?}"
     );
 
+    // Ref names come from the source's summary: one that is not a ref name is left out.
+    let bytes = get(&dest, layout::SUMMARY).unwrap();
+    let mut sum = Summary::from_bytes(&bytes).unwrap();
+    let mut evil = sum.refs[0].clone();
+    evil.name = "../../evil".into();
+    sum.refs.push(evil);
+    let deltas = sum.deltas();
+    let rebuilt = Summary::build(sum.refs, &deltas, 1).to_bytes();
+    put(&dest.store, layout::SUMMARY, &rebuilt);
+    let e2 = fixture();
+    let r = crate::pull(&dest, &e2.repo, &[], &opts, &NoProgress).unwrap();
+    assert_eq!(r.refs.keys().collect::<Vec<_>>(), ["main"]);
+    assert!(!e2.repo.path().join("evil").exists() && !e2.repo.path().join("../evil").exists());
+
     // A damaged object at the source is refused, naming it.
     let h = fixture();
     let key = layout::object_key(&big, ObjectType::File);

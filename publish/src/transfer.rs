@@ -534,13 +534,18 @@ pub async fn run(
             // the summary must advertise what is stored, so it is not ours to claim.
             continue;
         }
+        let sb_key = name.superblock_key();
+        let sb_url = format!("{}/{sb_key}", src.describe());
+        let Some(sb) = src.read_key(&sb_key).await? else {
+            return Err(PublishError::Corrupt {
+                url: sb_url,
+                why: "delta superblock missing".into(),
+            });
+        };
         if let Source::Local(r) = src {
             // Clients pulling through a delta check the signatures it embeds: one made
             // before the commit was (re)signed must not be published.
-            let sb_key = name.superblock_key();
-            let sb = src.read_key(&sb_key).await?.unwrap_or_default();
-            let url = format!("{}/{sb_key}", src.describe());
-            let embedded = crate::source::superblock_commitmeta(&url, name, &sb)?;
+            let embedded = crate::source::superblock_commitmeta(&sb_url, name, &sb)?;
             let current = src
                 .read_key(&layout::object_key(&name.to, ObjectType::CommitMeta))
                 .await?;
@@ -554,7 +559,7 @@ pub async fn run(
             }
         }
         known.deltas.insert(*name, *digest);
-        let mut files = src.delta_files(name).await?;
+        let mut files = crate::source::delta_files_from_superblock(&sb_url, name, &sb)?;
         if let Some(sb) = files.pop() {
             delta_superblocks.push(sb);
         }
