@@ -126,6 +126,8 @@ impl ReleaseOpts {
         // head (and the parents deltas start from) without content, plus the files the
         // compose reads from its parent (the accounts).
         let mut fetched = json!({});
+        // The published head this run fetched (the repository did not hold it).
+        let mut pulled_head: Option<Checksum> = None;
         if let Some(published) = arbor_publish::published_head(&dest, &plan.ref_)
             .with_context(|| format!("reading ref {} at {}", plan.ref_, dest.url))?
         {
@@ -161,10 +163,9 @@ impl ReleaseOpts {
                     )
                 })?;
                 progress::say(&format!(
-                    "release: {} continues the history published at {}: {published} and {} parent(s), {} objects, {} bytes fetched (metadata and the accounts files only)",
+                    "release: {} continues the history published at {}: fetched {published} ({} objects, {} bytes: its metadata and the accounts files only)",
                     plan.ref_,
                     dest.url,
-                    r.commits_fetched.saturating_sub(1),
                     r.objects_fetched,
                     r.bytes_fetched
                 ));
@@ -175,6 +176,7 @@ impl ReleaseOpts {
                     "bytes": r.bytes_fetched,
                 });
                 timings.insert("pull".into(), json!(t.elapsed().as_secs_f64()));
+                pulled_head = Some(published);
             }
         }
 
@@ -257,10 +259,7 @@ impl ReleaseOpts {
             ));
         }
         if self.delta_depth > 1 && !head_partial {
-            if let Some(h) = fetched["head"]
-                .as_str()
-                .and_then(|h| Checksum::from_hex(h).ok())
-            {
+            if let Some(h) = pulled_head {
                 // Deltas from the published head's parents: their history too.
                 let r = arbor_publish::pull(
                     &dest,
