@@ -167,20 +167,20 @@ impl Walk<'_> {
         Ok(out)
     }
 
-    fn add_recursive(&mut self, path: &str, tree: &Checksum) -> Result<()> {
-        let t = self.repo.read_dirtree(tree)?;
-        for (name, c, meta) in children(&t) {
-            let child = join(path, name);
-            let e = self.entry(child.clone(), c, meta)?;
-            self.added.push(PathChange {
-                kind: ChangeKind::Added,
-                path: child.clone(),
-                from: None,
-                to: Some(e),
-                aspects: Vec::new(),
-            });
-            if meta.is_some() {
-                self.add_recursive(&child, &c)?;
+    /// `path` added, and everything under it when it is a directory (`meta` is Some).
+    fn add(&mut self, path: String, c: Checksum, meta: Option<Checksum>) -> Result<()> {
+        let e = self.entry(path.clone(), c, meta)?;
+        self.added.push(PathChange {
+            kind: ChangeKind::Added,
+            path: path.clone(),
+            from: None,
+            to: Some(e),
+            aspects: Vec::new(),
+        });
+        if meta.is_some() {
+            let t = self.repo.read_dirtree(&c)?;
+            for (name, c, meta) in children(&t) {
+                self.add(join(&path, name), c, meta)?;
             }
         }
         Ok(())
@@ -245,18 +245,7 @@ impl Walk<'_> {
             if find(&ta, name).is_some() {
                 continue;
             }
-            let child = join(path, name);
-            let e = self.entry(child.clone(), cb, mb)?;
-            self.added.push(PathChange {
-                kind: ChangeKind::Added,
-                path: child.clone(),
-                from: None,
-                to: Some(e),
-                aspects: Vec::new(),
-            });
-            if mb.is_some() {
-                self.add_recursive(&child, &cb)?;
-            }
+            self.add(join(path, name), cb, mb)?;
         }
         Ok(())
     }
