@@ -25,4 +25,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v garage >/dev/null 2>&1 || cargo install garage --locked
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -22,6 +22,26 @@ const CACHE_DELTA: &str = "public, max-age=86400";
 /// Refs, summary, config and detached metadata change: clients must see new ones soon.
 const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
 
+/// A file's mtime in whole seconds since the epoch, if it exists.
+fn whole_seconds(f: &std::path::Path) -> Option<u64> {
+    let m = std::fs::metadata(f).ok()?.modified().ok()?;
+    m.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// HTTP servers give a file's mtime in whole seconds as `Last-Modified`, and ostree clients
+/// revalidate their cached summary with `If-Modified-Since`: a summary replaced within the
+/// same second as the one a client holds would be answered "304 Not Modified" and the new
+/// commit never seen. So a replaced mutable file gets an mtime at least one whole second
+/// later than the one it replaced. Best effort: a file whose time cannot be set keeps its own.
+fn later_than(f: &std::path::Path, prev: u64) {
+    if whole_seconds(f).is_some_and(|now| now <= prev) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(prev + 1);
+        if let Ok(file) = std::fs::File::options().write(true).open(f) {
+            let _ = file.set_modified(t);
+        }
+    }
+}
+
 /// The Cache-Control a key is stored with.
 pub fn cache_control(key: &str) -> &'static str {
     if key.starts_with(layout::OBJECTS_PREFIX) && !key.ends_with(".commitmeta") {
@@ -242,10 +262,14 @@ impl Remote {
             attributes,
             ..Default::default()
         };
+        let replaced = self.local_mutable(key).and_then(|f| whole_seconds(&f));
         bump(&self.stats.put, 1);
         match self.loc.store.put_opts(&path(key), data, opts).await {
             Ok(_) => {
                 bump(&self.stats.bytes_up, len);
+                if let (Some(prev), Some(f)) = (replaced, self.local_mutable(key)) {
+                    later_than(&f, prev);
+                }
                 Ok(PutOutcome::Written)
             }
             Err(
@@ -253,6 +277,17 @@ impl Remote {
                 | object_store::Error::AlreadyExists { .. },
             ) => Ok(PutOutcome::Conflict),
             Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// The local file behind a mutable key (summary, refs, config, detached metadata) of a
+    /// `file://` destination; `None` for other keys and stores.
+    fn local_mutable(&self, key: &str) -> Option<std::path::PathBuf> {
+        match &self.loc.kind {
+            LocationKind::File { root } if cache_control(key) == CACHE_MUTABLE => {
+                Some(root.join(key))
+            }
+            _ => None,
         }
     }
 
@@ -383,5 +418,39 @@ mod tests {
         assert!(cache_control(layout::SUMMARY).contains("max-age=60"));
         assert!(cache_control(&layout::ref_key("x")).contains("max-age=60"));
         assert!(cache_control("deltas/ab/cd/0").contains("86400"));
+    }
+
+    /// A summary replaced within the second of the one it replaces still gets a later
+    /// whole-second mtime (an `If-Modified-Since` client would otherwise get 304).
+    #[test]
+    fn replaced_summary_mtime_moves_forward_a_whole_second() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", tmp.path().display());
+        let loc = Location::parse_destination(&url, &Default::default()).unwrap();
+        let remote = Remote::new(&loc);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let file = tmp.path().join(layout::SUMMARY);
+        let put = |data: &'static [u8]| {
+            rt.block_on(remote.put(layout::SUMMARY, PutPayload::from_static(data), Expect::Any))
+                .unwrap();
+            whole_seconds(&file).unwrap()
+        };
+        let first = put(b"one");
+        let second = put(b"two");
+        let third = put(b"three");
+        assert!(second > first && third > second, "{first} {second} {third}");
+        // Immutable objects keep the time they were written at.
+        let key = layout::object_key(&Checksum::of(b"x"), ObjectType::File);
+        rt.block_on(remote.put(&key, PutPayload::from_static(b"x"), Expect::Any))
+            .unwrap();
+        let t = whole_seconds(&tmp.path().join(&key)).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(t <= now, "{t} {now}");
     }
 }
