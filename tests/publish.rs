@@ -793,6 +793,81 @@ fn publish_to_file_and_pull_over_http() {
     fresh.fsck();
 }
 
+/// A `file://` destination is a repository stock ostree can administer: after publish,
+/// mirror and prune, `fsck`, `refs`, `static-delta list`, `summary -u` and `prune
+/// --refs-only` of 2022.7 and 2025.x all succeed on it (they open `refs/remotes`,
+/// `refs/mirrors`, `tmp`, … and failed when those were missing).
+#[test]
+fn stock_ostree_administers_file_destinations() {
+    let f = fixture(5);
+    // Inside the newer client's chroot, so both clients see the same directories.
+    let base = util::newer_root()
+        .join("var/tmp")
+        .join(format!("arbor-stock-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(base.clone());
+    let published = base.join("published");
+    let mirrored = base.join("mirrored");
+    let url = |d: &Path| format!("file://{}", p(d));
+    arbor(&["publish", "--repo", p(&f.repo), "--to", &url(&published)]).ok();
+    arbor(&[
+        "mirror",
+        "--from",
+        &url(&published),
+        "--to",
+        &url(&mirrored),
+    ])
+    .ok();
+    arbor(&[
+        "prune",
+        "--to",
+        &url(&published),
+        "--keep",
+        "1",
+        "--grace",
+        "0",
+    ])
+    .ok();
+    let inside = |d: &Path| format!("--repo=/{}", p(d.strip_prefix(util::newer_root()).unwrap()));
+    for (dir, deltas) in [(&published, false), (&mirrored, true)] {
+        let host = format!("--repo={}", p(dir));
+        let newer = inside(dir);
+        let both = |args: &[&str]| -> Vec<Run> {
+            let mut h = vec![host.as_str()];
+            h.extend_from_slice(args);
+            let mut n = vec![newer.as_str()];
+            n.extend_from_slice(args);
+            vec![ostree(&h), util::ostree_newer(&n)]
+        };
+        for r in both(&["refs"]) {
+            assert_eq!(r.ok().trim(), "os/main", "{}", r.cmd);
+        }
+        for r in both(&["fsck"]) {
+            assert!(r.ok().contains("no errors found"), "{}", r.stdout);
+        }
+        for r in both(&["static-delta", "list"]) {
+            // A from-to delta's name is `FROM-TO` (modified base64 has no '-').
+            let listed = r.ok().lines().any(|l| l.contains('-'));
+            assert_eq!(listed, deltas, "{}: {}", r.cmd, r.stdout);
+        }
+        for r in both(&["summary", "-u"]) {
+            r.ok();
+        }
+        for r in both(&["prune", "--refs-only"]) {
+            r.ok();
+        }
+        for r in both(&["fsck"]) {
+            assert!(r.ok().contains("no errors found"), "{}", r.stdout);
+        }
+    }
+}
+
 #[test]
 fn bad_arguments_are_clear_errors() {
     let f = fixture(0);

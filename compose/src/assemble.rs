@@ -390,9 +390,10 @@ pub fn seed_accounts(
     ] {
         let seed = match (check, parent) {
             (AccountCheck::File(f), _) => {
-                let text = fs::read_to_string(f).map_err(|e| {
-                    accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
-                })?;
+                let text =
+                    crate::input::read_text_capped(f, crate::input::MAX_TEXT).map_err(|e| {
+                        accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
+                    })?;
                 Some(
                     accounts::parse(&text, group)
                         .map_err(|e| accounts_err(&format!("check-{name}: {}", f.display()), e))?,
@@ -547,9 +548,10 @@ fn check_accounts(
                 )
             }
             AccountCheck::File(f) => {
-                let text = fs::read_to_string(f).map_err(|e| {
-                    accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
-                })?;
+                let text =
+                    crate::input::read_text_capped(f, crate::input::MAX_TEXT).map_err(|e| {
+                        accounts_err(&format!("check-{name}: {}", f.display()), e.to_string())
+                    })?;
                 accounts::reference_of(
                     &accounts::parse(&text, group)
                         .map_err(|e| accounts_err(&format!("check-{name}: {}", f.display()), e))?,
@@ -794,10 +796,8 @@ fn add_files(repo: &Repo, t: &mut MutableTree, plan: &ComposePlan) -> Result<()>
             why,
         };
         let meta = fs::metadata(src).map_err(|e| bad(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(bad("not a regular file".into()));
-        }
-        let content = fs::read(src).map_err(|e| bad(e.to_string()))?;
+        let content = crate::input::read_capped(src, crate::input::MAX_ADD_FILE)
+            .map_err(|e| bad(e.to_string()))?;
         put(
             t,
             &translate(dest),

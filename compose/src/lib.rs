@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod compose;
 pub mod decompress;
 pub mod import;
+pub mod input;
 pub mod plan;
 pub mod relabel;
 pub mod resolve;

@@ -552,10 +552,13 @@ fn load_repos(
     let mut all: Vec<RepoSection> = Vec::new();
     let mut broken: BTreeMap<PathBuf, String> = BTreeMap::new();
     for f in files {
-        let text = fs::read_to_string(&f).map_err(|source| TreefileError::Io {
-            path: f.clone(),
-            err: source,
-        })?;
+        let text =
+            crate::input::read_text_capped(&f, crate::input::MAX_TEXT).map_err(|source| {
+                TreefileError::Io {
+                    path: f.clone(),
+                    err: source,
+                }
+            })?;
         let (sections, outside) = read_sections(&f, &text);
         if let Some(e) = outside.into_iter().next() {
             broken.insert(f.clone(), e);

@@ -106,14 +106,75 @@ impl fmt::Display for Problems<'_> {
 
 type Result<T> = std::result::Result<T, TreefileError>;
 
+/// Deeper than any treefile: rpm-ostree's own manifests nest a handful of levels.
+const MAX_YAML_NESTING: usize = 64;
+
+/// Refuse flow collections (`[`, `{`) nested deeper than [`MAX_YAML_NESTING`] before the
+/// YAML parser sees them: a sequence nested 100,000 deep cost serde_yaml 34 s before its
+/// own recursion limit answered. Quoted scalars and comments are skipped; a bracket
+/// inside a plain scalar counts, which can only over-count.
+fn yaml_nesting_ok(text: &str) -> std::result::Result<(), String> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut chars = text.chars().peekable();
+    let mut prev = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' if prev.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+                prev = '\n';
+                continue;
+            }
+            // A quote opens a scalar only where a scalar starts (not in `it's`).
+            '"' | '\'' if prev.is_whitespace() || ":[{,-".contains(prev) => {
+                while let Some(q) = chars.next() {
+                    match q {
+                        '\\' if c == '"' => {
+                            chars.next();
+                        }
+                        '\n' => line += 1,
+                        q if q == c => break,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_YAML_NESTING {
+                    return Err(format!(
+                        "line {line}: collections nested more than {MAX_YAML_NESTING} deep"
+                    ));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(())
+}
+
 /// Parse treefile text; `path` decides the format and names errors.
 pub fn parse_text(path: &Path, text: &str) -> Result<Json> {
     let v: Json = match Format::of(path) {
         // The one place YAML is read; swap the crate here if serde_yaml must go.
-        Format::Yaml => serde_yaml::from_str(text).map_err(|e| TreefileError::Parse {
-            path: path.into(),
-            why: e.to_string(),
-        })?,
+        Format::Yaml => {
+            let parse = |why: String| TreefileError::Parse {
+                path: path.into(),
+                why,
+            };
+            yaml_nesting_ok(text).map_err(parse)?;
+            // Through serde_yaml's own Value, which refuses duplicate keys (a
+            // serde_json map would keep the last one silently).
+            let v: serde_yaml::Value =
+                serde_yaml::from_str(text).map_err(|e| parse(e.to_string()))?;
+            serde_json::to_value(v).map_err(|e| parse(e.to_string()))?
+        }
         Format::Json => serde_json::from_str(text).map_err(|e| TreefileError::Parse {
             path: path.into(),
             why: e.to_string(),
@@ -205,6 +266,30 @@ mod tests {
         let p = dir.join(name);
         fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Hostile YAML: deep nesting refused before the parser spends time on it, duplicate
+    /// keys refused, brackets inside quotes and comments not counted.
+    #[test]
+    fn yaml_depth_and_duplicate_keys() {
+        let p = Path::new("t.yaml");
+        let deep = format!(
+            "packages: {}x{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let e = parse_text(p, &deep).unwrap_err().to_string();
+        assert!(e.contains("nested more than 64"), "{e}");
+        let e = parse_text(p, "ref: a\nref: b\n").unwrap_err().to_string();
+        assert!(e.contains("duplicate"), "{e}");
+        let fine = format!(
+            "# {}\nref: 'it''s [[['\nsummary: \"{{{{\\\" [\"\nbody: it's [a]\npackages: [[a], {{b: c}}]\n",
+            "[".repeat(100)
+        );
+        let v = parse_text(p, &fine).unwrap();
+        assert_eq!(v["ref"], "it's [[[");
+        let shallow = format!("packages: {}x{}\n", "[".repeat(60), "]".repeat(60));
+        assert!(parse_text(p, &shallow).is_ok());
     }
 
     #[test]

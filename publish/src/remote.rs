@@ -25,7 +25,9 @@ const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
 /// A file's mtime in whole seconds since the epoch, if it exists.
 fn whole_seconds(f: &std::path::Path) -> Option<u64> {
     let m = std::fs::metadata(f).ok()?.modified().ok()?;
-    m.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+    m.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// HTTP servers give a file's mtime in whole seconds as `Last-Modified`, and ostree clients
@@ -289,6 +291,19 @@ impl Remote {
             }
             _ => None,
         }
+    }
+
+    /// `file://`: the directories stock ostree opens (`layout::REPO_DIRS`), so `ostree
+    /// refs`, `fsck`, `summary -u` and `prune` work on the destination. Other stores have
+    /// no directories.
+    pub fn ensure_repo_dirs(&self) -> Result<()> {
+        if let LocationKind::File { root } = &self.loc.kind {
+            for d in layout::REPO_DIRS {
+                let path = root.join(d);
+                std::fs::create_dir_all(&path).map_err(|error| PublishError::Io { path, error })?;
+            }
+        }
+        Ok(())
     }
 
     /// DELETE; a missing object is not an error.

@@ -594,6 +594,7 @@ pub async fn run(
     report.commits_uploaded = n;
     sync_local(dest)?;
 
+    dest.ensure_repo_dirs()?;
     if dest.head(layout::CONFIG).await?.is_none() {
         dest.put(
             layout::CONFIG,

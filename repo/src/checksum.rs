@@ -13,6 +13,15 @@ pub struct Checksum(pub [u8; 32]);
 #[error("invalid checksum {0:?}: expected 64 lowercase hex characters")]
 pub struct InvalidChecksum(pub String);
 
+/// At most the first 80 characters of hostile text, for an error message.
+pub fn quote_prefix(s: &str) -> String {
+    const MAX: usize = 80;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+        None => s.to_string(),
+    }
+}
+
 impl Checksum {
     pub fn of(data: &[u8]) -> Checksum {
         Checksum(Sha256::digest(data).into())
@@ -24,7 +33,7 @@ impl Checksum {
 
     /// Parse 64 lowercase hex digits, as ostree's validator requires.
     pub fn from_hex(s: &str) -> Result<Checksum, InvalidChecksum> {
-        let bad = || InvalidChecksum(s.to_string());
+        let bad = || InvalidChecksum(quote_prefix(s));
         let b = s.as_bytes();
         if b.len() != 64 {
             return Err(bad());

@@ -35,6 +35,20 @@ pub const SUPERBLOCK: &str = "superblock";
 /// part headers, fallbacks. arbor-delta's `format` reads and writes the rest.
 pub const SUPERBLOCK_TYPE: &str = "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))";
 
+/// The directories `ostree init --mode=archive` makes, parents first. Stock tools
+/// (`ostree refs`, `fsck`, `summary -u`, `prune`) open each of them and fail when one is
+/// missing, so a `file://` destination gets them too.
+pub const REPO_DIRS: &[&str] = &[
+    "objects",
+    "tmp",
+    "extensions",
+    "state",
+    "refs",
+    "refs/heads",
+    "refs/mirrors",
+    "refs/remotes",
+];
+
 /// The `config` arbor writes (`ostree init --mode=archive`; `archive-z2` is the mode's
 /// name that 2022.7 clients print and accept).
 pub const CONFIG_CONTENTS: &[u8] = b"[core]\nrepo_version=1\nmode=archive-z2\n";

@@ -25,7 +25,7 @@ mod content;
 mod cpio;
 mod error;
 mod header;
-mod paths;
+pub(crate) mod paths;
 mod payload;
 mod rawheader;
 #[cfg(test)]

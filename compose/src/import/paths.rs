@@ -125,19 +125,41 @@ pub fn compat_link_line(link: &str) -> String {
     format!("L {} - - - - {target}", quote(link))
 }
 
-/// `d PATH MODE USER GROUP - -`, the mode as 4+ octal digits.
-pub fn dir_line(abs: &str, mode: u32, user: &str, group: &str) -> String {
-    format!(
+/// `d PATH MODE USER GROUP - -`, the mode as 4+ octal digits. Refused when the path,
+/// user or group could not be one field of one line (see [`tmpfiles_safe`]).
+pub fn dir_line(abs: &str, mode: u32, user: &str, group: &str) -> Result<String, String> {
+    tmpfiles_safe("path", abs)?;
+    for (what, name) in [("user", user), ("group", group)] {
+        tmpfiles_safe(what, name)?;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("{what} {name:?} cannot be a tmpfiles.d field"));
+        }
+    }
+    Ok(format!(
         "d {} {:04o} {user} {group} - -",
         quote(&fix_var_run(abs)),
         mode & 0o7777
-    )
+    ))
 }
 
 /// `L PATH - - - - TARGET`. The target is not quoted: systemd takes the rest of the
-/// line verbatim.
-pub fn symlink_line(abs: &str, target: &str) -> String {
-    format!("L {} - - - - {target}", quote(&fix_var_run(abs)))
+/// line verbatim. Refused when either could break out of its line.
+pub fn symlink_line(abs: &str, target: &str) -> Result<String, String> {
+    tmpfiles_safe("path", abs)?;
+    tmpfiles_safe("symlink target", target)?;
+    Ok(format!("L {} - - - - {target}", quote(&fix_var_run(abs))))
+}
+
+/// A tmpfiles.d line is one line of text: a newline (or any other control character)
+/// in a packaged path or symlink target would start another line — a boot-time
+/// directive, run as root, that the package's file list does not show.
+pub fn tmpfiles_safe(what: &str, s: &str) -> Result<(), String> {
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {s:?} has a control character; it cannot be written as a tmpfiles.d line"
+        ));
+    }
+    Ok(())
 }
 
 /// systemd-tmpfiles warns about `/var/run/…`; rpm-ostree writes `/run/…` instead.
@@ -202,17 +224,22 @@ mod tests {
     #[test]
     fn tmpfiles_lines_match_rpm_ostree() {
         assert_eq!(
-            dir_line("/var/foo bar", 0o40721, "testuser", "testgroup"),
+            dir_line("/var/foo bar", 0o40721, "testuser", "testgroup").unwrap(),
             "d '/var/foo bar' 0721 testuser testgroup - -"
         );
         assert_eq!(
-            symlink_line("/var/foo bar", "/mytarget"),
+            symlink_line("/var/foo bar", "/mytarget").unwrap(),
             "L '/var/foo bar' - - - - /mytarget"
         );
         assert_eq!(
-            dir_line("/var/run/x", 0o1777, "root", "root"),
+            dir_line("/var/run/x", 0o1777, "root", "root").unwrap(),
             "d /run/x 1777 root root - -"
         );
+        // A newline would start another (root, boot-time) line: refused, not written.
+        assert!(symlink_line("/var/x", "/t\nL /etc/cron.d/evil - - - - /tmp/x").is_err());
+        assert!(dir_line("/var/a\nd /etc/evil", 0o755, "root", "root").is_err());
+        assert!(dir_line("/var/a", 0o755, "root\nx", "root").is_err());
+        assert!(dir_line("/var/a", 0o755, "ro ot", "root").is_err());
         assert_eq!(quote("/var/foo"), "/var/foo");
         assert_eq!(quote("/var/it's"), "'/var/it'\\''s'");
         assert_eq!(compat_link("opt/bar/first").as_deref(), Some("/opt/bar"));

@@ -256,7 +256,8 @@ impl State<'_> {
         match (e.file_type(), placement) {
             (_, Placement::Drop) => {}
             (FileType::Dir, Placement::Tmpfiles(abs)) => {
-                let line = paths::dir_line(&abs, e.mode().raw_mode().into(), e.user(), e.group());
+                let line = paths::dir_line(&abs, e.mode().raw_mode().into(), e.user(), e.group())
+                    .map_err(|why| self.refuse(&raw, why))?;
                 self.tmpfiles.push(line);
             }
             (FileType::SymbolicLink, Placement::Tmpfiles(abs)) => {
@@ -264,7 +265,8 @@ impl State<'_> {
                     .attrs
                     .symlink(e)
                     .map_err(|why| self.refuse(&raw, why))?;
-                let line = paths::symlink_line(&abs, &header.symlink_target);
+                let line = paths::symlink_line(&abs, &header.symlink_target)
+                    .map_err(|why| self.refuse(&raw, why))?;
                 self.tmpfiles.push(line);
             }
             // Regular files under /var and /run: rpm-ostree drops them too.

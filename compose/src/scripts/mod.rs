@@ -847,7 +847,7 @@ pub fn run_postprocess(
         ));
     }
     if let Some(p) = &plan.postprocess_script {
-        let data = std::fs::read(p)
+        let data = crate::input::read_capped(p, crate::input::MAX_TEXT)
             .map_err(|e| ScriptError::Setup(format!("postprocess-script {}: {e}", p.display())))?;
         jobs.push((
             format!("postprocess-script {}", p.display()),
@@ -1193,7 +1193,8 @@ fn var_to_tmpfiles(repo: &Repo, tree: &mut MutableTree, var: &Path) -> Result<()
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = format!("{abs}/{name}");
-            if path == "/var/tmp" || path.contains(char::is_whitespace) {
+            if path == "/var/tmp" || path.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                tracing::warn!("{path:?}: a scriptlet left a path in /var that cannot be a tmpfiles.d line; it is not kept");
                 continue;
             }
             let Ok(m) = std::fs::symlink_metadata(e.path()) else {
@@ -1218,7 +1219,11 @@ fn var_to_tmpfiles(repo: &Repo, tree: &mut MutableTree, var: &Path) -> Result<()
             } else if m.file_type().is_symlink() {
                 if !declared.contains(&path) {
                     if let Ok(t) = std::fs::read_link(e.path()) {
-                        lines.push(format!("L {path} - - - - {}", t.display()));
+                        let t = t.to_string_lossy();
+                        crate::import::paths::tmpfiles_safe("symlink target", &t).map_err(
+                            |why| ScriptError::Setup(format!("a scriptlet's {path}: {why}")),
+                        )?;
+                        lines.push(format!("L {path} - - - - {t}"));
                     }
                 }
             } else {

@@ -35,9 +35,11 @@ pub(super) struct Walk<'a> {
 
 /// Read one file as JSON: YAML for `.yaml`/`.yml`, JSON otherwise (as rpm-ostree).
 fn read_value(path: &Path) -> Result<Json> {
-    let text = fs::read_to_string(path).map_err(|source| TreefileError::Io {
-        path: path.into(),
-        err: source,
+    let text = crate::input::read_text_capped(path, crate::input::MAX_TEXT).map_err(|source| {
+        TreefileError::Io {
+            path: path.into(),
+            err: source,
+        }
     })?;
     super::parse_text(path, &text)
 }

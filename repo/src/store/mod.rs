@@ -103,17 +103,7 @@ impl Repo {
         if path.join("objects").is_dir() {
             return Repo::open(path);
         }
-        for d in [
-            "",
-            "objects",
-            "tmp",
-            "extensions",
-            "state",
-            "refs",
-            "refs/heads",
-            "refs/mirrors",
-            "refs/remotes",
-        ] {
+        for d in std::iter::once("").chain(layout::REPO_DIRS.iter().copied()) {
             let p = path.join(d);
             match fs::create_dir(&p) {
                 Ok(()) => fs::set_permissions(&p, fs::Permissions::from_mode(DIR_MODE)).at(&p)?,

@@ -207,6 +207,9 @@ impl Repo {
         Ok(out)
     }
 
+    /// The entries under `tree` in path order, `depth` levels down, walked with an
+    /// explicit stack: the depth comes from the commit, which may be hostile (a tree
+    /// 20,000 directories deep overflowed the stack when this recursed).
     fn dump_dir(
         &self,
         path: &str,
@@ -214,28 +217,34 @@ impl Repo {
         depth: usize,
         out: &mut Vec<DumpEntry>,
     ) -> Result<()> {
+        type Children = std::vec::IntoIter<(String, Checksum, Option<Checksum>)>;
+        let children = |tree: &Checksum| -> Result<Children> {
+            let t = self.read_dirtree(tree)?;
+            // Merge files and dirs by name so the dump is in path order.
+            let mut c: Vec<(String, Checksum, Option<Checksum>)> =
+                t.files.into_iter().map(|(n, c)| (n, c, None)).collect();
+            c.extend(t.dirs.into_iter().map(|(n, ct, cm)| (n, ct, Some(cm))));
+            c.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            Ok(c.into_iter())
+        };
         if depth == 0 {
             return Ok(());
         }
-        let t = self.read_dirtree(tree)?;
-        // Merge files and dirs by name so the dump is in path order.
-        let mut children: Vec<(&str, Checksum, Option<Checksum>)> = t
-            .files
-            .iter()
-            .map(|(n, c)| (n.as_str(), *c, None))
-            .collect();
-        children.extend(
-            t.dirs
-                .iter()
-                .map(|(n, ct, cm)| (n.as_str(), *ct, Some(*cm))),
-        );
-        children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        for (name, c, meta) in children {
-            let child = join(path, name);
+        let mut stack: Vec<(String, Children, usize)> =
+            vec![(path.to_string(), children(tree)?, depth)];
+        while let Some((dir, next, depth)) = stack.last_mut() {
+            let Some((name, c, meta)) = next.next() else {
+                stack.pop();
+                continue;
+            };
+            let child = join(dir, &name);
+            let depth = *depth;
             if let Some(cm) = meta {
                 let m = self.read_dirmeta(&cm)?;
                 out.push(DumpEntry::dir(child.clone(), c, cm, &m));
-                self.dump_dir(&child, &c, depth - 1, out)?;
+                if depth > 1 {
+                    stack.push((child, children(&c)?, depth - 1));
+                }
             } else {
                 let (h, size) = self.read_file_header(&c)?;
                 out.push(DumpEntry::file(child, c, h, size));
@@ -268,4 +277,69 @@ fn xattrs_text(xattrs: &Xattrs) -> String {
         })
         .collect();
     format!("xattrs={}", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::{Commit, DirTree, ObjectType};
+
+    /// A commit 20,000 directories deep (hostile: no filesystem could hold it) lists
+    /// recursively without overflowing the stack.
+    #[test]
+    fn dump_of_a_very_deep_tree_does_not_recurse() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let meta = DirMeta {
+            uid: 0,
+            gid: 0,
+            mode: 0o40755,
+            xattrs: Xattrs::default(),
+        };
+        let (m, _) = repo
+            .write_metadata(ObjectType::DirMeta, &meta.to_bytes())
+            .unwrap();
+        let (mut t, _) = repo
+            .write_metadata(ObjectType::DirTree, &DirTree::default().to_bytes())
+            .unwrap();
+        const DEPTH: usize = 20_000;
+        for _ in 0..DEPTH {
+            let tree = DirTree {
+                files: vec![],
+                dirs: vec![("d".into(), t, m)],
+            };
+            t = repo
+                .write_metadata(ObjectType::DirTree, &tree.to_bytes())
+                .unwrap()
+                .0;
+        }
+        let commit = Commit {
+            metadata: Default::default(),
+            parent: None,
+            subject: String::new(),
+            body: String::new(),
+            timestamp: 0,
+            root_tree: t,
+            root_meta: m,
+        };
+        let c = repo.write_commit(&commit).unwrap();
+        // A thread with a small stack, as a recursing walk would need far more.
+        let entries = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || repo.dump(&c, "/", true).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(entries.len(), DEPTH + 1);
+        let one = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let repo = Repo::open(&dir.path().join("r")).unwrap();
+                repo.dump(&c, "/", false).unwrap().len()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(one, 2);
+    }
 }
