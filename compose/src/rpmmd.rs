@@ -51,16 +51,21 @@ type Result<T> = std::result::Result<T, FetchError>;
 pub struct Http {
     agent: ureq::Agent,
     offline: bool,
+    /// The time every transfer gets before [`MIN_RATE`] is expected of it.
+    grace: Duration,
 }
 
 impl Default for Http {
     fn default() -> Self {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(300)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .build();
         Http {
             agent: config.into(),
             offline: false,
+            grace: GRACE,
         }
     }
 }
@@ -74,16 +79,53 @@ impl Http {
         }
     }
 
+    /// The same client giving each transfer `grace` before it must average
+    /// [`MIN_RATE`] (default 60 s).
+    pub fn with_grace(self, grace: Duration) -> Http {
+        Http { grace, ..self }
+    }
+
     pub fn is_offline(&self) -> bool {
         self.offline
     }
 
+    /// GET `url`; with a `max`, the whole transfer must end within the grace period plus
+    /// `max` bytes at [`MIN_RATE`].
+    fn call(
+        &self,
+        url: &str,
+        max: Option<u64>,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, String> {
+        let req = self.agent.get(url);
+        let req = match max {
+            Some(max) => req
+                .config()
+                .timeout_global(Some(self.grace + Duration::from_secs(max / MIN_RATE)))
+                .build(),
+            None => req,
+        };
+        req.call().map_err(|e| self.explain(e.to_string()))
+    }
+
+    /// A timeout (while connecting, waiting or reading the body) says what was expected.
+    fn explain(&self, e: String) -> String {
+        if e.contains("timeout") {
+            format!(
+                "{e}: timed out; the server sent too little too slowly (at least {} KiB/s after {} s is expected)",
+                MIN_RATE >> 10,
+                self.grace.as_secs()
+            )
+        } else {
+            e
+        }
+    }
+
     /// Stream `url` into `dest` (created), at most `max` bytes.
     fn download(&self, url: &str, dest: &Path, max: u64) -> std::result::Result<u64, String> {
-        let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
+        let mut resp = self.call(url, Some(max))?;
         let mut reader = resp.body_mut().as_reader().take(max + 1);
         let mut f = fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-        let n = std::io::copy(&mut reader, &mut f).map_err(|e| e.to_string())?;
+        let n = std::io::copy(&mut reader, &mut f).map_err(|e| self.explain(e.to_string()))?;
         check_limit(n, Some(max))?;
         f.sync_all()
             .map_err(|e| format!("{}: {e}", dest.display()))?;
@@ -92,18 +134,27 @@ impl Http {
 
     /// GET `url`; with a `limit`, a body larger than it is an error (read no further).
     fn get(&self, url: &str, limit: Option<u64>) -> std::result::Result<Vec<u8>, String> {
-        let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
+        let mut resp = self.call(url, limit)?;
         let mut body = Vec::new();
         let mut reader = resp.body_mut().as_reader();
         match limit {
             None => reader.read_to_end(&mut body),
             Some(max) => reader.take(max + 1).read_to_end(&mut body),
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| self.explain(e.to_string()))?;
         check_limit(body.len() as u64, limit)?;
         Ok(body)
     }
 }
+
+/// Connecting, and the response's headers, each within these.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A transfer of at most `max` bytes must end within `GRACE` plus `max` at `MIN_RATE`:
+/// a server that trickles a byte at a time is given up on, in bounded time, instead of
+/// holding the compose for as long as it likes.
+const MIN_RATE: u64 = 16 << 10;
+const GRACE: Duration = Duration::from_secs(60);
 
 fn check_limit(len: u64, limit: Option<u64>) -> std::result::Result<(), String> {
     match limit {
@@ -184,7 +235,18 @@ pub struct RepomdData {
     pub kind: String,
     pub href: String,
     pub checksum: (String, String),
+    /// `<size>`: the file's size as served.
+    pub size: Option<u64>,
+    /// `<open-size>`: its size decompressed.
+    pub open_size: Option<u64>,
 }
+
+/// A metadata file (compressed, as served) at most this large when repomd.xml gives no
+/// `<size>` (Fedora's largest, filelists, is ~60 MB compressed).
+pub const MAX_REPODATA: u64 = 512 << 20;
+/// Decompressed metadata at most this large when repomd.xml gives no `<open-size>`
+/// (Fedora's filelists.xml is under 1 GiB).
+pub const MAX_REPODATA_OPEN: u64 = 2 << 30;
 
 /// What we need from repomd.xml.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,7 +271,13 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
     // The element whose text is being read, and the <data> being filled.
     let mut text_of: Option<String> = None;
     // (type, location href, (checksum type, value)) of the <data> being read.
-    type Partial = (String, Option<String>, Option<(String, String)>);
+    type Partial = (
+        String,
+        Option<String>,
+        Option<(String, String)>,
+        Option<u64>,
+        Option<u64>,
+    );
     let mut current: Option<Partial> = None;
     let attr = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> Option<String> {
         e.try_get_attribute(name).ok().flatten().and_then(|a| {
@@ -228,7 +296,7 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
                 match name.as_str() {
                     "data" => {
                         let kind = attr(&e, "type").ok_or("<data> without type")?;
-                        current = Some((kind, None, None));
+                        current = Some((kind, None, None, None, None));
                     }
                     "location" => {
                         if let Some(c) = current.as_mut() {
@@ -240,6 +308,7 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
                         text_of = Some(format!("checksum:{kind}"));
                     }
                     "timestamp" | "revision" => text_of = Some(name),
+                    "size" | "open-size" if current.is_some() => text_of = Some(name),
                     _ => text_of = None,
                 }
             }
@@ -250,6 +319,18 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
                     Some("timestamp") if current.is_some() => {
                         if let Some(v) = text.split('.').next().and_then(|t| t.parse().ok()) {
                             timestamp = timestamp.max(Some(v));
+                        }
+                    }
+                    Some(which @ ("size" | "open-size")) => {
+                        let v: u64 = text
+                            .parse()
+                            .map_err(|_| format!("<{which}> {:?} is not a size", text))?;
+                        if let Some(c) = current.as_mut() {
+                            if which == "size" {
+                                c.3 = Some(v);
+                            } else {
+                                c.4 = Some(v);
+                            }
                         }
                     }
                     Some(ck) if ck.starts_with("checksum:") => {
@@ -263,11 +344,14 @@ pub fn parse_repomd(xml: &str) -> std::result::Result<Repomd, String> {
             Event::End(e) => {
                 text_of = None;
                 if e.local_name().as_ref() == b"data" {
-                    let (kind, href, checksum) = current.take().ok_or("unbalanced </data>")?;
+                    let (kind, href, checksum, size, open_size) =
+                        current.take().ok_or("unbalanced </data>")?;
                     data.push(RepomdData {
                         href: href.ok_or_else(|| format!("{kind}: no <location href>"))?,
                         checksum: checksum.ok_or_else(|| format!("{kind}: no <checksum>"))?,
                         kind,
+                        size,
+                        open_size,
                     });
                 }
             }
@@ -331,21 +415,42 @@ fn file_digest(kind: &str, path: &Path) -> std::result::Result<String, String> {
     }
 }
 
-fn decompress(data: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+/// Decompress metadata, reading no more than `open_size` (when repomd.xml gives it, the
+/// result must be exactly that) or [`MAX_REPODATA_OPEN`]: a small file inflating to
+/// gigabytes is stopped as it inflates, not after.
+fn decompress(data: Vec<u8>, open_size: Option<u64>) -> std::result::Result<Vec<u8>, String> {
+    let max = open_size
+        .unwrap_or(MAX_REPODATA_OPEN)
+        .min(MAX_REPODATA_OPEN);
     let plain = crate::decompress::open(&data[..])
         .map_err(|e| e.to_string())?
         .compression
         == crate::decompress::Compression::None;
-    if plain {
-        return Ok(data);
+    let out = if plain {
+        data
+    } else {
+        let mut out = Vec::new();
+        crate::decompress::open(&data[..])
+            .map_err(|e| e.to_string())?
+            .reader
+            .take(max + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        out
+    };
+    let n = out.len() as u64;
+    match open_size {
+        Some(o) if n > max => Err(format!(
+            "decompresses to more than {max} bytes, repomd.xml says open-size {o}"
+        )),
+        Some(o) if n != o => Err(format!(
+            "decompresses to {n} bytes, repomd.xml says open-size {o}"
+        )),
+        None if n > max => Err(format!(
+            "decompresses to more than {max} bytes (no open-size given; the limit)"
+        )),
+        _ => Ok(out),
     }
-    let mut out = Vec::new();
-    crate::decompress::open(&data[..])
-        .map_err(|e| e.to_string())?
-        .reader
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
 }
 
 /// A loaded repository: where it is and its solver input.
@@ -427,7 +532,7 @@ fn load_cached(repo: &RepoConfig, dir: &Path, with_filelists: bool) -> Result<Lo
     let file_url = format!("file://{}/", dir.display());
     let read = |name: &str| -> Result<Vec<u8>> { fs::read(dir.join(name)).map_err(|_| missing()) };
     let xml = read("repomd.xml")?;
-    let (mut loaded, _) = parse_loaded(repo, &file_url, xml, with_filelists, |href| {
+    let (mut loaded, _) = parse_loaded(repo, &file_url, xml, with_filelists, |href, _| {
         read(href.rsplit('/').next().unwrap_or(href))
     })?;
     loaded.baseurl = base;
@@ -456,8 +561,8 @@ fn load_from(
             why,
         })?;
     }
-    parse_loaded(repo, base, xml, with_filelists, |href| {
-        get(http, &join_url(base, href))
+    parse_loaded(repo, base, xml, with_filelists, |href, max| {
+        get_bounded(http, &join_url(base, href), max)
     })
 }
 
@@ -468,7 +573,7 @@ fn parse_loaded(
     base: &str,
     xml: Vec<u8>,
     with_filelists: bool,
-    fetch: impl Fn(&str) -> Result<Vec<u8>>,
+    fetch: impl Fn(&str, u64) -> Result<Vec<u8>>,
 ) -> Result<(LoadedRepo, Vec<NamedFile>)> {
     let url = join_url(base, "repodata/repomd.xml");
     let text = String::from_utf8(xml.clone()).map_err(|_| FetchError::Get {
@@ -485,7 +590,17 @@ fn parse_loaded(
             return Ok(None);
         };
         let url = join_url(base, &d.href);
-        let raw = fetch(&d.href)?;
+        let raw = fetch(&d.href, d.size.unwrap_or(MAX_REPODATA).min(MAX_REPODATA))?;
+        if d.size.is_some_and(|s| s != raw.len() as u64) {
+            return Err(FetchError::Get {
+                url,
+                why: format!(
+                    "{} bytes, repomd.xml says size {}",
+                    raw.len(),
+                    d.size.unwrap_or_default()
+                ),
+            });
+        }
         let actual = digest(&d.checksum.0, &raw).map_err(|why| FetchError::Get {
             url: url.clone(),
             why,
@@ -500,7 +615,8 @@ fn parse_loaded(
             });
         }
         let name = d.href.rsplit('/').next().unwrap_or(&d.href).to_string();
-        let out = decompress(raw.clone()).map_err(|why| FetchError::Get { url, why })?;
+        let out =
+            decompress(raw.clone(), d.open_size).map_err(|why| FetchError::Get { url, why })?;
         files.push((name, raw));
         Ok(Some(out))
     };
@@ -845,6 +961,73 @@ mod tests {
         assert_eq!(r.data[0].href, "repodata/abc-primary.xml.zst");
         assert_eq!(r.data[1].checksum, ("sha256".into(), "def".into()));
         assert!(parse_repomd("<repomd></repomd>").is_err());
+    }
+
+    /// `<size>`/`<open-size>` are read, and decompression stops at the declared open
+    /// size: a small gzip that inflates far past it is refused as it inflates.
+    #[test]
+    fn repodata_sizes_bound_decompression() {
+        let xml = r#"<repomd><data type="primary"><checksum type="sha256">a</checksum><location href="p.xml.gz"/><size>123</size><open-size>4567</open-size></data></repomd>"#;
+        let r = parse_repomd(xml).unwrap();
+        assert_eq!(
+            (r.data[0].size, r.data[0].open_size),
+            (Some(123), Some(4567))
+        );
+        let bad = r#"<repomd><data type="primary"><checksum type="sha256">a</checksum><location href="p"/><size>-1</size></data></repomd>"#;
+        assert!(parse_repomd(bad).unwrap_err().contains("not a size"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &vec![b'<'; 64 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let e = decompress(bomb.clone(), Some(1000)).unwrap_err();
+        assert!(
+            e.contains("more than 1000 bytes, repomd.xml says open-size 1000"),
+            "{e}"
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, b"<x/>").unwrap();
+        let small = gz.finish().unwrap();
+        assert_eq!(decompress(small.clone(), Some(4)).unwrap(), b"<x/>");
+        assert!(decompress(small.clone(), Some(5))
+            .unwrap_err()
+            .contains("says open-size 5"));
+        assert_eq!(decompress(small, None).unwrap(), b"<x/>");
+    }
+
+    /// A server that trickles its body a byte a second is given up on within the grace
+    /// period (here 2 s) per attempt, not after minutes.
+    #[test]
+    fn trickling_server_is_given_up_on() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = std::io::Read::read(&mut c, &mut buf);
+                    let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+                    for _ in 0..100 {
+                        if c.write_all(b"x").is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                });
+            }
+        });
+        let http = Http::default().with_grace(Duration::from_secs(2));
+        let started = std::time::Instant::now();
+        let e = get_bounded(&http, &format!("http://127.0.0.1:{port}/repomd.xml"), 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// The digest memo answers only for a file whose (dev, inode, size, mtime, ctime)
