@@ -240,7 +240,7 @@ mod tests {
 
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &heads.join("fifo"),
+            heads.join("fifo"),
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
