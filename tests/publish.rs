@@ -868,6 +868,131 @@ fn stock_ostree_administers_file_destinations() {
     }
 }
 
+/// `arbor ARGS` under `/usr/bin/time`: the run and its peak RSS in bytes.
+fn arbor_rss(args: &[&str]) -> (Run, u64) {
+    let bin = arbor_bin();
+    let mut full = vec!["-f", "PEAK_RSS_KB=%M", bin.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut r = util::run("/usr/bin/time", &full);
+    let line = r
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("PEAK_RSS_KB="))
+        .unwrap_or_else(|| panic!("no peak RSS in {}", r.stderr))
+        .trim()
+        .to_string();
+    let kb: u64 = line.parse().unwrap();
+    r.stderr = r.stderr.replace(&format!("PEAK_RSS_KB={line}"), "");
+    (r, kb * 1024)
+}
+
+/// The first non-inline part file of the repository's (or destination's) deltas.
+fn a_delta_part(root: &Path) -> PathBuf {
+    let mut stack = vec![root.join("deltas")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name() == "0" {
+                return e.path();
+            }
+        }
+    }
+    panic!("no delta part under {}", root.display());
+}
+
+fn flip_last_byte(f: &Path) -> Vec<u8> {
+    let orig = fs::read(f).unwrap();
+    let mut bad = orig.clone();
+    *bad.last_mut().unwrap() ^= 0x55;
+    fs::write(f, bad).unwrap();
+    orig
+}
+
+/// Hostile or damaged sources (#16): a damaged delta part is refused by publish and
+/// mirror before any of its delta is uploaded; a 1 GiB summary is refused from its
+/// declared size, in bounded memory; a 300 MB file object is mirrored through a spool
+/// file and multipart upload with peak RSS far below its size, and the result passes
+/// the real ostree's fsck.
+#[test]
+fn hostile_sources_are_refused_within_bounds() {
+    const RSS_LIMIT: u64 = 256 << 20;
+    let f = fixture(3);
+    let d = f.tmp.path();
+    let url = |x: &Path| format!("file://{}", p(x));
+
+    let part = a_delta_part(&f.repo);
+    let orig = flip_last_byte(&part);
+    let damaged = d.join("damaged");
+    arbor(&["publish", "--repo", p(&f.repo), "--to", &url(&damaged)])
+        .fails_with("its superblock says");
+    assert!(
+        !damaged.join("deltas").exists() && !damaged.join("summary").exists(),
+        "a damaged delta left files behind"
+    );
+    fs::write(&part, orig).unwrap();
+
+    let src = d.join("src");
+    arbor(&["publish", "--repo", p(&f.repo), "--to", &url(&src)]).ok();
+    // A damaged part at a mirror's source.
+    let part = a_delta_part(&src);
+    let orig = flip_last_byte(&part);
+    let m = d.join("m-damaged");
+    arbor(&["mirror", "--from", &url(&src), "--to", &url(&m)]).fails_with("its superblock says");
+    assert!(!m.join("deltas").exists());
+    fs::write(&part, orig).unwrap();
+    // A 1 GiB summary: refused from its size, nothing read.
+    let summary = src.join("summary");
+    let orig = fs::read(&summary).unwrap();
+    fs::File::create(&summary)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let (r, rss) = arbor_rss(&["mirror", "--from", &url(&src), "--to", &url(&d.join("m1"))]);
+    r.fails_with("at most 10485760");
+    assert!(rss < RSS_LIMIT, "peak RSS {rss}");
+    fs::write(&summary, orig).unwrap();
+
+    // A 300 MB file: spooled and streamed, never held whole.
+    let big_repo = d.join("big-repo");
+    arbor(&["init", "--repo", p(&big_repo)]).ok();
+    let input = d.join("big-input");
+    fs::create_dir_all(&input).unwrap();
+    let big = 300u64 << 20;
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(fs::File::create(input.join("big")).unwrap());
+        let block: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for _ in 0..big >> 20 {
+            w.write_all(&block).unwrap();
+        }
+    }
+    commit(&big_repo, "big", &input, "2020-01-01T00:00:00Z", "1");
+    let big_src = d.join("big-src");
+    let (r, publish_rss) = arbor_rss(&["publish", "--repo", p(&big_repo), "--to", &url(&big_src)]);
+    r.ok();
+    let big_mirror = d.join("big-mirror");
+    let (r, mirror_rss) = arbor_rss(&[
+        "mirror",
+        "--from",
+        &url(&big_src),
+        "--to",
+        &url(&big_mirror),
+    ]);
+    r.ok();
+    eprintln!("peak RSS for a {big}-byte file: publish {publish_rss}, mirror {mirror_rss}");
+    assert!(
+        publish_rss < RSS_LIMIT && mirror_rss < RSS_LIMIT,
+        "peak RSS: publish {publish_rss}, mirror {mirror_rss} for a {big}-byte file"
+    );
+    let fsck = ostree(&[&format!("--repo={}", p(&big_mirror)), "fsck"]);
+    assert!(fsck.ok().contains("no errors found"), "{}", fsck.stdout);
+}
+
 #[test]
 fn bad_arguments_are_clear_errors() {
     let f = fixture(0);

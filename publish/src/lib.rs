@@ -9,6 +9,7 @@
 //! inside a [`Location`] (built from a URL by `location`, or by the caller), so tests
 //! (in-memory, local directories) and production (S3, GCS, Azure) run the same code.
 
+mod body;
 mod error;
 mod location;
 mod prune;

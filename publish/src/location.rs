@@ -35,8 +35,11 @@ use crate::error::{error_chain, PublishError, Result};
 
 /// Give up connecting quickly: an unreachable endpoint should fail in seconds, not minutes.
 const CONNECT_TIMEOUT: &str = "5s";
-/// Whole-request limit; generous because one request may carry a large object.
-const REQUEST_TIMEOUT: &str = "300s";
+/// Whole-request limit; generous because one request may carry a large object (GETs are
+/// also held to a minimum average rate by `Remote`, uploads go in 8 MiB parts).
+const REQUEST_TIMEOUT: &str = "1800s";
+/// A connection that delivers nothing for this long is given up on.
+const READ_TIMEOUT: &str = "30s";
 /// What an S3 error message names as the endpoint when none is configured.
 const AWS_ENDPOINT: &str = "https://s3.amazonaws.com";
 
@@ -126,10 +129,11 @@ fn retry_config() -> RetryConfig {
 
 /// Timeouts as client settings, so that those the environment gave (a proxy, http
 /// allowed) are kept: `with_client_options` would replace them all.
-fn client_settings() -> [(ClientConfigKey, &'static str); 2] {
+fn client_settings() -> [(ClientConfigKey, &'static str); 3] {
     [
         (ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT),
         (ClientConfigKey::Timeout, REQUEST_TIMEOUT),
+        (ClientConfigKey::ReadTimeout, READ_TIMEOUT),
     ]
 }
 

@@ -75,17 +75,27 @@ async fn fetch(src: &Remote, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(Some(data))
 }
 
-/// Fetch one object the store must have, verified, into the repository; returns its size.
+/// Fetch one object the store must have, verified, into the repository; returns its
+/// size. A large object is spooled and streamed, never held whole.
 async fn copy_object(src: &Remote, repo: &Repo, c: &Checksum, ty: ObjectType) -> Result<u64> {
     let key = layout::object_key(c, ty);
-    let data = fetch(src, &key)
+    let corrupt = |why: String| PublishError::Corrupt {
+        url: src.url(&key),
+        why,
+    };
+    let body = src
+        .get_body(&key)
         .await?
-        .ok_or_else(|| PublishError::Corrupt {
-            url: src.url(&key),
-            why: "missing from the published repository".into(),
-        })?;
-    repo.write_raw_object(c, ty, &data)?;
-    Ok(data.len() as u64)
+        .ok_or_else(|| corrupt("missing from the published repository".into()))?;
+    let mut body = crate::transfer::verify_body(&key, body, None)
+        .await
+        .map_err(corrupt)?;
+    let len = body.len();
+    let mut r = body
+        .reader()
+        .map_err(|e| corrupt(format!("reading the spooled body: {e}")))?;
+    repo.write_raw_object_from(c, ty, &mut r)?;
+    Ok(len)
 }
 
 pub async fn run(

@@ -1,6 +1,7 @@
 //! One store as the engine sees it: requests with error mapping (every error names the
 //! object URL), Cache-Control on writes, request counting, and parallel listing.
 
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arbor_repo::layout;
@@ -11,6 +12,7 @@ use object_store::{
     UpdateVersion,
 };
 
+use crate::body::{self, Body};
 use crate::error::{PublishError, Result, StoreFailure};
 use crate::location::{Location, LocationKind};
 
@@ -21,6 +23,10 @@ const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const CACHE_DELTA: &str = "public, max-age=86400";
 /// Refs, summary, config and detached metadata change: clients must see new ones soon.
 const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
+
+/// A GET must end within this plus its declared size at `MIN_RATE`.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+const MIN_RATE: u64 = 16 << 10;
 
 /// A file's mtime in whole seconds since the epoch, if it exists.
 fn whole_seconds(f: &std::path::Path) -> Option<u64> {
@@ -191,22 +197,178 @@ impl Remote {
         }
     }
 
-    /// GET; `None` if the object does not exist.
+    /// GET into memory; `None` if the object does not exist. Bounded by what the key
+    /// may hold ([`body::max_size`]); for keys that may be large (content objects, delta
+    /// parts) use [`Remote::get_body`], which spools.
     pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        let max = body::max_size(key).min(body::MAX_METADATA);
+        let Some((body, e_tag, version)) = self.fetch(key, max, false).await? else {
+            return Ok(None);
+        };
+        let data = body
+            .into_vec()
+            .map_err(|e| self.corrupt(key, e.to_string()))?;
+        Ok(Some(Fetched {
+            data,
+            e_tag,
+            version,
+        }))
+    }
+
+    /// GET a body of any size the key may hold: in memory up to
+    /// [`body::SPOOL_THRESHOLD`], else spooled to an unlinked temporary file.
+    pub async fn get_body(&self, key: &str) -> Result<Option<Body>> {
+        Ok(self
+            .fetch(key, body::max_size(key), true)
+            .await?
+            .map(|(b, _, _)| b))
+    }
+
+    fn corrupt(&self, key: &str, why: String) -> PublishError {
+        PublishError::Corrupt {
+            url: self.url(key),
+            why,
+        }
+    }
+
+    /// The GET behind both: at most `max` bytes (the declared size is checked before the
+    /// body is read, the running total while it is), the whole transfer within the
+    /// grace period plus the declared size at [`MIN_RATE`] (a server trickling bytes is
+    /// given up on in bounded time), spooled to a file past the threshold when `spool`.
+    async fn fetch(
+        &self,
+        key: &str,
+        max: u64,
+        spool: bool,
+    ) -> Result<Option<(Body, Option<String>, Option<String>)>> {
+        use std::io::Write;
         bump(&self.stats.get, 1);
+        let started = tokio::time::Instant::now();
         let r = match self.loc.store.get(&path(key)).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(key, e)),
         };
         let (e_tag, version) = (r.meta.e_tag.clone(), r.meta.version.clone());
-        let data = r.bytes().await.map_err(|e| self.err(key, e))?.to_vec();
-        bump(&self.stats.bytes_down, data.len() as u64);
-        Ok(Some(Fetched {
-            data,
-            e_tag,
-            version,
-        }))
+        let declared = r.meta.size;
+        if declared > max {
+            return Err(self.corrupt(
+                key,
+                format!("is {declared} bytes; at most {max} are accepted for this kind of object"),
+            ));
+        }
+        let deadline = started + GRACE + std::time::Duration::from_secs(declared / MIN_RATE);
+        let mut stream = r.into_stream();
+        let mut mem = Vec::new();
+        let mut file: Option<std::fs::File> = None;
+        let mut total = 0u64;
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.next()).await;
+            let chunk = match next {
+                Err(_) => {
+                    return Err(self.corrupt(
+                        key,
+                        format!(
+                            "timed out after {} s with {total} of {declared} bytes: the server sends too slowly (at least {} KiB/s after {} s is expected)",
+                            started.elapsed().as_secs(),
+                            MIN_RATE >> 10,
+                            GRACE.as_secs()
+                        ),
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(c)) => c.map_err(|e| self.err(key, e))?,
+            };
+            total += chunk.len() as u64;
+            if total > max || total > declared {
+                return Err(self.corrupt(
+                    key,
+                    format!(
+                        "sends more than the {} bytes it declared",
+                        declared.min(max)
+                    ),
+                ));
+            }
+            bump(&self.stats.bytes_down, chunk.len() as u64);
+            if spool && file.is_none() && total > body::SPOOL_THRESHOLD {
+                let mut f = tempfile::tempfile()
+                    .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
+                f.write_all(&mem)
+                    .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
+                mem = Vec::new();
+                file = Some(f);
+            }
+            match file.as_mut() {
+                Some(f) => f
+                    .write_all(&chunk)
+                    .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?,
+                None => mem.extend_from_slice(&chunk),
+            }
+        }
+        if total != declared {
+            return Err(self.corrupt(key, format!("truncated: {total} of {declared} bytes")));
+        }
+        let body = match file {
+            Some(file) => Body::File { file, len: total },
+            None => Body::Mem(mem),
+        };
+        Ok(Some((body, e_tag, version)))
+    }
+
+    /// PUT a body: in one request when in memory, as a multipart upload in
+    /// [`body::UPLOAD_CHUNK`] steps when spooled (memory stays one chunk).
+    pub async fn put_body(&self, key: &str, mut data: Body) -> Result<PutOutcome> {
+        let len = data.len();
+        if let Body::Mem(d) = data {
+            return self.put(key, d.into(), Expect::Any).await;
+        }
+        self.read_only()?;
+        let mut attributes = Attributes::new();
+        if self.loc.keeps_attributes() {
+            attributes.insert(Attribute::CacheControl, cache_control(key).into());
+        }
+        let opts = object_store::PutMultipartOptions {
+            attributes,
+            ..Default::default()
+        };
+        bump(&self.stats.put, 1);
+        let mut up = self
+            .loc
+            .store
+            .put_multipart_opts(&path(key), opts)
+            .await
+            .map_err(|e| self.err(key, e))?;
+        let result: Result<()> = async {
+            let mut reader = data
+                .reader()
+                .map_err(|e| self.corrupt(key, format!("reading the spooled body: {e}")))?;
+            loop {
+                let mut buf = Vec::with_capacity(body::UPLOAD_CHUNK);
+                std::io::Read::by_ref(&mut reader)
+                    .take(body::UPLOAD_CHUNK as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| self.corrupt(key, format!("reading the spooled body: {e}")))?;
+                if buf.is_empty() {
+                    break;
+                }
+                up.put_part(buf.into())
+                    .await
+                    .map_err(|e| self.err(key, e))?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                up.complete().await.map_err(|e| self.err(key, e))?;
+                bump(&self.stats.bytes_up, len);
+                Ok(PutOutcome::Written)
+            }
+            Err(e) => {
+                let _ = up.abort().await;
+                Err(e)
+            }
+        }
     }
 
     /// GET that must succeed.

@@ -11,6 +11,7 @@ use arbor_repo::objects::{Commit, DirTree, ObjectType};
 use arbor_repo::summary::Summary;
 use arbor_repo::{Checksum, Repo, RepoError};
 
+use crate::body::{self, Body};
 use crate::error::{PublishError, Result};
 use crate::remote::Remote;
 
@@ -177,6 +178,37 @@ impl Source<'_> {
                     .map_err(|e| PublishError::Invalid(format!("reading {key}: {e}")))?
             }
             Source::Store(s) => Ok(s.get(key).await?.map(|f| f.data)),
+        }
+    }
+
+    /// The body stored under `key`, `None` if absent: a local file larger than
+    /// [`body::SPOOL_THRESHOLD`] is read from where it is, a large download is spooled.
+    pub async fn read_body(&self, key: &str) -> Result<Option<Body>> {
+        match self {
+            Source::Local(r) => {
+                let p: PathBuf = r.path().join(key);
+                let read = tokio::task::spawn_blocking(move || {
+                    let io = |error| PublishError::Io {
+                        path: p.clone(),
+                        error,
+                    };
+                    let file = match std::fs::File::open(&p) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                        Err(e) => return Err(io(e)),
+                    };
+                    let len = file.metadata().map_err(io)?.len();
+                    if len > body::SPOOL_THRESHOLD {
+                        return Ok(Some(Body::File { file, len }));
+                    }
+                    let mut data = Vec::with_capacity(len as usize);
+                    std::io::Read::read_to_end(&mut &file, &mut data).map_err(io)?;
+                    Ok(Some(Body::Mem(data)))
+                });
+                read.await
+                    .map_err(|e| PublishError::Invalid(format!("reading {key}: {e}")))?
+            }
+            Source::Store(s) => s.get_body(key).await,
         }
     }
 

@@ -19,7 +19,7 @@
 //! summary, when present, is what clients read. Every step is idempotent: a rerun skips
 //! what is there and finishes the rest.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use arbor_repo::layout::{self, DeltaName};
@@ -28,6 +28,7 @@ use arbor_repo::progress::Progress;
 use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use crate::body::Body;
 use crate::error::{PublishError, Result};
 use crate::location::LocationKind;
 use crate::remote::{Expect, Remote, RequestCounts};
@@ -136,6 +137,88 @@ async fn present(dest: &Remote, keys: &[String], jobs: usize) -> Result<HashSet<
         .collect())
 }
 
+/// [`verify`] for a body of any size, read in bounded steps; a delta part is also held
+/// to its superblock's (size, SHA-256).
+pub(crate) async fn verify_body(
+    key: &str,
+    body: Body,
+    part: Option<(u64, Checksum)>,
+) -> std::result::Result<Body, String> {
+    if let Body::Mem(data) = body {
+        if let Some((size, digest)) = part {
+            check_part(&data[..], data.len() as u64, size, &digest)?;
+        }
+        return verify(key, data).await.map(Body::Mem);
+    }
+    let object = layout::parse_object_key(key);
+    tokio::task::spawn_blocking(move || {
+        let mut body = body;
+        let len = body.len();
+        {
+            let r = body.reader().map_err(|e| e.to_string())?;
+            match (object, part) {
+                (_, Some((size, digest))) => check_part(r, len, size, &digest)?,
+                (Some((c, ObjectType::File)), None) => {
+                    arbor_repo::filez::verify_archive_file_reader(r, &c)
+                        .map_err(|e| e.to_string())?
+                }
+                (
+                    Some((c, ObjectType::DirTree | ObjectType::DirMeta | ObjectType::Commit)),
+                    None,
+                ) => {
+                    let mut h = arbor_repo::checksum::Hasher::new();
+                    hash_reader(r, &mut h)?;
+                    let actual = h.finish();
+                    if actual != c {
+                        return Err(format!("checksum mismatch, actual {actual}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(body)
+    })
+    .await
+    .map_err(|e| format!("verifying: {e}"))?
+}
+
+fn hash_reader(
+    mut r: impl std::io::Read,
+    h: &mut arbor_repo::checksum::Hasher,
+) -> std::result::Result<(), String> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// A delta part is exactly the size and SHA-256 its superblock gives.
+fn check_part(
+    r: impl std::io::Read,
+    len: u64,
+    size: u64,
+    digest: &Checksum,
+) -> std::result::Result<(), String> {
+    if len != size {
+        return Err(format!(
+            "delta part is {len} bytes, its superblock says {size}"
+        ));
+    }
+    let mut h = arbor_repo::checksum::Hasher::new();
+    hash_reader(r, &mut h)?;
+    let actual = h.finish();
+    if actual != *digest {
+        return Err(format!(
+            "delta part checksum {actual}, its superblock says {digest}"
+        ));
+    }
+    Ok(())
+}
+
 /// Check an object's bytes against its key (content-addressed objects only; delta
 /// files, refs and the like pass through). Runs on a blocking thread: a FILE object is
 /// inflated and hashed.
@@ -163,12 +246,67 @@ pub(crate) async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<
     .map_err(|e| format!("verifying: {e}"))?
 }
 
+/// What each delta part file must be (size, SHA-256), from its superblock's part table.
+type PartChecks = HashMap<String, (u64, Checksum)>;
+
+/// A delta about to be published, checked against itself: the superblock within the
+/// size 2022.7 clients fetch, parsing, naming the commits its key names and carrying the
+/// to-commit's bytes; inline parts matching their headers. The part files' expected
+/// sizes and digests go into `checks`, for [`upload`] to hold each part to as it
+/// passes. A damaged delta is refused before anything of it is uploaded: a CDN would
+/// serve it, under a name that does not change, for a day.
+fn check_delta(
+    url: &str,
+    name: &DeltaName,
+    superblock: &[u8],
+    checks: &mut PartChecks,
+) -> Result<()> {
+    let bad = |why: String| PublishError::Corrupt {
+        url: url.to_string(),
+        why,
+    };
+    if superblock.len() > arbor_delta::format::MAX_SUPERBLOCK_SIZE {
+        return Err(bad(format!(
+            "delta superblock is {} bytes; ostree 2022.7 clients refuse superblocks over {} bytes (OSTREE_MAX_METADATA_SIZE) — regenerate it with fewer inline parts",
+            superblock.len(),
+            arbor_delta::format::MAX_SUPERBLOCK_SIZE
+        )));
+    }
+    let sb = arbor_delta::format::Superblock::parse(superblock)
+        .map_err(|e| bad(format!("invalid delta superblock: {e}")))?;
+    if sb.to != name.to || sb.from != name.from {
+        return Err(bad(format!(
+            "the superblock is of delta {}, stored as {name}",
+            sb.name()
+        )));
+    }
+    if Checksum::of(&sb.commit_bytes) != name.to {
+        return Err(bad("the superblock's commit is not its to-commit".into()));
+    }
+    for (i, part) in sb.parts.iter().enumerate() {
+        let key = name.part_key(i);
+        match sb.metadata.iter().find(|(k, _, _)| *k == key) {
+            Some((_, _, inline)) => {
+                if inline.len() as u64 != part.size || Checksum::of(inline) != part.checksum {
+                    return Err(bad(format!("inline part {i} does not match its header")));
+                }
+            }
+            None => {
+                checks.insert(key, (part.size, part.checksum));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copy `keys` from the source, `jobs` at a time. A key the source lacks is an error
-/// unless `optional`. Returns how many were copied.
+/// unless `optional`. Delta parts are held to `checks`. Returns how many were copied.
+#[allow(clippy::too_many_arguments)]
 async fn upload(
     src: &Source<'_>,
     dest: &Remote,
     keys: &[String],
+    checks: &PartChecks,
     optional: bool,
     jobs: usize,
     phase: &str,
@@ -180,7 +318,7 @@ async fn upload(
     progress.start(phase, Some(keys.len() as u64));
     let copied: Vec<bool> = stream::iter(keys)
         .map(|k| async move {
-            let data = match src.read_key(k).await? {
+            let data = match src.read_body(k).await? {
                 Some(d) => d,
                 None if optional => return Ok(false),
                 None => {
@@ -192,12 +330,14 @@ async fn upload(
             };
             // A damaged object must not be published: it would be served (and cached
             // for a year) under a name that promises other content.
-            let data = verify(k, data).await.map_err(|why| PublishError::Corrupt {
+            let corrupt = |why| PublishError::Corrupt {
                 url: format!("{}/{k}", src.describe()),
                 why,
-            })?;
-            let len = data.len() as u64;
-            dest.put(k, data.into(), Expect::Any).await?;
+            };
+            let check = checks.get(k).copied();
+            let data = verify_body(k, data, check).await.map_err(corrupt)?;
+            let len = data.len();
+            dest.put_body(k, data).await?;
             progress.inc(1);
             progress.bytes(len);
             Ok::<_, PublishError>(true)
@@ -525,6 +665,8 @@ pub async fn run(
         .collect();
     let mut delta_parts = Vec::new();
     let mut delta_superblocks = Vec::new();
+    let mut part_checks = PartChecks::new();
+    let none = PartChecks::new();
     for (name, digest) in &src_deltas {
         if !walked.contains_key(&name.to) {
             continue;
@@ -559,6 +701,7 @@ pub async fn run(
             }
         }
         known.deltas.insert(*name, *digest);
+        check_delta(&sb_url, name, &sb, &mut part_checks)?;
         let mut files = crate::source::delta_files_from_superblock(&sb_url, name, &sb)?;
         if let Some(sb) = files.pop() {
             delta_superblocks.push(sb);
@@ -568,16 +711,44 @@ pub async fn run(
     }
 
     // Upload, in the order that keeps the destination valid.
-    report.objects_uploaded +=
-        upload(src, dest, &missing_files, false, jobs, "objects", progress).await?;
-    report.objects_uploaded +=
-        upload(src, dest, &missing_trees, false, jobs, "trees", progress).await?;
-    report.delta_files_uploaded +=
-        upload(src, dest, &delta_parts, false, jobs, "deltas", progress).await?;
+    report.objects_uploaded += upload(
+        src,
+        dest,
+        &missing_files,
+        &none,
+        false,
+        jobs,
+        "objects",
+        progress,
+    )
+    .await?;
+    report.objects_uploaded += upload(
+        src,
+        dest,
+        &missing_trees,
+        &none,
+        false,
+        jobs,
+        "trees",
+        progress,
+    )
+    .await?;
+    report.delta_files_uploaded += upload(
+        src,
+        dest,
+        &delta_parts,
+        &part_checks,
+        false,
+        jobs,
+        "deltas",
+        progress,
+    )
+    .await?;
     report.delta_files_uploaded += upload(
         src,
         dest,
         &delta_superblocks,
+        &none,
         false,
         jobs,
         "deltas",
@@ -587,9 +758,28 @@ pub async fn run(
     // Everything the commits name must be durable before the commits are (file://:
     // the store does not fsync; a power cut must not leave a commit over empty objects).
     sync_local(dest)?;
-    report.objects_uploaded +=
-        upload(src, dest, &missing_meta, true, jobs, "metadata", progress).await?;
-    let n = upload(src, dest, &commit_keys, false, jobs, "commits", progress).await?;
+    report.objects_uploaded += upload(
+        src,
+        dest,
+        &missing_meta,
+        &none,
+        true,
+        jobs,
+        "metadata",
+        progress,
+    )
+    .await?;
+    let n = upload(
+        src,
+        dest,
+        &commit_keys,
+        &none,
+        false,
+        jobs,
+        "commits",
+        progress,
+    )
+    .await?;
     report.objects_uploaded += n;
     report.commits_uploaded = n;
     sync_local(dest)?;

@@ -217,6 +217,23 @@ impl Repo {
         Ok(new.is_some())
     }
 
+    /// [`Repo::write_raw_object`] with the bytes streamed from a reader (a large
+    /// object fetched into a spool file is never held whole).
+    pub fn write_raw_object_from(
+        &self,
+        checksum: &Checksum,
+        ty: ObjectType,
+        data: &mut dyn Read,
+    ) -> Result<bool> {
+        if self.has_object(checksum, ty) {
+            return Ok(false);
+        }
+        let new = self.stage_object(Path::new(&layout::object_key(checksum, ty)), |f| {
+            io::copy(data, f).map(drop)
+        })?;
+        Ok(new.is_some())
+    }
+
     fn partial_marker(&self, commit: &Checksum) -> PathBuf {
         self.root
             .join("state")
