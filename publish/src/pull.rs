@@ -111,18 +111,8 @@ pub async fn run(
     let source = Source::Store(src);
     let advertised = source.refs().await?;
     let refs: BTreeMap<String, Checksum> = if wanted.is_empty() {
-        // Names come from the source: one that is not a ref name (empty, `..`, a slash
-        // at either end) would be a path outside refs/heads; left out, and said so.
+        // Names from the source were validated by `Source::refs` (bad ones left out).
         advertised
-            .into_iter()
-            .filter(|(name, _)| match layout::validate_ref_name(name) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("{}: {e}; not pulled", src.loc.url);
-                    false
-                }
-            })
-            .collect()
     } else {
         let mut out = BTreeMap::new();
         for n in wanted {

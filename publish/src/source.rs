@@ -111,18 +111,33 @@ impl Source<'_> {
         match self {
             Source::Local(r) => Ok(r.list_refs()?),
             Source::Store(s) => {
+                let mut out = BTreeMap::new();
                 if let Some(f) = s.get(layout::SUMMARY).await? {
                     let sum = parse_summary(&s.url(layout::SUMMARY), &f.data)?;
-                    return Ok(sum.refs.into_iter().map(|r| (r.name, r.commit)).collect());
-                }
-                let mut out = BTreeMap::new();
-                for m in s.list(layout::REFS_PREFIX).await? {
-                    let key = m.location.to_string();
-                    let name = key[layout::REFS_PREFIX.len()..].to_string();
-                    if let Some(c) = read_ref(s, &key).await? {
-                        out.insert(name, c);
+                    out.extend(sum.refs.into_iter().map(|r| (r.name, r.commit)));
+                } else {
+                    for m in s.list(layout::REFS_PREFIX).await? {
+                        let key = m.location.to_string();
+                        let name = key[layout::REFS_PREFIX.len()..].to_string();
+                        if let Some(c) = read_ref(s, &key).await? {
+                            out.insert(name, c);
+                        }
                     }
                 }
+                // Names from outside touch paths and keys only once validated as ostree
+                // validates them: an empty name would write a file at `refs/heads`, a
+                // `../` one outside it.
+                out.retain(|name, _| match layout::validate_ref_name(name) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(
+                            "{}: ref {:?} left out: {e}",
+                            s.loc.url,
+                            arbor_repo::checksum::quote_prefix(name)
+                        );
+                        false
+                    }
+                });
                 Ok(out)
             }
         }

@@ -863,6 +863,8 @@ fn pull_metadata_only_then_full() {
     let mut sum = Summary::from_bytes(&bytes).unwrap();
     let mut evil = sum.refs[0].clone();
     evil.name = "../../evil".into();
+    sum.refs.push(evil.clone());
+    evil.name = String::new();
     sum.refs.push(evil);
     let deltas = sum.deltas();
     let rebuilt = Summary::build(sum.refs, &deltas, 1).to_bytes();
@@ -871,6 +873,15 @@ fn pull_metadata_only_then_full() {
     let r = crate::pull(&dest, &e2.repo, &[], &opts, &NoProgress).unwrap();
     assert_eq!(r.refs.keys().collect::<Vec<_>>(), ["main"]);
     assert!(!e2.repo.path().join("evil").exists() && !e2.repo.path().join("../evil").exists());
+    // Mirror takes names from the source too: the same two are left out, and nothing is
+    // written at `refs/heads` itself or outside it.
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", tmp.path().join("m").display());
+    let m = Location::parse_destination(&url, &Default::default()).unwrap();
+    let r = mirror(&dest, &m, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    assert_eq!(r.refs.keys().collect::<Vec<_>>(), ["main"]);
+    assert!(tmp.path().join("m/refs/heads").is_dir());
+    assert!(!tmp.path().join("evil").exists());
 
     // A damaged object at the source is refused, naming it.
     let h = fixture();
