@@ -492,6 +492,21 @@ fn errors_are_clear_and_do_not_panic() {
     arbor(&["delta", "verify", "--repo", f.repo(), &name]).fails_with("superblock");
     fs::write(&sb, &data).unwrap();
     arbor(&["delta", "verify", "--repo", f.repo(), &name]).ok();
+    // A part whose header allows more memory than arbor is given is refused before it
+    // is decompressed; the superblock must be a regular file (a device never ends).
+    for cmd in ["show", "verify"] {
+        arbor(&[
+            "delta",
+            cmd,
+            "--repo",
+            f.repo(),
+            "--memory-limit",
+            "1K",
+            &name,
+        ])
+        .fails_with("more than the memory limit of 1024 bytes");
+    }
+    arbor(&["delta", "show", "--repo", f.repo(), "/dev/zero"]).fails_with("not a regular file");
 }
 
 #[test]

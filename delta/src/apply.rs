@@ -174,7 +174,9 @@ impl Exec<'_> {
                     open = Some(OpenObject {
                         header,
                         size,
-                        content: Vec::with_capacity(size.min(1 << 30) as usize),
+                        // Grown as written: the declared size is hostile until the
+                        // content is there to show it.
+                        content: Vec::with_capacity(size.min(1 << 20) as usize),
                     });
                 }
                 op::WRITE => {

@@ -20,12 +20,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Mutex};
 
 use arbor_repo::objects::{FileHeader, ObjectType, Xattrs};
 use arbor_repo::progress::Progress;
 use arbor_repo::{Checksum, DeltaName, Repo};
 
+use crate::budget::Budget;
 use crate::error::{io_err, DeltaError, Result};
 use crate::format::{self, op, write_varint, Fallback, ObjectName, PartHeader, SuperblockOut};
 use crate::plan::{self, FileInfo, Reachable};
@@ -191,50 +192,6 @@ impl PartBuilder {
         self.ops.push(op::UNSET_READ_SOURCE);
         self.object_bytes += size;
         self.has_bsdiff = true;
-    }
-}
-
-/// A simple counting memory budget shared by the workers. Requests larger than the
-/// whole budget are clamped, so one oversized job can still run (alone).
-struct Budget {
-    total: u64,
-    avail: Mutex<u64>,
-    freed: Condvar,
-}
-
-impl Budget {
-    fn new(total: u64) -> Budget {
-        Budget {
-            total,
-            avail: Mutex::new(total),
-            freed: Condvar::new(),
-        }
-    }
-    /// Take `n` (clamped) if available now; returns the amount taken.
-    fn try_acquire(&self, n: u64) -> Option<u64> {
-        let n = n.min(self.total);
-        let mut a = self.avail.lock().expect("budget lock");
-        if *a >= n {
-            *a -= n;
-            Some(n)
-        } else {
-            None
-        }
-    }
-    /// Wait for `n` (clamped); returns the amount taken.
-    fn acquire(&self, n: u64) -> u64 {
-        let n = n.min(self.total);
-        let mut a = self.avail.lock().expect("budget lock");
-        while *a < n {
-            a = self.freed.wait(a).expect("budget lock");
-        }
-        *a -= n;
-        n
-    }
-    /// Give back what an `acquire` returned.
-    fn release(&self, taken: u64) {
-        *self.avail.lock().expect("budget lock") += taken;
-        self.freed.notify_all();
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod bspatch;
+mod budget;
 pub mod diff;
 mod error;
 pub mod format;

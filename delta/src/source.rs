@@ -9,12 +9,33 @@ use std::path::{Path, PathBuf};
 
 use arbor_repo::{Checksum, DeltaName, Repo};
 
+use crate::budget::{Budget, Reserved};
 use crate::error::{DeltaError, Result};
 use crate::format::{self, PartHeader, Superblock};
 
 /// Decompressed parts larger than this are refused even when the header allows more:
 /// it only guards against decompression bombs.
 const MAX_PART_PAYLOAD: u64 = 16 << 30;
+/// The memory parts decompressed at the same time may take together, unless the caller
+/// says otherwise ([`DeltaSource::with_memory_limit`], `--memory-limit`). A part whose
+/// header allows more than this is refused: its delta says it needs more memory than
+/// arbor was given.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
+/// Superblocks are at most 10 MiB for ostree 2022.7 and 128 MiB from 2023.4.
+const MAX_SUPERBLOCK_READ: u64 = 128 << 20;
+
+/// A decompressed part payload, holding its share of the memory budget until dropped.
+pub struct Payload<'a> {
+    data: Cow<'a, [u8]>,
+    _held: Reserved<'a>,
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
 
 /// A delta whose superblock has been read and parsed.
 #[derive(Debug)]
@@ -26,6 +47,7 @@ pub struct DeltaSource {
     pub digest: Checksum,
     pub superblock_size: u64,
     pub superblock: Superblock,
+    budget: Budget,
 }
 
 impl DeltaSource {
@@ -59,7 +81,7 @@ impl DeltaSource {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let data = fs::read(&superblock_path).map_err(crate::error::io_err(&superblock_path))?;
+        let data = read_superblock(&superblock_path)?;
         let superblock = Superblock::parse(&data).map_err(|e| DeltaError::Superblock {
             path: superblock_path.clone(),
             why: format!("cannot parse ({} bytes): {e}", data.len()),
@@ -70,7 +92,16 @@ impl DeltaSource {
             superblock_size: data.len() as u64,
             superblock_path,
             superblock,
+            budget: Budget::new(DEFAULT_MEMORY_LIMIT),
         })
+    }
+
+    /// The same delta with `limit` bytes for the parts decompressed at once.
+    pub fn with_memory_limit(self, limit: u64) -> DeltaSource {
+        DeltaSource {
+            budget: Budget::new(limit.max(1)),
+            ..self
+        }
     }
 
     pub fn name(&self) -> DeltaName {
@@ -120,17 +151,59 @@ impl DeltaSource {
         Ok(data)
     }
 
-    /// The decompressed payload of part `index`.
-    pub fn read_part_payload(&self, index: usize) -> Result<Cow<'_, [u8]>> {
-        let file = self.read_part_file(index)?;
-        let header = &self.superblock.parts[index];
+    /// The decompressed payload of part `index`, decompressed only once the memory it
+    /// may take (what its header allows) is free in the budget; refused when that is
+    /// more than the whole budget.
+    pub fn read_part_payload(&self, index: usize) -> Result<Payload<'_>> {
+        let header = self
+            .superblock
+            .parts
+            .get(index)
+            .ok_or_else(|| self.part_err(index, "no such part"))?;
         let limit = payload_limit(header);
+        if limit > self.budget.total() {
+            return Err(self.part_err(
+                index,
+                format!(
+                    "its header allows it to decompress to {limit} bytes, more than the memory limit of {} bytes (--memory-limit; raise it for a delta you trust)",
+                    self.budget.total()
+                ),
+            ));
+        }
+        let held = self.budget.reserve(limit);
+        let file = self.read_part_file(index)?;
         let out = match file {
             Cow::Borrowed(b) => decompress(b, limit),
             Cow::Owned(v) => decompress(&v, limit).map(|c| Cow::Owned(c.into_owned())),
         };
-        out.map_err(|why| self.part_err(index, why))
+        Ok(Payload {
+            data: out.map_err(|why| self.part_err(index, why))?,
+            _held: held,
+        })
     }
+}
+
+/// A superblock file: regular, at most [`MAX_SUPERBLOCK_READ`] bytes.
+fn read_superblock(path: &Path) -> Result<Vec<u8>> {
+    let bad = |why: String| DeltaError::Superblock {
+        path: path.to_path_buf(),
+        why,
+    };
+    let f = fs::File::open(path).map_err(crate::error::io_err(path))?;
+    let meta = f.metadata().map_err(crate::error::io_err(path))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let mut data = Vec::new();
+    f.take(MAX_SUPERBLOCK_READ + 1)
+        .read_to_end(&mut data)
+        .map_err(crate::error::io_err(path))?;
+    if data.len() as u64 > MAX_SUPERBLOCK_READ {
+        return Err(bad(format!(
+            "larger than {MAX_SUPERBLOCK_READ} bytes (ostree's own limit)"
+        )));
+    }
+    Ok(data)
 }
 
 fn check_part_file(header: &PartHeader, data: &[u8]) -> std::result::Result<(), String> {
@@ -183,5 +256,21 @@ pub fn decompress(file: &[u8], limit: u64) -> std::result::Result<Cow<'_, [u8]>,
         }
         Some((c, _)) => Err(format!("invalid compression type {c:#04x}")),
         None => Err("empty part file".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An xz part that inflates far past what its header allows is stopped at the limit.
+    #[test]
+    fn xz_bomb_stops_at_the_limit() {
+        let mut enc = liblzma::write::XzEncoder::new(vec![format::COMPRESSION_XZ], 6);
+        std::io::Write::write_all(&mut enc, &vec![0u8; 64 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let e = decompress(&bomb, 1 << 20).unwrap_err();
+        assert!(e.contains("more than 1048576 bytes"), "{e}");
     }
 }

@@ -274,22 +274,36 @@ impl ListOpts {
     }
 }
 
+/// How much memory the parts being decompressed at once may take.
+#[derive(Args)]
+pub struct PartMemory {
+    /// Memory for the delta parts decompressed at the same time, e.g. 512M, 4G. A part
+    /// whose header allows more than this is refused (a delta from elsewhere cannot make
+    /// arbor take more); parts wait for their share otherwise.
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    memory_limit: u64,
+}
+
 /// Open a delta given as FROM-TO / TO (in the repository) or as a path.
-fn open_delta(repo: &Repo, arg: &str) -> Result<DeltaSource> {
+fn open_delta(repo: &Repo, arg: &str, memory: &PartMemory) -> Result<DeltaSource> {
     let p = Path::new(arg);
-    if p.exists() {
-        return DeltaSource::open(p).with_context(|| format!("opening delta {arg}"));
-    }
-    let name = DeltaName::parse(arg).with_context(|| {
-        format!("{arg:?} is neither an existing path nor a delta name (FROM-TO or TO)")
-    })?;
-    DeltaSource::open_in_repo(repo, &name).with_context(|| format!("opening delta {name}"))
+    let d = if p.exists() {
+        DeltaSource::open(p).with_context(|| format!("opening delta {arg}"))?
+    } else {
+        let name = DeltaName::parse(arg).with_context(|| {
+            format!("{arg:?} is neither an existing path nor a delta name (FROM-TO or TO)")
+        })?;
+        DeltaSource::open_in_repo(repo, &name).with_context(|| format!("opening delta {name}"))?
+    };
+    Ok(d.with_memory_limit(memory.memory_limit))
 }
 
 #[derive(Args)]
 pub struct ShowOpts {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    memory: PartMemory,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -332,7 +346,7 @@ fn info_json(i: &DeltaInfo) -> Value {
 impl ShowOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
-        let d = open_delta(&repo, &self.delta)?;
+        let d = open_delta(&repo, &self.delta, &self.memory)?;
         let info = arbor_delta::show(&d).with_context(|| format!("reading delta {}", d.name()))?;
         if self.json {
             super::print_json(&info_json(&info));
@@ -409,6 +423,8 @@ impl ShowOpts {
 pub struct VerifyOpts {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    memory: PartMemory,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -419,7 +435,7 @@ pub struct VerifyOpts {
 impl VerifyOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
-        let d = open_delta(&repo, &self.delta)?;
+        let d = open_delta(&repo, &self.delta, &self.memory)?;
         let r = arbor_delta::verify(&repo, &d, &Bar::new())
             .with_context(|| format!("verifying delta {}", d.name()))?;
         if self.json {
@@ -463,6 +479,8 @@ impl VerifyOpts {
 pub struct ApplyOpts {
     #[command(flatten)]
     repo: RepoArg,
+    #[command(flatten)]
+    memory: PartMemory,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -474,7 +492,7 @@ pub struct ApplyOpts {
 impl ApplyOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
-        let d = open_delta(&repo, &self.delta)?;
+        let d = open_delta(&repo, &self.delta, &self.memory)?;
         let r = arbor_delta::apply_to_repo(&repo, &d, &Bar::new())
             .with_context(|| format!("applying delta {}", d.name()))?;
         if self.json {
