@@ -27,6 +27,9 @@ pub enum PublishError {
     },
     #[error("{url}: {why}")]
     Corrupt { url: String, why: String },
+    /// Another run holds the destination (a prune while publishing, or the reverse).
+    #[error("{url}: {why}")]
+    Busy { url: String, why: String },
     /// The repository's own message names the path or object.
     #[error(transparent)]
     Repo(#[from] RepoError),

@@ -11,6 +11,7 @@
 
 mod body;
 mod error;
+mod lease;
 mod location;
 mod prune;
 mod pull;

@@ -1,7 +1,8 @@
 //! Prune a published repository: keep, per ref, the newest N commits (or those younger
 //! than a cutoff), and delete commits, objects and deltas nothing kept reaches.
 //!
-//! Order, so a client never sees a ref or delta to something missing:
+//! Never while a publisher is in flight (a lease, see `lease`). Order, so a client
+//! never sees a ref or delta to something missing:
 //! summary (without the deltas to delete) → delta superblocks → delta parts → commits
 //! and commitmeta → other objects → summary again (in case a concurrent publisher
 //! re-advertised a delta in between). Refs never change: each head is always kept.
@@ -20,6 +21,7 @@ use arbor_repo::Checksum;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{PublishError, Result};
+use crate::lease::{Lease, Role};
 use crate::location::LocationKind;
 use crate::remote::{Remote, RequestCounts};
 use crate::source::{read_ref, CommitInfo, Source};
@@ -97,7 +99,23 @@ async fn read_refs(dest: &Remote) -> Result<BTreeMap<String, Checksum>> {
     Ok(refs)
 }
 
+/// Prune under a prune lease (see `lease`): never while a publisher is in flight. A dry
+/// run deletes nothing and takes none.
 pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Result<PruneReport> {
+    if opts.dry_run {
+        return run_leased(dest, opts, progress).await;
+    }
+    let lease = Lease::take(dest, Role::Prune, opts.grace).await?;
+    let r = run_leased(dest, opts, progress).await;
+    lease.release(dest).await;
+    r
+}
+
+async fn run_leased(
+    dest: &Remote,
+    opts: &PruneOpts,
+    progress: &dyn Progress,
+) -> Result<PruneReport> {
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
     let now = SystemTime::now();

@@ -913,3 +913,64 @@ fn require_descent_refuses_a_sibling() {
     // Without it (publish), a newer commit from a repository lacking the history moves on.
     publish(&g.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
 }
+
+/// Publish and prune never overlap on one destination: a live prune lease stops a
+/// publish (nothing uploaded), a live publish lease stops a prune (a dry run still
+/// runs), a lease older than the grace period is a crashed run's and ignored, and a
+/// finished run leaves no lease behind.
+#[test]
+fn publish_and_prune_leases_exclude_each_other() {
+    let f = fixture();
+    let c = commit(&f.repo, &f.scratch, "main", &[("a", b"1")], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pub");
+    let url = format!("file://{}", root.display());
+    let dest = Location::parse_destination(&url, &Default::default()).unwrap();
+    let leases = root.join("arbor-leases");
+    std::fs::create_dir_all(&leases).unwrap();
+
+    let prune_lease = leases.join("prune-1-1-1");
+    std::fs::write(&prune_lease, b"{}").unwrap();
+    let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("a prune is deleting"), "{e}");
+    assert!(get(&dest, &layout::object_key(&c, ObjectType::Commit)).is_none());
+    // Stale (a crashed prune): ignored.
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&prune_lease)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    std::fs::remove_file(&prune_lease).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&leases).unwrap().count(),
+        0,
+        "lease left behind"
+    );
+
+    let opts = PruneOpts {
+        retention: Retention::Keep(1),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::from_secs(3600),
+        jobs: 2,
+        signing: None,
+    };
+    std::fs::write(leases.join("publish-1-1-1"), b"{}").unwrap();
+    let e = prune(&dest, &opts, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("a publish is in flight"), "{e}");
+    let dry = PruneOpts {
+        dry_run: true,
+        ..opts.clone()
+    };
+    prune(&dest, &dry, &NoProgress).unwrap();
+    std::fs::remove_file(leases.join("publish-1-1-1")).unwrap();
+    prune(&dest, &opts, &NoProgress).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&leases).unwrap().count(),
+        0,
+        "lease left behind"
+    );
+}

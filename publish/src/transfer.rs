@@ -30,6 +30,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::body::Body;
 use crate::error::{PublishError, Result};
+use crate::lease::{Lease, Role};
 use crate::location::LocationKind;
 use crate::remote::{Expect, Remote, RequestCounts};
 use crate::source::{read_ref, CommitInfo, Source};
@@ -434,7 +435,21 @@ async fn check_forward(
 
 /// Publish (source: a local repository) or mirror (source: a store) `wanted` refs
 /// (all the source has when empty).
+/// Publish or mirror under a publish lease (see `lease`): never while a prune deletes.
 pub async fn run(
+    src: &Source<'_>,
+    dest: &Remote,
+    wanted: &[String],
+    opts: &TransferOpts,
+    progress: &dyn Progress,
+) -> Result<TransferReport> {
+    let lease = Lease::take(dest, Role::Publish, crate::prune::DEFAULT_GRACE).await?;
+    let r = run_leased(src, dest, wanted, opts, progress).await;
+    lease.release(dest).await;
+    r
+}
+
+async fn run_leased(
     src: &Source<'_>,
     dest: &Remote,
     wanted: &[String],
