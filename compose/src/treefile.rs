@@ -292,6 +292,23 @@ mod tests {
         assert!(parse_text(p, &shallow).is_ok());
     }
 
+    /// A list or mapping as a variable (here `releasever`) is refused, not substituted
+    /// as JSON text.
+    #[test]
+    fn non_scalar_variables_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let top = write(
+            d.path(),
+            "t.yaml",
+            "ref: \"x/${releasever}\"\nreleasever: [40, 41]\n",
+        );
+        let e = load(&top, "x86_64").unwrap_err().to_string();
+        assert!(e.contains("\"releasever\" is a list"), "{e}");
+        let top = write(d.path(), "u.yaml", "ref: x\nvariables: {v: {a: 1}}\n");
+        let e = load(&top, "x86_64").unwrap_err().to_string();
+        assert!(e.contains("\"v\" is a mapping"), "{e}");
+    }
+
     #[test]
     fn include_merge_rules() {
         let d = tempfile::tempdir().unwrap();

@@ -28,6 +28,56 @@ const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
 const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 const MIN_RATE: u64 = 16 << 10;
 
+/// A `file://` destination's directories must be its own: a symbolic link planted where
+/// a directory belongs (`objects/ab`, `deltas/xy`, anything under `refs/`) would make
+/// every write below it land outside the destination. Checked on directory entries
+/// only (one `read_dir` per directory; object files are not stat'ed).
+fn refuse_planted_links(root: &std::path::Path) -> Result<()> {
+    const TOPS: [&str; 7] = [
+        "objects",
+        "deltas",
+        "delta-indexes",
+        "refs",
+        "state",
+        "tmp",
+        "extensions",
+    ];
+    let mut stack = Vec::new();
+    for top in TOPS {
+        let p = root.join(top);
+        match p.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => return Err(planted(&p)),
+            Ok(m) if m.is_dir() => {
+                // refs/ nests as deep as ref names do; the others one level.
+                stack.push((p, if top == "refs" { usize::MAX } else { 0 }));
+            }
+            _ => {}
+        }
+    }
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_symlink() && (depth > 0 || dir.parent() == Some(root)) {
+                return Err(planted(&e.path()));
+            }
+            if t.is_dir() && depth > 0 {
+                stack.push((e.path(), depth - 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn planted(p: &std::path::Path) -> PublishError {
+    PublishError::Corrupt {
+        url: format!("file://{}", p.display()),
+        why: "is a symbolic link; the destination's directories must be its own (writes would land outside it)".into(),
+    }
+}
+
 /// A file's mtime in whole seconds since the epoch, if it exists.
 fn whole_seconds(f: &std::path::Path) -> Option<u64> {
     let m = std::fs::metadata(f).ok()?.modified().ok()?;
@@ -464,6 +514,7 @@ impl Remote {
                 let path = root.join(d);
                 std::fs::create_dir_all(&path).map_err(|error| PublishError::Io { path, error })?;
             }
+            refuse_planted_links(root)?;
         }
         Ok(())
     }

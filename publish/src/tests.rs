@@ -974,3 +974,28 @@ fn publish_and_prune_leases_exclude_each_other() {
         "lease left behind"
     );
 }
+
+/// A symbolic link planted where a `file://` destination has a directory is refused
+/// before anything is written through it.
+#[test]
+fn planted_directory_links_are_refused() {
+    let f = fixture();
+    let c = commit(&f.repo, &f.scratch, "main", &[("a", b"1")], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pub");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(root.join("objects")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let hex = c.to_hex();
+    std::os::unix::fs::symlink(&outside, root.join("objects").join(&hex[..2])).unwrap();
+    let url = format!("file://{}", root.display());
+    let dest = Location::parse_destination(&url, &Default::default()).unwrap();
+    let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("is a symbolic link"), "{e}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    std::fs::remove_file(root.join("objects").join(&hex[..2])).unwrap();
+    std::fs::remove_dir_all(root.join("refs")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("refs")).unwrap();
+    let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("is a symbolic link"), "{e}");
+}

@@ -459,6 +459,8 @@ async fn run_leased(
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
     let mut report = TransferReport::default();
+    // file://: ostree's directories, and none of them a planted link, before any write.
+    dest.ensure_repo_dirs()?;
 
     // First request: checks endpoint, credentials and bucket before any work.
     let dest_ref_items = dest.list(layout::REFS_PREFIX).await?;
@@ -799,7 +801,6 @@ async fn run_leased(
     report.commits_uploaded = n;
     sync_local(dest)?;
 
-    dest.ensure_repo_dirs()?;
     if dest.head(layout::CONFIG).await?.is_none() {
         dest.put(
             layout::CONFIG,

@@ -445,6 +445,11 @@ impl DirTree {
                 return Err(invalid("dirtree", format!("{name:?} is listed twice")));
             }
         }
+        // Clients binary-search the arrays: an unsorted dirtree hides entries from path
+        // lookups while a checkout still writes them.
+        if !tree.is_sorted() {
+            return Err(invalid("dirtree", "entries are not sorted by name"));
+        }
         Ok(tree)
     }
 
@@ -548,6 +553,19 @@ mod tests {
 
     /// A dirtree naming an entry twice is refused (a checkout would write one through
     /// the other).
+    #[test]
+    fn unsorted_dirtree_is_refused() {
+        let c = Value::Bytes(Checksum::of(b"x").0.to_vec());
+        let file = |n: &str| Value::Tuple(vec![Value::str(n.to_string()), c.clone()]);
+        let bytes = Value::Tuple(vec![
+            Value::Array(Type::parse("(say)").unwrap(), vec![file("b"), file("a")]),
+            Value::Array(Type::parse("(sayay)").unwrap(), vec![]),
+        ])
+        .to_bytes();
+        let e = DirTree::from_bytes(&bytes).unwrap_err();
+        assert!(e.to_string().contains("not sorted"), "{e}");
+    }
+
     #[test]
     fn dirtree_with_a_name_twice_is_refused() {
         let c = Checksum::of(b"x");

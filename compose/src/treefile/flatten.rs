@@ -34,6 +34,12 @@ impl Treefile {
     pub fn var_texts(&self) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for (k, v) in self.variables.iter().flatten() {
+            if v.is_array() || v.is_object() {
+                return Err(format!(
+                    "variable {k:?} is a {}; variables are strings, numbers or booleans (as rpm-ostree's)",
+                    if v.is_array() { "list" } else { "mapping" }
+                ));
+            }
             let v = var_text(v);
             for s in [k, &v] {
                 if let Some(c) = s.chars().find(|c| matches!(c, '$' | '{' | '}')) {
