@@ -201,6 +201,8 @@ pub enum Expect {
 pub struct Remote {
     pub loc: Location,
     pub stats: RequestStats,
+    /// A GET must end within this plus its declared size at [`MIN_RATE`].
+    pub grace: std::time::Duration,
 }
 
 fn path(key: &str) -> StorePath {
@@ -210,6 +212,7 @@ fn path(key: &str) -> StorePath {
 impl Remote {
     pub fn new(loc: &Location) -> Remote {
         Remote {
+            grace: GRACE,
             loc: loc.clone(),
             stats: RequestStats::default(),
         }
@@ -307,7 +310,7 @@ impl Remote {
                 format!("is {declared} bytes; at most {max} are accepted for this kind of object"),
             ));
         }
-        let deadline = started + GRACE + std::time::Duration::from_secs(declared / MIN_RATE);
+        let deadline = started + self.grace + std::time::Duration::from_secs(declared / MIN_RATE);
         let mut stream = r.into_stream();
         let mut mem = Vec::new();
         let mut file: Option<std::fs::File> = None;
@@ -322,7 +325,7 @@ impl Remote {
                             "timed out after {} s with {total} of {declared} bytes: the server sends too slowly (at least {} KiB/s after {} s is expected)",
                             started.elapsed().as_secs(),
                             MIN_RATE >> 10,
-                            GRACE.as_secs()
+                            self.grace.as_secs()
                         ),
                     ))
                 }
@@ -680,5 +683,51 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(t <= now, "{t} {now}");
+    }
+
+    /// A server that declares a small summary and trickles it a byte a second is given
+    /// up on within the grace period (here 2 s), naming what it was waiting for.
+    #[test]
+    fn trickling_source_is_given_up_on() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = c.read(&mut buf);
+                    let _ = c.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nLast-Modified: Thu, 03 Dec 2026 10:00:00 GMT\r\n\r\n",
+                    );
+                    for _ in 0..1000 {
+                        if c.write_all(b"x").is_err() {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                });
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/repo");
+        let loc = Location::parse_source(&url, &Default::default()).unwrap();
+        let mut remote = Remote::new(&loc);
+        remote.grace = std::time::Duration::from_secs(2);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = rt
+            .block_on(remote.get(layout::SUMMARY))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out") && e.contains("summary"), "{e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

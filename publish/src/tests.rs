@@ -999,3 +999,22 @@ fn planted_directory_links_are_refused() {
     let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("is a symbolic link"), "{e}");
 }
+
+/// A superblock over ostree 2022.7's 10 MiB metadata limit is refused before publishing
+/// (clients would refuse it), as is one that names other commits than its key.
+#[test]
+fn oversize_and_misnamed_superblocks_are_refused() {
+    let name = DeltaName {
+        from: None,
+        to: Checksum::of(b"to"),
+    };
+    let mut checks = Default::default();
+    let e = crate::transfer::check_delta("u", &name, &vec![0u8; 11 << 20], &mut checks)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2022.7 clients refuse"), "{e}");
+    let e = crate::transfer::check_delta("u", &name, b"garbage", &mut checks)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid delta superblock"), "{e}");
+}

@@ -248,7 +248,7 @@ pub(crate) async fn verify(key: &str, data: Vec<u8>) -> std::result::Result<Vec<
 }
 
 /// What each delta part file must be (size, SHA-256), from its superblock's part table.
-type PartChecks = HashMap<String, (u64, Checksum)>;
+pub(crate) type PartChecks = HashMap<String, (u64, Checksum)>;
 
 /// A delta about to be published, checked against itself: the superblock within the
 /// size 2022.7 clients fetch, parsing, naming the commits its key names and carrying the
@@ -256,7 +256,7 @@ type PartChecks = HashMap<String, (u64, Checksum)>;
 /// sizes and digests go into `checks`, for [`upload`] to hold each part to as it
 /// passes. A damaged delta is refused before anything of it is uploaded: a CDN would
 /// serve it, under a name that does not change, for a day.
-fn check_delta(
+pub(crate) fn check_delta(
     url: &str,
     name: &DeltaName,
     superblock: &[u8],
