@@ -6,12 +6,16 @@
 //! ```text
 //! arbor-leases/publish-<id>    one per publisher (publish, mirror, release) in flight
 //! arbor-leases/prune-<id>      one per prune in flight
+//! arbor-leases/ref-<H>-<id>    one per ref a release moves (H: the ref name's digest)
 //! ```
 //!
 //! Each writes its own lease first, then lists the others' (Dekker's order: with a
 //! read-after-write consistent store, of two that start together at least one sees
 //! the other) and backs off with an error naming the lease it met. Publishers do not
-//! exclude each other (the summary update resolves them). A lease older than the grace
+//! exclude each other (the summary update resolves them), except two releases of one
+//! ref: a release checks that its commit descends from the published one and then moves
+//! the ref, and on a store without conditional writes (garage) two releases could both
+//! pass the check before either moves it. A lease older than the grace
 //! period is a crashed run's, and ignored. Stock ostree ignores the directory. Lease
 //! requests are not counted in the request statistics.
 
@@ -27,23 +31,43 @@ use crate::remote::Remote;
 
 pub const LEASES_PREFIX: &str = "arbor-leases/";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Publish,
     Prune,
+    /// Moving this ref (a release, which must descend from what is published).
+    Ref(String),
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    fn stem(&self) -> String {
         match self {
-            Role::Publish => "publish",
-            Role::Prune => "prune",
+            Role::Publish => "publish-".into(),
+            Role::Prune => "prune-".into(),
+            Role::Ref(name) => {
+                format!(
+                    "ref-{}-",
+                    &arbor_repo::Checksum::of(name.as_bytes()).to_hex()[..16]
+                )
+            }
         }
     }
 
-    /// Whether a run of this role must not overlap one of `other`.
-    fn excludes(self, other: Role) -> bool {
-        self == Role::Prune || other == Role::Prune
+    /// Whether a run of this role must not overlap one holding a lease named `other`.
+    fn excludes(&self, other: &str) -> bool {
+        match self {
+            Role::Publish => other.starts_with("prune-"),
+            Role::Prune => other.starts_with("publish-"),
+            Role::Ref(_) => other.starts_with(&self.stem()),
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Role::Publish => "a prune is deleting unreferenced objects there".into(),
+            Role::Prune => "a publish is in flight there".into(),
+            Role::Ref(name) => format!("another release of ref {name:?} is in flight there"),
+        }
     }
 }
 
@@ -57,7 +81,7 @@ pub struct Lease {
 impl Lease {
     /// Take a lease for `role`, or fail naming the conflicting one. Read-only (HTTP)
     /// and in-memory stores need none.
-    pub async fn take(dest: &Remote, role: Role, grace: Duration) -> Result<Lease> {
+    pub async fn take(dest: &Remote, role: &Role, grace: Duration) -> Result<Lease> {
         if matches!(dest.loc.kind, LocationKind::Http) {
             return Ok(Lease { key: None });
         }
@@ -66,15 +90,15 @@ impl Lease {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
         let key = format!(
-            "{LEASES_PREFIX}{}-{}-{}-{}",
-            role.name(),
+            "{LEASES_PREFIX}{}{}-{}-{}",
+            role.stem(),
             since.as_secs(),
             std::process::id(),
             since.subsec_nanos()
         );
         let body = format!(
-            "{{\"role\":\"{}\",\"pid\":{},\"started\":{}}}\n",
-            role.name(),
+            "{{\"lease\":\"{}\",\"pid\":{},\"started\":{}}}\n",
+            role.stem().trim_end_matches('-'),
             std::process::id(),
             since.as_secs()
         );
@@ -89,10 +113,7 @@ impl Lease {
             Ok(None) => Ok(lease),
             Ok(Some(other)) => {
                 lease.release(dest).await;
-                let what = match role {
-                    Role::Publish => "a prune is deleting unreferenced objects there",
-                    Role::Prune => "a publish is in flight there",
-                };
+                let what = role.what();
                 Err(PublishError::Busy {
                     url: dest.loc.url.clone(),
                     why: format!(
@@ -109,7 +130,12 @@ impl Lease {
     }
 
     /// The first live lease of a role that excludes `role`, other than this one.
-    async fn conflict(&self, dest: &Remote, role: Role, grace: Duration) -> Result<Option<String>> {
+    async fn conflict(
+        &self,
+        dest: &Remote,
+        role: &Role,
+        grace: Duration,
+    ) -> Result<Option<String>> {
         let prefix = StorePath::from(LEASES_PREFIX.trim_end_matches('/'));
         let items: Vec<object_store::ObjectMeta> = dest
             .loc
@@ -125,14 +151,7 @@ impl Lease {
                 continue;
             }
             let name = key.strip_prefix(LEASES_PREFIX).unwrap_or(&key);
-            let other = if name.starts_with("prune-") {
-                Role::Prune
-            } else if name.starts_with("publish-") {
-                Role::Publish
-            } else {
-                continue;
-            };
-            if role.excludes(other) && m.last_modified.timestamp() >= cutoff {
+            if role.excludes(name) && m.last_modified.timestamp() >= cutoff {
                 return Ok(Some(key));
             }
         }

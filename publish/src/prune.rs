@@ -105,7 +105,7 @@ pub async fn run(dest: &Remote, opts: &PruneOpts, progress: &dyn Progress) -> Re
     if opts.dry_run {
         return run_leased(dest, opts, progress).await;
     }
-    let lease = Lease::take(dest, Role::Prune, opts.grace).await?;
+    let lease = Lease::take(dest, &Role::Prune, opts.grace).await?;
     let r = run_leased(dest, opts, progress).await;
     lease.release(dest).await;
     r

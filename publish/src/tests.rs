@@ -1018,3 +1018,106 @@ fn oversize_and_misnamed_superblocks_are_refused() {
         .to_string();
     assert!(e.contains("invalid delta superblock"), "{e}");
 }
+
+/// Two releases of one ref at the same time, each descending from the published head
+/// (both pass the descent check): never do both move the ref — the one that meets the
+/// other's ref lease is refused, saying so — and the published repository stays whole.
+/// A live ref lease refuses a release of that ref only; other refs go on.
+#[test]
+fn concurrent_releases_of_one_ref_never_both_land() {
+    let a = fixture();
+    let base = commit(&a.repo, &a.scratch, "main", &[("f", b"0")], 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pub");
+    let url = format!("file://{}", root.display());
+    let dest = Location::parse_destination(&url, &Default::default()).unwrap();
+    let release = TransferOpts {
+        require_descent: true,
+        ..Default::default()
+    };
+    publish(&a.repo, &dest, &[], &release, &NoProgress).unwrap();
+    let b = fixture();
+    crate::pull(&dest, &b.repo, &[], &Default::default(), &NoProgress).unwrap();
+    assert_eq!(b.repo.read_ref("main").unwrap(), Some(base));
+    let mut landed = 0;
+    for round in 0..6u64 {
+        let ca = commit(
+            &a.repo,
+            &a.scratch,
+            "main",
+            &[("f", format!("a{round}").as_bytes())],
+            10 + round,
+        );
+        let cb = commit(
+            &b.repo,
+            &b.scratch,
+            "main",
+            &[("f", format!("b{round}").as_bytes())],
+            10 + round,
+        );
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| publish(&a.repo, &dest, &[], &release, &NoProgress));
+            let hb = s.spawn(|| publish(&b.repo, &dest, &[], &release, &NoProgress));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        assert!(
+            !(ra.is_ok() && rb.is_ok()),
+            "round {round}: both releases moved the ref"
+        );
+        for e in [&ra, &rb].into_iter().filter_map(|r| r.as_ref().err()) {
+            let e = e.to_string();
+            assert!(
+                e.contains("another release of ref") || e.contains("does not descend"),
+                "round {round}: {e}"
+            );
+        }
+        // Both may back off (each saw the other's lease): a retry alone lands.
+        let ra = if ra.is_err() && rb.is_err() {
+            publish(&a.repo, &dest, &[], &release, &NoProgress)
+        } else {
+            ra
+        };
+        landed += usize::from(ra.is_ok() || rb.is_ok());
+        let head = crate::published_head(&dest, "main").unwrap().unwrap();
+        let winner = if ra.is_ok() {
+            ca
+        } else if rb.is_ok() {
+            cb
+        } else {
+            head
+        };
+        assert_eq!(head, winner);
+        // Both continue from what is published now (the loser pulls it).
+        for r in [&a.repo, &b.repo] {
+            crate::pull(&dest, r, &[], &Default::default(), &NoProgress).unwrap();
+            r.write_ref("main", &head).unwrap();
+        }
+    }
+    assert_eq!(landed, 6, "a release did not land");
+    let fsck = Repo::open(&root).unwrap().fsck(&NoProgress).unwrap();
+    assert!(fsck.errors.is_empty(), "{:?}", fsck.errors);
+
+    let leases = root.join("arbor-leases");
+    assert_eq!(
+        std::fs::read_dir(&leases).unwrap().count(),
+        0,
+        "lease left behind"
+    );
+    let stem = format!("ref-{}-", &Checksum::of(b"main").to_hex()[..16]);
+    std::fs::write(leases.join(format!("{stem}1-1-1")), b"{}").unwrap();
+    commit(&a.repo, &a.scratch, "main", &[("f", b"later")], 100);
+    let e = publish(&a.repo, &dest, &[], &release, &NoProgress).unwrap_err();
+    assert!(
+        e.to_string().contains("another release of ref \"main\""),
+        "{e}"
+    );
+    commit(&a.repo, &a.scratch, "other", &[("g", b"1")], 100);
+    publish(
+        &a.repo,
+        &dest,
+        &["other".to_string()],
+        &release,
+        &NoProgress,
+    )
+    .unwrap();
+}

@@ -443,9 +443,11 @@ pub async fn run(
     opts: &TransferOpts,
     progress: &dyn Progress,
 ) -> Result<TransferReport> {
-    let lease = Lease::take(dest, Role::Publish, crate::prune::DEFAULT_GRACE).await?;
-    let r = run_leased(src, dest, wanted, opts, progress).await;
-    lease.release(dest).await;
+    let mut leases = vec![Lease::take(dest, &Role::Publish, crate::prune::DEFAULT_GRACE).await?];
+    let r = run_leased(src, dest, wanted, opts, progress, &mut leases).await;
+    for l in leases {
+        l.release(dest).await;
+    }
     r
 }
 
@@ -455,6 +457,7 @@ async fn run_leased(
     wanted: &[String],
     opts: &TransferOpts,
     progress: &dyn Progress,
+    leases: &mut Vec<Lease>,
 ) -> Result<TransferReport> {
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
@@ -488,6 +491,14 @@ async fn run_leased(
         )));
     }
     report.refs = refs.clone();
+    if opts.require_descent {
+        // A release checks descent, then moves the ref: one release per ref at a time.
+        for name in refs.keys() {
+            leases.push(
+                Lease::take(dest, &Role::Ref(name.clone()), crate::prune::DEFAULT_GRACE).await?,
+            );
+        }
+    }
     let signs_summaries = opts.signing.as_ref().is_some_and(|s| s.signs_summaries());
     if let Source::Store(s) = src {
         if !signs_summaries
