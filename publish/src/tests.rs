@@ -1121,3 +1121,119 @@ fn concurrent_releases_of_one_ref_never_both_land() {
     )
     .unwrap();
 }
+
+/// A tiny HTTP server over `root` that answers `budget` requests and then stops
+/// listening (the destination becomes unreachable mid-fetch). Returns its base URL.
+fn serve_then_vanish(root: std::path::PathBuf, budget: usize) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(budget) {
+            let Ok(mut c) = conn else { return };
+            let mut reader = std::io::BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let file = root.join(path.trim_start_matches("/repo/").trim_start_matches('/'));
+            let head = line.starts_with("HEAD");
+            let resp = match std::fs::read(&file) {
+                Ok(data) if file.is_file() => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Thu, 03 Dec 2026 10:00:00 GMT\r\nConnection: close\r\n\r\n",
+                        data.len()
+                    )
+                    .into_bytes();
+                    if !head {
+                        r.extend_from_slice(&data);
+                    }
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = c.write_all(&resp);
+        }
+        // The listener is dropped here: later connections are refused.
+    });
+    format!("http://127.0.0.1:{port}/repo")
+}
+
+/// The destination goes away in the middle of a pull: the error names the object it
+/// was fetching; no local ref moves; the repository stays consistent (what arrived is
+/// marked partial); a rerun against a reachable copy completes.
+#[test]
+fn destination_unreachable_mid_fetch() {
+    let f = fixture();
+    for i in 0..3u64 {
+        commit(
+            &f.repo,
+            &f.scratch,
+            "main",
+            &[("f", format!("{i}").as_bytes()), ("g", b"x")],
+            i,
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pub");
+    let url = format!("file://{}", root.display());
+    let dest = Location::parse_destination(&url, &Default::default()).unwrap();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+
+    let g = fixture();
+    let http =
+        Location::parse_source(&serve_then_vanish(root.clone(), 4), &Default::default()).unwrap();
+    let opts = crate::PullOpts {
+        depth: 2,
+        ..Default::default()
+    };
+    let e = crate::pull(&http, &g.repo, &[], &opts, &NoProgress).unwrap_err();
+    let msg = e.to_string();
+    eprintln!("{msg}");
+    assert!(msg.contains("127.0.0.1") && msg.contains("/repo/"), "{msg}");
+    assert!(msg.contains("cannot connect"), "{msg}");
+    assert_eq!(g.repo.read_ref("main").unwrap(), None, "a ref moved");
+    let fsck = g.repo.fsck(&NoProgress).unwrap();
+    assert!(fsck.errors.is_empty(), "{:?}", fsck.errors);
+    let r = crate::pull(&dest, &g.repo, &[], &opts, &NoProgress).unwrap();
+    assert_eq!(
+        g.repo.read_ref("main").unwrap(),
+        Some(*r.refs.get("main").unwrap())
+    );
+    let fsck = g.repo.fsck(&NoProgress).unwrap();
+    assert!(
+        fsck.errors.is_empty() && fsck.partial_commits == 0,
+        "{fsck:?}"
+    );
+
+    // History pruned below the depth asked for: the pull takes what exists.
+    let keep_one = PruneOpts {
+        retention: Retention::Keep(1),
+        refs: vec![],
+        dry_run: false,
+        grace: Duration::ZERO,
+        jobs: 2,
+        signing: None,
+    };
+    let pr = prune(&dest, &keep_one, &NoProgress).unwrap();
+    assert_eq!(pr.removed_commits.len(), 2);
+    let h = fixture();
+    let deep = crate::PullOpts {
+        depth: 5,
+        ..Default::default()
+    };
+    let r = crate::pull(&dest, &h.repo, &[], &deep, &NoProgress).unwrap();
+    assert_eq!(r.commits_fetched, 1, "{r:?}");
+    let head = h.repo.read_ref("main").unwrap().unwrap();
+    assert!(h.repo.read_commit(&head).unwrap().parent.is_some());
+    let fsck = h.repo.fsck(&NoProgress).unwrap();
+    assert!(fsck.errors.is_empty(), "{fsck:?}");
+}
