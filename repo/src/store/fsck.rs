@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::{IoContext, Repo, RepoError, Result};
 use crate::checksum::Checksum;
-use crate::filez::verify_archive_file_streaming;
+use crate::filez::verify_archive_file_reader;
 use crate::layout;
 use crate::objects::{DirTree, ObjectType};
 use crate::progress::Progress;
@@ -110,9 +110,9 @@ impl Repo {
         let fail = |e: RepoError| format!("{rel}: {e}");
         match ty {
             // Hashed as it is inflated: a large file is never held whole.
-            ObjectType::File => fs::read(path)
+            ObjectType::File => fs::File::open(path)
                 .map_err(|e| format!("{rel}: {e}"))
-                .and_then(|data| verify_archive_file_streaming(&data, &checksum).map_err(fail)),
+                .and_then(|f| verify_archive_file_reader(f, &checksum).map_err(fail)),
             ObjectType::Commit => self.read_commit(&checksum).map(drop).map_err(fail),
             ObjectType::DirTree => {
                 let t = self.read_dirtree(&checksum).map_err(fail)?;

@@ -94,6 +94,39 @@ impl Drop for Repo {
     }
 }
 
+/// `OSTREE_MAX_METADATA_SIZE` since ostree 2023.4 (2022.7: 10 MiB).
+pub const MAX_METADATA_OBJECT: u64 = 128 << 20;
+
+/// A regular file's bytes, at most `max` (an error past it; a FIFO or device refused).
+fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} bytes, more than the {max} a metadata object may have",
+                meta.len()
+            ),
+        ));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "grew past its limit while read",
+        ));
+    }
+    Ok(data)
+}
+
 impl Repo {
     /// Create a repository (like `ostree init --mode=archive`), or open it if `path`
     /// already holds an archive repository.
@@ -364,10 +397,12 @@ impl Repo {
         )
     }
 
-    /// Read a metadata object's bytes, verifying the name (for content-addressed types).
+    /// Read a metadata object's bytes (a regular file of at most 128 MiB, ostree's own
+    /// limit: a repository from elsewhere cannot make this read without bound),
+    /// verifying the name (for content-addressed types).
     pub fn read_metadata(&self, ty: ObjectType, checksum: &Checksum) -> Result<Vec<u8>> {
         let path = self.object_path(checksum, ty);
-        let data = match fs::read(&path) {
+        let data = match read_bounded(&path, MAX_METADATA_OBJECT) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(RepoError::MissingObject {

@@ -342,4 +342,27 @@ mod tests {
             .unwrap();
         assert_eq!(one, 2);
     }
+
+    /// A metadata object planted as a link to a device (or grown huge) is refused, not
+    /// read without end.
+    #[test]
+    fn metadata_objects_are_bounded_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let c = Checksum::of(b"planted");
+        let path = repo
+            .path()
+            .join(crate::layout::object_key(&c, ObjectType::DirTree));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let e = repo.read_dirtree(&c).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(super::super::MAX_METADATA_OBJECT + 1)
+            .unwrap();
+        let e = repo.read_dirtree(&c).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
+    }
 }
