@@ -11,6 +11,7 @@ PKGS=(
     bubblewrap                                  # the scriptlet sandbox
     busybox-static                              # the shell of the scriptlet test RPMs
     gnupg openssl                               # signing: gpg/gpg-agent signers, ed25519 oracle
+    selinux-policy-default policycoreutils      # a real policy to label with; setfiles as the oracle
 )
 missing=()
 for p in "${PKGS[@]}"; do
