@@ -522,6 +522,15 @@ impl Remote {
         Ok(())
     }
 
+    /// `file://`: refuse a destination where a symbolic link stands in for one of its
+    /// directories (see [`refuse_planted_links`]); writes nothing.
+    pub fn refuse_planted_links(&self) -> Result<()> {
+        match &self.loc.kind {
+            LocationKind::File { root } => refuse_planted_links(root),
+            _ => Ok(()),
+        }
+    }
+
     /// DELETE; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.read_only()?;

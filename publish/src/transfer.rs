@@ -462,8 +462,8 @@ async fn run_leased(
     let started = Instant::now();
     let jobs = opts.jobs.max(1);
     let mut report = TransferReport::default();
-    // file://: ostree's directories, and none of them a planted link, before any write.
-    dest.ensure_repo_dirs()?;
+    // file://: none of the destination's directories a planted link, before any write.
+    dest.refuse_planted_links()?;
 
     // First request: checks endpoint, credentials and bucket before any work.
     let dest_ref_items = dest.list(layout::REFS_PREFIX).await?;
@@ -812,6 +812,7 @@ async fn run_leased(
     report.commits_uploaded = n;
     sync_local(dest)?;
 
+    dest.ensure_repo_dirs()?;
     if dest.head(layout::CONFIG).await?.is_none() {
         dest.put(
             layout::CONFIG,
