@@ -119,7 +119,7 @@ impl CommitOpts {
                 let pc = repo.read_commit(&p)?;
                 if pc.root_tree == root_tree && pc.root_meta == root_meta {
                     tracing::info!("tree unchanged from parent {p}; no new commit");
-                    self.print(&p, &stats, false, started);
+                    self.print(&p, &stats, false, started)?;
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -138,11 +138,17 @@ impl CommitOpts {
             crate::sign::sign_commit(&repo, &checksum, s, Some(&self.branch))?;
         }
         repo.write_ref(&self.branch, &checksum)?;
-        self.print(&checksum, &stats, true, started);
+        self.print(&checksum, &stats, true, started)?;
         Ok(ExitCode::SUCCESS)
     }
 
-    fn print(&self, checksum: &Checksum, stats: &CommitStats, new: bool, started: Instant) {
+    fn print(
+        &self,
+        checksum: &Checksum,
+        stats: &CommitStats,
+        new: bool,
+        started: Instant,
+    ) -> Result<()> {
         let g = CommitStats::get;
         if self.json {
             super::print_json(&json!({
@@ -155,7 +161,7 @@ impl CommitOpts {
                 "metadata_objects_total": g(&stats.metadata_total),
                 "metadata_objects_written": g(&stats.metadata_written),
                 "seconds": started.elapsed().as_secs_f64(),
-            }));
+            }))?;
         } else {
             println!("{checksum}");
         }
@@ -168,5 +174,6 @@ impl CommitOpts {
             g(&stats.metadata_written),
             started.elapsed().as_secs_f64()
         );
+        Ok(())
     }
 }

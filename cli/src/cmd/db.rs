@@ -79,7 +79,7 @@ impl ListOpts {
         let repo = self.repo.open()?;
         let (_, list) = packages(&repo, &self.rev)?;
         if self.json {
-            super::print_json(&Value::Array(list.iter().map(package_json).collect()));
+            super::print_json(&Value::Array(list.iter().map(package_json).collect()))?;
         } else {
             for p in &list {
                 println!("{p}");
@@ -149,7 +149,7 @@ impl DiffOpts {
             let mut v = diff_json(&d);
             v["from"] = json!(fc.to_hex());
             v["to"] = json!(tc.to_hex());
-            super::print_json(&v);
+            super::print_json(&v)?;
         } else {
             println!("ostree diff commit from: {from} ({fc})");
             println!("ostree diff commit to:   {to} ({tc})");

@@ -223,7 +223,7 @@ impl GenerateOpts {
         let seconds = started.elapsed().as_secs_f64();
         for r in &reports {
             if self.json {
-                super::print_json(&report_json(r, &repo, Some(seconds)));
+                super::print_json(&report_json(r, &repo, Some(seconds)))?;
             } else {
                 println!("{}", r.name);
             }
@@ -264,7 +264,7 @@ impl ListOpts {
                 .iter()
                 .map(|(n, d)| json!({"name": n.to_string(), "superblock_sha256": d.to_hex()}))
                 .collect();
-            super::print_json(&Value::Array(v));
+            super::print_json(&Value::Array(v))?;
         } else {
             for n in deltas.keys() {
                 println!("{n}");
@@ -349,7 +349,7 @@ impl ShowOpts {
         let d = open_delta(&repo, &self.delta, &self.memory)?;
         let info = arbor_delta::show(&d).with_context(|| format!("reading delta {}", d.name()))?;
         if self.json {
-            super::print_json(&info_json(&info));
+            super::print_json(&info_json(&info))?;
             return Ok(ExitCode::SUCCESS);
         }
         println!("Delta: {}", info.name);
@@ -447,7 +447,7 @@ impl VerifyOpts {
                 "ops": r.ops,
                 "missing": r.missing.iter().map(|(t, c)| format!("{c}.{}", t.archive_extension())).collect::<Vec<_>>(),
                 "ok": r.missing.is_empty(),
-            }));
+            }))?;
         }
         for (t, c) in &r.missing {
             eprintln!(
@@ -501,7 +501,7 @@ impl ApplyOpts {
                 "parts": r.parts,
                 "objects": r.objects,
                 "ops": r.ops,
-            }));
+            }))?;
         } else {
             println!("{}", r.commit);
         }

@@ -67,7 +67,7 @@ impl FetchOpts {
                 "downloaded": downloaded.len(),
                 "bytes": bytes,
                 "cachedir": cachedir,
-            }));
+            }))?;
         } else {
             eprintln!(
                 "{} packages for {} in {} ({} downloaded, {bytes} bytes)",

@@ -27,7 +27,7 @@ impl FsckOpts {
                 "objects_checked": report.objects_checked,
                 "commits_checked": report.commits_checked,
                 "errors": report.errors,
-            }));
+            }))?;
         }
         for e in &report.errors {
             eprintln!("fsck: {e}");

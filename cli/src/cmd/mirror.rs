@@ -77,7 +77,7 @@ impl MirrorOpts {
                 )
             })?;
         if self.json {
-            super::print_json(&report_json(&report, &dest.url));
+            super::print_json(&report_json(&report, &dest.url))?;
         } else {
             println!("{}", report_line("mirrored", &report, &dest.url));
         }

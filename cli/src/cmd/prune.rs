@@ -98,7 +98,7 @@ impl PruneOpts {
                 "summary_written": report.summary_written,
                 "requests": requests_json(&report.requests),
                 "seconds": report.seconds,
-            }));
+            }))?;
         } else {
             for r in &report.removed {
                 println!("{verb} {} ({} bytes)", r.key, r.bytes);

@@ -165,7 +165,7 @@ impl PublishOpts {
                 )
             })?;
         if self.json {
-            super::print_json(&report_json(&report, &dest.url));
+            super::print_json(&report_json(&report, &dest.url))?;
         } else {
             println!("{}", report_line("published", &report, &dest.url));
         }

@@ -64,7 +64,7 @@ impl PullCmdOpts {
                 "bytes_fetched": r.bytes_fetched,
                 "partial": r.partial.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
                 "seconds": r.seconds,
-            }));
+            }))?;
         } else {
             println!(
                 "pulled {} ref(s) from {}: {} commit(s), {} object(s), {} bytes{} in {:.2}s",

@@ -24,7 +24,7 @@ impl RefsOpts {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_hex().into()))
                 .collect();
-            super::print_json(&m.into());
+            super::print_json(&m)?;
         } else {
             for name in refs.keys() {
                 println!("{name}");

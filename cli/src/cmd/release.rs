@@ -423,7 +423,7 @@ impl ReleaseOpts {
                 "published": report_json(&report, &dest.url),
                 "url": dest.url,
                 "timings": timings,
-            }));
+            }))?;
         } else {
             println!("{head}");
         }

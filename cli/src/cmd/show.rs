@@ -37,12 +37,12 @@ impl ShowOpts {
                 .get(key)
                 .with_context(|| format!("commit {checksum} has no metadata key {key:?}"))?;
             if self.json {
-                super::print_json(&to_json(v));
+                super::print_json(&to_json(v))?;
             } else {
                 println!("{}", v.to_text());
             }
         } else if self.json {
-            super::print_json(&commit_json(&checksum, &commit));
+            super::print_json(&commit_json(&checksum, &commit))?;
         } else {
             print!("{}", render(&checksum, &commit, true));
         }

@@ -62,7 +62,7 @@ impl SignOpts {
             }
         }
         if self.json {
-            super::print_json(&serde_json::json!({"commits": out, "summary": self.summary}));
+            super::print_json(&serde_json::json!({"commits": out, "summary": self.summary}))?;
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -67,7 +67,7 @@ impl SummaryOpts {
                     .collect();
                 super::print_json(
                     &json!({"refs": refs, "metadata": to_json(&summary.metadata.to_value())}),
-                );
+                )?;
             } else {
                 for r in &summary.refs {
                     println!(

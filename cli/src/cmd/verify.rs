@@ -71,7 +71,7 @@ impl VerifyOpts {
         if self.json {
             let mut v = serde_json::to_value(&r)?;
             v["valid"] = r.valid().into();
-            super::print_json(&v);
+            super::print_json(&v)?;
         } else {
             for g in &r.good {
                 println!("{what}: good signature by {g}");
