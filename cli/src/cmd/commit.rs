@@ -10,7 +10,7 @@ use arbor_repo::objects::Commit;
 use arbor_repo::store::{CommitDirOpts, CommitStats};
 use arbor_repo::Checksum;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use super::RepoArg;
 use crate::progress::Bar;
@@ -65,6 +65,24 @@ pub struct CommitOpts {
     sign: crate::sign::SignArgs,
     /// Directory to commit.
     dir: PathBuf,
+}
+
+/// `arbor commit --json`: the commit and what writing it took.
+#[derive(Serialize)]
+struct CommitReportJson<'a> {
+    /// The commit (hex): the new one, or the parent with --skip-if-unchanged.
+    commit: String,
+    branch: &'a str,
+    /// False when --skip-if-unchanged found the tree unchanged.
+    new_commit: bool,
+    content_objects_total: u64,
+    content_objects_written: u64,
+    content_bytes_written: u64,
+    /// Dirtree and dirmeta objects.
+    metadata_objects_total: u64,
+    metadata_objects_written: u64,
+    /// Wall time of the command.
+    seconds: f64,
 }
 
 impl CommitOpts {
@@ -151,17 +169,17 @@ impl CommitOpts {
     ) -> Result<()> {
         let g = CommitStats::get;
         if self.json {
-            super::print_json(&json!({
-                "commit": checksum.to_hex(),
-                "branch": self.branch,
-                "new_commit": new,
-                "content_objects_total": g(&stats.content_total),
-                "content_objects_written": g(&stats.content_written),
-                "content_bytes_written": g(&stats.content_bytes_written),
-                "metadata_objects_total": g(&stats.metadata_total),
-                "metadata_objects_written": g(&stats.metadata_written),
-                "seconds": started.elapsed().as_secs_f64(),
-            }))?;
+            super::print_json(&CommitReportJson {
+                commit: checksum.to_hex(),
+                branch: &self.branch,
+                new_commit: new,
+                content_objects_total: g(&stats.content_total),
+                content_objects_written: g(&stats.content_written),
+                content_bytes_written: g(&stats.content_bytes_written),
+                metadata_objects_total: g(&stats.metadata_total),
+                metadata_objects_written: g(&stats.metadata_written),
+                seconds: started.elapsed().as_secs_f64(),
+            })?;
         } else {
             println!("{checksum}");
         }
