@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::compose::ComposeInputs;
 use super::db::{diff_json, diff_text};
 use super::delta::DeltaTuning;
-use super::publish::{report_json, report_line, S3Args};
+use super::publish::{report_line, S3Args, TransferJson};
 use crate::progress::{self, Bar};
 
 /// Exit status of `--unchanged-exit-77` when nothing was new.
@@ -420,7 +420,7 @@ impl ReleaseOpts {
                 "signed": signed,
                 "fetched": fetched,
                 "deltas_existing": existing,
-                "published": report_json(&report, &dest.url),
+                "published": TransferJson::new(&report, &dest.url),
                 "url": dest.url,
                 "timings": timings,
             }))?;
