@@ -14,11 +14,11 @@ use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_publish::{Location, TransferOpts};
 use arbor_repo::{Checksum, Repo};
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::compose::ComposeInputs;
 use super::db::{diff_json, diff_text};
-use super::delta::DeltaTuning;
+use super::delta::{DeltaJson, DeltaTuning};
 use super::publish::{report_line, S3Args, TransferJson};
 use crate::progress::{self, Bar};
 
@@ -396,9 +396,9 @@ impl ReleaseOpts {
                     packages[k] = dj[k].clone();
                 }
             }
-            let deltas: Vec<Value> = generated
+            let deltas: Vec<DeltaJson> = generated
                 .iter()
-                .map(|r| super::delta::report_json(r, &repo, None))
+                .map(|r| DeltaJson::new(r, &repo, None))
                 .collect();
             super::print_json(&json!({
                 "ref": plan.ref_,
