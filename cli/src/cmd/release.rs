@@ -17,7 +17,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::compose::ComposeInputs;
-use super::db::{diff_json, diff_text};
+use super::db::{diff_text, PkgDiffJson};
 use super::delta::{DeltaJson, DeltaTuning};
 use super::publish::{report_line, S3Args, TransferJson};
 use crate::progress::{self, Bar};
@@ -391,7 +391,7 @@ impl ReleaseOpts {
         if self.json {
             let mut packages = json!({"total": out.resolution.packages.len()});
             if let Some(d) = &pkgdiff {
-                let dj = diff_json(d);
+                let dj = serde_json::to_value(PkgDiffJson::new(d))?;
                 for k in ["upgraded", "downgraded", "added", "removed"] {
                     packages[k] = dj[k].clone();
                 }
