@@ -10,7 +10,7 @@ use arbor_repo::objects::Commit;
 use arbor_repo::store::{CommitDirOpts, CommitStats};
 use arbor_repo::Checksum;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use super::RepoArg;
 use crate::progress::Bar;
@@ -67,6 +67,24 @@ pub struct CommitOpts {
     dir: PathBuf,
 }
 
+/// `arbor commit --json`: the commit and what writing it took.
+#[derive(Serialize)]
+struct CommitReportJson<'a> {
+    /// The commit (hex): the new one, or the parent with --skip-if-unchanged.
+    commit: String,
+    branch: &'a str,
+    /// False when --skip-if-unchanged found the tree unchanged.
+    new_commit: bool,
+    content_objects_total: u64,
+    content_objects_written: u64,
+    content_bytes_written: u64,
+    /// Dirtree and dirmeta objects.
+    metadata_objects_total: u64,
+    metadata_objects_written: u64,
+    /// Wall time of the command.
+    seconds: f64,
+}
+
 impl CommitOpts {
     pub fn run(self) -> Result<ExitCode> {
         let started = Instant::now();
@@ -119,7 +137,7 @@ impl CommitOpts {
                 let pc = repo.read_commit(&p)?;
                 if pc.root_tree == root_tree && pc.root_meta == root_meta {
                     tracing::info!("tree unchanged from parent {p}; no new commit");
-                    self.print(&p, &stats, false, started);
+                    self.print(&p, &stats, false, started)?;
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -138,24 +156,30 @@ impl CommitOpts {
             crate::sign::sign_commit(&repo, &checksum, s, Some(&self.branch))?;
         }
         repo.write_ref(&self.branch, &checksum)?;
-        self.print(&checksum, &stats, true, started);
+        self.print(&checksum, &stats, true, started)?;
         Ok(ExitCode::SUCCESS)
     }
 
-    fn print(&self, checksum: &Checksum, stats: &CommitStats, new: bool, started: Instant) {
+    fn print(
+        &self,
+        checksum: &Checksum,
+        stats: &CommitStats,
+        new: bool,
+        started: Instant,
+    ) -> Result<()> {
         let g = CommitStats::get;
         if self.json {
-            super::print_json(&json!({
-                "commit": checksum.to_hex(),
-                "branch": self.branch,
-                "new_commit": new,
-                "content_objects_total": g(&stats.content_total),
-                "content_objects_written": g(&stats.content_written),
-                "content_bytes_written": g(&stats.content_bytes_written),
-                "metadata_objects_total": g(&stats.metadata_total),
-                "metadata_objects_written": g(&stats.metadata_written),
-                "seconds": started.elapsed().as_secs_f64(),
-            }));
+            super::print_json(&CommitReportJson {
+                commit: checksum.to_hex(),
+                branch: &self.branch,
+                new_commit: new,
+                content_objects_total: g(&stats.content_total),
+                content_objects_written: g(&stats.content_written),
+                content_bytes_written: g(&stats.content_bytes_written),
+                metadata_objects_total: g(&stats.metadata_total),
+                metadata_objects_written: g(&stats.metadata_written),
+                seconds: started.elapsed().as_secs_f64(),
+            })?;
         } else {
             println!("{checksum}");
         }
@@ -168,5 +192,6 @@ impl CommitOpts {
             g(&stats.metadata_written),
             started.elapsed().as_secs_f64()
         );
+        Ok(())
     }
 }

@@ -150,7 +150,7 @@ impl ComposeCmdOpts {
         );
         if self.dry_run {
             if self.json {
-                super::print_json(&compose_json(&plan, &out));
+                super::print_json(&compose_json(&plan, &out))?;
             } else {
                 for p in &out.resolution.packages {
                     println!("{}", p.nevra());
@@ -207,7 +207,7 @@ impl ComposeCmdOpts {
                 .with_context(|| format!("writing {}", f.display()))?;
         }
         if self.json {
-            super::print_json(&cj);
+            super::print_json(&cj)?;
         } else {
             println!("{commit}");
         }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use arbor_compose::rpmdb::{self, Package, PkgDiff};
 use arbor_repo::{Checksum, Repo};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::RepoArg;
 
@@ -63,15 +63,29 @@ fn packages(repo: &Repo, rev: &str) -> Result<(Checksum, Vec<Package>)> {
     Ok((c, list))
 }
 
-fn package_json(p: &Package) -> Value {
-    json!({
-        "name": p.name,
-        "epoch": p.epoch,
-        "version": p.version,
-        "release": p.release,
-        "arch": p.arch,
-        "nevra": p.nevra(),
-    })
+/// One package of `arbor db list --json`.
+#[derive(Serialize)]
+struct PackageJson<'a> {
+    name: &'a str,
+    epoch: u64,
+    version: &'a str,
+    release: &'a str,
+    arch: &'a str,
+    /// `name-[epoch:]version-release.arch`.
+    nevra: String,
+}
+
+impl<'a> PackageJson<'a> {
+    fn new(p: &'a Package) -> Self {
+        PackageJson {
+            name: &p.name,
+            epoch: p.epoch,
+            version: &p.version,
+            release: &p.release,
+            arch: &p.arch,
+            nevra: p.nevra(),
+        }
+    }
 }
 
 impl ListOpts {
@@ -79,7 +93,7 @@ impl ListOpts {
         let repo = self.repo.open()?;
         let (_, list) = packages(&repo, &self.rev)?;
         if self.json {
-            super::print_json(&Value::Array(list.iter().map(package_json).collect()));
+            super::print_json(&list.iter().map(PackageJson::new).collect::<Vec<_>>())?;
         } else {
             for p in &list {
                 println!("{p}");
@@ -89,18 +103,59 @@ impl ListOpts {
     }
 }
 
-/// The JSON form of a package diff (also part of `arbor release --json`).
-pub fn diff_json(d: &PkgDiff) -> Value {
-    let change = |(o, n): &(Package, Package)| {
-        json!({"name": n.name, "arch": n.arch, "from": o.evr(), "to": n.evr(),
-               "from_nevra": o.nevra(), "to_nevra": n.nevra()})
-    };
-    json!({
-        "upgraded": d.upgraded.iter().map(change).collect::<Vec<_>>(),
-        "downgraded": d.downgraded.iter().map(change).collect::<Vec<_>>(),
-        "removed": d.removed.iter().map(Package::nevra).collect::<Vec<_>>(),
-        "added": d.added.iter().map(Package::nevra).collect::<Vec<_>>(),
-    })
+/// The packages that differ between two commits (`arbor db diff --json`, and part of
+/// `packages` in `arbor release --json`).
+#[derive(Serialize)]
+pub struct PkgDiffJson<'a> {
+    upgraded: Vec<PackageChangeJson<'a>>,
+    downgraded: Vec<PackageChangeJson<'a>>,
+    /// NEVRAs.
+    removed: Vec<String>,
+    /// NEVRAs.
+    added: Vec<String>,
+}
+
+/// A package upgraded or downgraded: its name and arch (the new ones) and both versions.
+#[derive(Serialize)]
+struct PackageChangeJson<'a> {
+    name: &'a str,
+    arch: &'a str,
+    /// The old `[epoch:]version-release`.
+    from: String,
+    /// The new `[epoch:]version-release`.
+    to: String,
+    from_nevra: String,
+    to_nevra: String,
+}
+
+impl<'a> PkgDiffJson<'a> {
+    pub fn new(d: &'a PkgDiff) -> Self {
+        let change = |(o, n): &'a (Package, Package)| PackageChangeJson {
+            name: &n.name,
+            arch: &n.arch,
+            from: o.evr(),
+            to: n.evr(),
+            from_nevra: o.nevra(),
+            to_nevra: n.nevra(),
+        };
+        PkgDiffJson {
+            upgraded: d.upgraded.iter().map(change).collect(),
+            downgraded: d.downgraded.iter().map(change).collect(),
+            removed: d.removed.iter().map(Package::nevra).collect(),
+            added: d.added.iter().map(Package::nevra).collect(),
+        }
+    }
+}
+
+/// `arbor db diff --json`: the two commits compared and what changed.
+#[derive(Serialize)]
+struct DbDiffJson<'a> {
+    /// The older commit (hex).
+    from: String,
+    /// The newer commit (hex).
+    to: String,
+    #[serde(flatten)]
+    diff: PkgDiffJson<'a>,
 }
 
 /// rpm-ostree's `db diff` text.
@@ -146,10 +201,11 @@ impl DiffOpts {
         let (tc, new) = packages(&repo, &to)?;
         let d = rpmdb::diff(&old, &new);
         if self.json {
-            let mut v = diff_json(&d);
-            v["from"] = json!(fc.to_hex());
-            v["to"] = json!(tc.to_hex());
-            super::print_json(&v);
+            super::print_json(&DbDiffJson {
+                from: fc.to_hex(),
+                to: tc.to_hex(),
+                diff: PkgDiffJson::new(&d),
+            })?;
         } else {
             println!("ostree diff commit from: {from} ({fc})");
             println!("ostree diff commit to:   {to} ({tc})");

@@ -1,17 +1,18 @@
 //! `arbor delta …`: generate, list, show, verify and apply static deltas.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use arbor_delta::apply::OpCounts;
 use arbor_delta::format::Endianness;
 use arbor_delta::generate::{GenerateOpts as LibOpts, GenerateReport, MB};
 use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_delta::{DeltaInfo, DeltaSource};
 use arbor_repo::{DeltaName, Repo};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::RepoArg;
 use crate::progress::Bar;
@@ -135,25 +136,52 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}"))
 }
 
-/// One delta as JSON; `seconds` (the wall time of the command) only when it is known.
-pub fn report_json(r: &GenerateReport, repo: &Repo, seconds: Option<f64>) -> Value {
-    let mut v = json!({
-        "name": r.name.to_string(),
-        "from": r.name.from.map(|c| c.to_hex()),
-        "to": r.name.to.to_hex(),
-        "path": repo.path().join(&r.rel_dir),
-        "superblock_bytes": r.superblock_size,
-        "parts": r.parts.len(),
-        "part_bytes": r.part_bytes(),
-        "fallbacks": r.fallbacks.len(),
-        "fallback_bytes": r.fallback_bytes(),
-        "objects": r.objects,
-        "bsdiff_objects": r.bsdiff,
-    });
-    if let Some(s) = seconds {
-        v["seconds"] = json!(s);
+/// A generated delta: one line of `arbor delta generate --json`, and an element of
+/// `deltas` in `arbor release --json`.
+#[derive(Serialize)]
+pub struct DeltaJson {
+    /// `FROM-TO`, or `TO` for a from-scratch delta.
+    name: String,
+    /// The from-commit (hex); null for a from-scratch delta.
+    from: Option<String>,
+    /// The to-commit (hex).
+    to: String,
+    /// The delta's directory.
+    path: PathBuf,
+    superblock_bytes: u64,
+    /// Number of parts.
+    parts: usize,
+    /// Bytes of the part files (inline parts excluded).
+    part_bytes: u64,
+    /// Number of fallback objects (fetched as loose objects).
+    fallbacks: usize,
+    fallback_bytes: u64,
+    /// Objects in the parts.
+    objects: u64,
+    /// Of those, the ones sent as bsdiff patches.
+    bsdiff_objects: u64,
+    /// Wall time of the command (generate only; absent in release).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<f64>,
+}
+
+impl DeltaJson {
+    pub fn new(r: &GenerateReport, repo: &Repo, seconds: Option<f64>) -> Self {
+        DeltaJson {
+            name: r.name.to_string(),
+            from: r.name.from.map(|c| c.to_hex()),
+            to: r.name.to.to_hex(),
+            path: repo.path().join(&r.rel_dir),
+            superblock_bytes: r.superblock_size,
+            parts: r.parts.len(),
+            part_bytes: r.part_bytes(),
+            fallbacks: r.fallbacks.len(),
+            fallback_bytes: r.fallback_bytes(),
+            objects: r.objects,
+            bsdiff_objects: r.bsdiff,
+            seconds,
+        }
     }
-    v
 }
 
 impl DeltaTuning {
@@ -223,7 +251,7 @@ impl GenerateOpts {
         let seconds = started.elapsed().as_secs_f64();
         for r in &reports {
             if self.json {
-                super::print_json(&report_json(r, &repo, Some(seconds)));
+                super::print_json(&DeltaJson::new(r, &repo, Some(seconds)))?;
             } else {
                 println!("{}", r.name);
             }
@@ -255,16 +283,28 @@ pub struct ListOpts {
     json: bool,
 }
 
+/// One element of `arbor delta list --json`.
+#[derive(Serialize)]
+struct DeltaListJson {
+    /// `FROM-TO` or `TO`.
+    name: String,
+    /// SHA-256 of the superblock (hex).
+    superblock_sha256: String,
+}
+
 impl ListOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
         let deltas = repo.list_deltas().context("listing deltas")?;
         if self.json {
-            let v: Vec<Value> = deltas
+            let json: Vec<DeltaListJson> = deltas
                 .iter()
-                .map(|(n, d)| json!({"name": n.to_string(), "superblock_sha256": d.to_hex()}))
+                .map(|(n, d)| DeltaListJson {
+                    name: n.to_string(),
+                    superblock_sha256: d.to_hex(),
+                })
                 .collect();
-            super::print_json(&Value::Array(v));
+            super::print_json(&json)?;
         } else {
             for n in deltas.keys() {
                 println!("{n}");
@@ -311,36 +351,110 @@ pub struct ShowOpts {
     delta: String,
 }
 
-fn info_json(i: &DeltaInfo) -> Value {
-    json!({
-        "name": i.name,
-        "from": i.from.map(|c| c.to_hex()),
-        "to": i.to.to_hex(),
-        "superblock_sha256": i.digest.to_hex(),
-        "superblock_bytes": i.superblock_size,
-        "timestamp": i.timestamp,
-        "endianness": match i.endianness { Endianness::Little => "l", Endianness::Big => "B" },
-        "commitmeta": i.has_commitmeta,
-        "part_bytes": i.part_bytes(),
-        "fallback_bytes": i.fallback_bytes(),
-        "total_bytes": i.total_bytes(),
-        "parts": i.parts.iter().map(|p| json!({
-            "index": p.index,
-            "inline": p.inline,
-            "compression": if p.compression == 0 { "none".to_string() } else { (p.compression as char).to_string() },
-            "size": p.size,
-            "usize": p.usize,
-            "payload_size": p.payload_size,
-            "objects": p.objects,
-            "ops": p.ops,
-        })).collect::<Vec<_>>(),
-        "fallbacks": i.fallbacks.iter().map(|f| json!({
-            "objtype": f.objtype as u8,
-            "checksum": f.checksum.to_hex(),
-            "csize": f.csize,
-            "usize": f.usize,
-        })).collect::<Vec<_>>(),
-    })
+/// `arbor delta show --json`: the superblock, every part and every fallback.
+#[derive(Serialize)]
+struct DeltaInfoJson<'a> {
+    /// `FROM-TO` or `TO`.
+    name: &'a str,
+    /// The from-commit (hex); null for a from-scratch delta.
+    from: Option<String>,
+    /// The to-commit (hex).
+    to: String,
+    superblock_sha256: String,
+    superblock_bytes: u64,
+    /// When the delta was made (seconds since the epoch).
+    timestamp: u64,
+    /// `l` (little-endian) or `B` (big-endian), as ostree marks it.
+    endianness: &'static str,
+    /// Whether the superblock carries the commit's detached metadata.
+    commitmeta: bool,
+    /// Bytes of the part files (inline parts excluded).
+    part_bytes: u64,
+    fallback_bytes: u64,
+    /// What a client downloads: superblock, part files and fallbacks.
+    total_bytes: u64,
+    parts: Vec<PartJson<'a>>,
+    fallbacks: Vec<FallbackJson>,
+}
+
+/// One part of [`DeltaInfoJson`].
+#[derive(Serialize)]
+struct PartJson<'a> {
+    index: usize,
+    /// Whether the part is inside the superblock.
+    inline: bool,
+    /// `none`, or the compression byte as a letter (`x`: xz).
+    compression: String,
+    /// Compressed size.
+    size: u64,
+    /// Uncompressed size, as the header says.
+    usize: u64,
+    /// Decompressed payload size.
+    payload_size: u64,
+    objects: usize,
+    /// Operations by name.
+    ops: &'a OpCounts,
+}
+
+/// One fallback object of [`DeltaInfoJson`].
+#[derive(Serialize)]
+struct FallbackJson {
+    /// The ostree object type number.
+    objtype: u8,
+    checksum: String,
+    /// Size of the loose `.filez` file clients fetch.
+    csize: u64,
+    /// Content size.
+    usize: u64,
+}
+
+impl<'a> DeltaInfoJson<'a> {
+    fn new(i: &'a DeltaInfo) -> Self {
+        DeltaInfoJson {
+            name: &i.name,
+            from: i.from.map(|c| c.to_hex()),
+            to: i.to.to_hex(),
+            superblock_sha256: i.digest.to_hex(),
+            superblock_bytes: i.superblock_size,
+            timestamp: i.timestamp,
+            endianness: match i.endianness {
+                Endianness::Little => "l",
+                Endianness::Big => "B",
+            },
+            commitmeta: i.has_commitmeta,
+            part_bytes: i.part_bytes(),
+            fallback_bytes: i.fallback_bytes(),
+            total_bytes: i.total_bytes(),
+            parts: i
+                .parts
+                .iter()
+                .map(|p| PartJson {
+                    index: p.index,
+                    inline: p.inline,
+                    compression: if p.compression == 0 {
+                        "none".to_string()
+                    } else {
+                        (p.compression as char).to_string()
+                    },
+                    size: p.size,
+                    usize: p.usize,
+                    payload_size: p.payload_size,
+                    objects: p.objects,
+                    ops: &p.ops,
+                })
+                .collect(),
+            fallbacks: i
+                .fallbacks
+                .iter()
+                .map(|f| FallbackJson {
+                    objtype: f.objtype as u8,
+                    checksum: f.checksum.to_hex(),
+                    csize: f.csize,
+                    usize: f.usize,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl ShowOpts {
@@ -349,7 +463,7 @@ impl ShowOpts {
         let d = open_delta(&repo, &self.delta, &self.memory)?;
         let info = arbor_delta::show(&d).with_context(|| format!("reading delta {}", d.name()))?;
         if self.json {
-            super::print_json(&info_json(&info));
+            super::print_json(&DeltaInfoJson::new(&info))?;
             return Ok(ExitCode::SUCCESS);
         }
         println!("Delta: {}", info.name);
@@ -432,6 +546,23 @@ pub struct VerifyOpts {
     delta: String,
 }
 
+/// `arbor delta verify --json`: what applying the delta in memory checked.
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    /// `FROM-TO` or `TO`.
+    name: String,
+    parts: usize,
+    /// Objects checked.
+    objects: u64,
+    fallbacks: usize,
+    /// Operations by name.
+    ops: &'a OpCounts,
+    /// Objects reachable from the to-commit the delta does not supply (`CHECKSUM.ext`).
+    missing: Vec<String>,
+    /// Whether the delta is complete (nothing missing).
+    ok: bool,
+}
+
 impl VerifyOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
@@ -439,15 +570,19 @@ impl VerifyOpts {
         let r = arbor_delta::verify(&repo, &d, &Bar::new())
             .with_context(|| format!("verifying delta {}", d.name()))?;
         if self.json {
-            super::print_json(&json!({
-                "name": d.name().to_string(),
-                "parts": r.parts,
-                "objects": r.objects,
-                "fallbacks": r.fallbacks,
-                "ops": r.ops,
-                "missing": r.missing.iter().map(|(t, c)| format!("{c}.{}", t.archive_extension())).collect::<Vec<_>>(),
-                "ok": r.missing.is_empty(),
-            }));
+            super::print_json(&VerifyJson {
+                name: d.name().to_string(),
+                parts: r.parts,
+                objects: r.objects,
+                fallbacks: r.fallbacks,
+                ops: &r.ops,
+                missing: r
+                    .missing
+                    .iter()
+                    .map(|(t, c)| format!("{c}.{}", t.archive_extension()))
+                    .collect(),
+                ok: r.missing.is_empty(),
+            })?;
         }
         for (t, c) in &r.missing {
             eprintln!(
@@ -489,6 +624,18 @@ pub struct ApplyOpts {
     delta: String,
 }
 
+/// `arbor delta apply --json`: the commit the delta led to and what it wrote.
+#[derive(Serialize)]
+struct ApplyJson<'a> {
+    /// The to-commit (hex).
+    commit: String,
+    parts: usize,
+    /// Objects written.
+    objects: u64,
+    /// Operations by name.
+    ops: &'a OpCounts,
+}
+
 impl ApplyOpts {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
@@ -496,12 +643,12 @@ impl ApplyOpts {
         let r = arbor_delta::apply_to_repo(&repo, &d, &Bar::new())
             .with_context(|| format!("applying delta {}", d.name()))?;
         if self.json {
-            super::print_json(&json!({
-                "commit": r.commit.to_hex(),
-                "parts": r.parts,
-                "objects": r.objects,
-                "ops": r.ops,
-            }));
+            super::print_json(&ApplyJson {
+                commit: r.commit.to_hex(),
+                parts: r.parts,
+                objects: r.objects,
+                ops: &r.ops,
+            })?;
         } else {
             println!("{}", r.commit);
         }

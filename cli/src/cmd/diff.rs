@@ -7,10 +7,11 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use arbor_repo::store::{ChangeKind, DumpEntry, PathChange};
+use arbor_repo::store::{ChangeKind, DumpEntry, EntryKind, PathChange};
 use clap::Args;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use super::ls::kind_name;
 use super::RepoArg;
 
 #[derive(Args)]
@@ -32,31 +33,85 @@ pub struct DiffOpts {
     to: Option<String>,
 }
 
-fn entry_json(e: &DumpEntry) -> Value {
-    json!({
-        "type": match e.kind {
-            arbor_repo::store::EntryKind::Dir => "dir",
-            arbor_repo::store::EntryKind::File => "file",
-            arbor_repo::store::EntryKind::Symlink => "symlink",
-        },
-        "mode": e.mode,
-        "uid": e.uid,
-        "gid": e.gid,
-        "size": e.size,
-        "checksum": e.checksum.to_hex(),
-        "dirmeta": e.meta_checksum.map(|c| c.to_hex()),
-        "target": (e.kind == arbor_repo::store::EntryKind::Symlink).then_some(&e.symlink_target),
-        "attrs": e.attrs_text(),
-    })
+/// `arbor diff --json`: what differs between two commits.
+#[derive(Serialize)]
+struct DiffJson<'a> {
+    /// The older commit (hex).
+    from: String,
+    /// The newer commit (hex).
+    to: String,
+    /// The commit fields that differ.
+    commit: Vec<CommitFieldJson<'a>>,
+    modified: Vec<ChangeJson<'a>>,
+    removed: Vec<ChangeJson<'a>>,
+    added: Vec<ChangeJson<'a>>,
 }
 
-fn change_json(c: &PathChange) -> Value {
-    json!({
-        "path": c.path,
-        "from": c.from.as_ref().map(entry_json),
-        "to": c.to.as_ref().map(entry_json),
-        "changed": c.aspects.iter().map(|a| a.name()).collect::<Vec<_>>(),
-    })
+/// A commit field that differs: `timestamp`, `subject`, `metadata:KEY`, …; each side's
+/// value as text, null where absent.
+#[derive(Serialize)]
+struct CommitFieldJson<'a> {
+    field: &'a str,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+}
+
+/// A path added, removed or modified, with its entry on each side (null where absent).
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    path: &'a str,
+    from: Option<DiffEntryJson<'a>>,
+    to: Option<DiffEntryJson<'a>>,
+    /// For a modified path, what changed: `type`, `content`, `target`, `mode`, `uid`,
+    /// `gid`, `xattrs`.
+    changed: Vec<&'static str>,
+}
+
+impl<'a> ChangeJson<'a> {
+    fn new(c: &'a PathChange) -> Self {
+        ChangeJson {
+            path: &c.path,
+            from: c.from.as_ref().map(DiffEntryJson::new),
+            to: c.to.as_ref().map(DiffEntryJson::new),
+            changed: c.aspects.iter().map(|a| a.name()).collect(),
+        }
+    }
+}
+
+/// One side of a changed path.
+#[derive(Serialize)]
+struct DiffEntryJson<'a> {
+    /// `dir`, `file` or `symlink`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    /// Content checksum (files, symlinks) or dirtree checksum (directories).
+    checksum: String,
+    /// Dirmeta checksum (directories; null otherwise).
+    dirmeta: Option<String>,
+    /// Symlink target (symlinks; null otherwise).
+    target: Option<&'a str>,
+    /// Mode (octal), uid, gid and xattrs as the text dump writes them.
+    attrs: String,
+}
+
+impl<'a> DiffEntryJson<'a> {
+    fn new(e: &'a DumpEntry) -> Self {
+        DiffEntryJson {
+            kind: kind_name(e.kind),
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            size: e.size,
+            checksum: e.checksum.to_hex(),
+            dirmeta: e.meta_checksum.map(|c| c.to_hex()),
+            target: (e.kind == EntryKind::Symlink).then_some(e.symlink_target.as_str()),
+            attrs: e.attrs_text(),
+        }
+    }
 }
 
 /// `content`, `mode 644 -> 755`, `uid 0 -> 998`, … for one modified path.
@@ -105,20 +160,27 @@ impl DiffOpts {
                 d.changes
                     .iter()
                     .filter(|c| c.kind == k)
-                    .map(change_json)
+                    .map(ChangeJson::new)
                     .collect::<Vec<_>>()
             };
-            let v = json!({
-                "from": fc.to_hex(),
-                "to": tc.to_hex(),
-                "commit": d.commit.iter().map(|c| json!({
-                    "field": c.field, "from": c.from, "to": c.to,
-                })).collect::<Vec<_>>(),
-                "modified": of(ChangeKind::Modified),
-                "removed": of(ChangeKind::Removed),
-                "added": of(ChangeKind::Added),
-            });
-            writeln!(out, "{v}")?;
+            let json = DiffJson {
+                from: fc.to_hex(),
+                to: tc.to_hex(),
+                commit: d
+                    .commit
+                    .iter()
+                    .map(|c| CommitFieldJson {
+                        field: &c.field,
+                        from: c.from.as_deref(),
+                        to: c.to.as_deref(),
+                    })
+                    .collect(),
+                modified: of(ChangeKind::Modified),
+                removed: of(ChangeKind::Removed),
+                added: of(ChangeKind::Added),
+            };
+            serde_json::to_writer(&mut out, &json)?;
+            writeln!(out)?;
         } else {
             if self.details {
                 for c in &d.commit {

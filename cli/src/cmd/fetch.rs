@@ -3,7 +3,7 @@
 //! `arbor compose --offline` (or `release --offline`) runs without network, on another
 //! runner if the cache is carried over.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -12,7 +12,7 @@ use arbor_compose::plan::ComposePlan;
 use arbor_compose::resolve;
 use arbor_compose::rpmmd::Http;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::progress::Bar;
 
@@ -32,6 +32,18 @@ pub struct FetchOpts {
     json: bool,
     /// The treefile.
     treefile: PathBuf,
+}
+
+/// `arbor fetch --json`: what the cache holds for the treefile now.
+#[derive(Serialize)]
+struct FetchJson<'a> {
+    /// Packages the treefile resolves to.
+    packages: usize,
+    /// Of those, the ones downloaded now (the others were cached).
+    downloaded: usize,
+    /// Bytes downloaded.
+    bytes: u64,
+    cachedir: &'a Path,
 }
 
 impl FetchOpts {
@@ -62,12 +74,12 @@ impl FetchOpts {
             .map(|m| m.len())
             .sum();
         if self.json {
-            super::print_json(&json!({
-                "packages": out.rpms.len(),
-                "downloaded": downloaded.len(),
-                "bytes": bytes,
-                "cachedir": cachedir,
-            }));
+            super::print_json(&FetchJson {
+                packages: out.rpms.len(),
+                downloaded: downloaded.len(),
+                bytes,
+                cachedir: &cachedir,
+            })?;
         } else {
             eprintln!(
                 "{} packages for {} in {} ({} downloaded, {bytes} bytes)",

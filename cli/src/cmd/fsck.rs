@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use super::RepoArg;
 use crate::progress::Bar;
@@ -18,16 +18,25 @@ pub struct FsckOpts {
     json: bool,
 }
 
+/// `arbor fsck --json`: what was checked and what is wrong.
+#[derive(Serialize)]
+struct FsckJson<'a> {
+    objects_checked: u64,
+    commits_checked: u64,
+    /// One line per problem, each naming the object or ref.
+    errors: &'a [String],
+}
+
 impl FsckOpts {
     pub fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
         let report = repo.fsck(&Bar::new())?;
         if self.json {
-            super::print_json(&json!({
-                "objects_checked": report.objects_checked,
-                "commits_checked": report.commits_checked,
-                "errors": report.errors,
-            }));
+            super::print_json(&FsckJson {
+                objects_checked: report.objects_checked,
+                commits_checked: report.commits_checked,
+                errors: &report.errors,
+            })?;
         }
         for e in &report.errors {
             eprintln!("fsck: {e}");

@@ -37,7 +37,7 @@ impl LogOpts {
                 Err(e) => return Err(e.into()),
             };
             if self.json {
-                super::print_json(&super::show::commit_json(&c, &commit));
+                super::print_json(&super::show::CommitJson::new(&c, &commit))?;
             } else {
                 print!("{}", super::show::render(&c, &commit, false));
             }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use arbor_publish::{Location, TransferOpts};
 use clap::Args;
 
-use super::publish::{report_json, report_line, S3Args};
+use super::publish::{report_line, S3Args, TransferJson};
 use crate::progress::Bar;
 
 #[derive(Args)]
@@ -77,7 +77,7 @@ impl MirrorOpts {
                 )
             })?;
         if self.json {
-            super::print_json(&report_json(&report, &dest.url));
+            super::print_json(&TransferJson::new(&report, &dest.url))?;
         } else {
             println!("{}", report_line("mirrored", &report, &dest.url));
         }

@@ -160,7 +160,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
     }
 }
 
-/// Print a JSON value on stdout, one line.
-pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+/// Print a `--json` report on stdout, one line.
+pub fn print_json(report: &impl serde::Serialize) -> Result<()> {
+    let line = serde_json::to_string(report).context("encoding the JSON report")?;
+    println!("{line}");
+    Ok(())
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use arbor_publish::{Location, PruneOpts as LibOpts, Retention};
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
-use super::publish::{requests_json, S3Args};
+use super::publish::{RequestsJson, S3Args};
 use crate::progress::Bar;
 
 #[derive(Args)]
@@ -50,6 +50,37 @@ pub struct PruneOpts {
     sign: crate::sign::SignArgs,
 }
 
+/// `arbor prune --json`: what was kept and what was (or, with --dry-run, would be)
+/// removed.
+#[derive(Serialize)]
+struct PruneJson<'a> {
+    /// The published repository's URL.
+    to: &'a str,
+    dry_run: bool,
+    /// Commits the policy keeps (hex).
+    kept_commits: Vec<String>,
+    /// Commits removed (hex).
+    removed_commits: Vec<String>,
+    removed_deltas: &'a [String],
+    /// Every key removed, in deletion order.
+    removed: Vec<RemovedJson<'a>>,
+    /// How many keys were removed.
+    objects_removed: usize,
+    bytes_removed: u64,
+    /// Unreachable objects left alone because they are younger than the grace period.
+    kept_young: u64,
+    summary_written: bool,
+    requests: RequestsJson,
+    seconds: f64,
+}
+
+/// One removed key of [`PruneJson`] and its size.
+#[derive(Serialize)]
+struct RemovedJson<'a> {
+    key: &'a str,
+    bytes: u64,
+}
+
 impl PruneOpts {
     pub fn run(self) -> Result<ExitCode> {
         let retention = match (self.keep, self.keep_younger_than) {
@@ -85,20 +116,27 @@ impl PruneOpts {
             "removed"
         };
         if self.json {
-            super::print_json(&json!({
-                "to": dest.url,
-                "dry_run": self.dry_run,
-                "kept_commits": report.kept_commits.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
-                "removed_commits": report.removed_commits.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
-                "removed_deltas": report.removed_deltas,
-                "removed": report.removed.iter().map(|r| json!({"key": r.key, "bytes": r.bytes})).collect::<Vec<_>>(),
-                "objects_removed": report.removed.len(),
-                "bytes_removed": report.bytes_removed,
-                "kept_young": report.kept_young,
-                "summary_written": report.summary_written,
-                "requests": requests_json(&report.requests),
-                "seconds": report.seconds,
-            }));
+            super::print_json(&PruneJson {
+                to: &dest.url,
+                dry_run: self.dry_run,
+                kept_commits: report.kept_commits.iter().map(|c| c.to_hex()).collect(),
+                removed_commits: report.removed_commits.iter().map(|c| c.to_hex()).collect(),
+                removed_deltas: &report.removed_deltas,
+                removed: report
+                    .removed
+                    .iter()
+                    .map(|r| RemovedJson {
+                        key: &r.key,
+                        bytes: r.bytes,
+                    })
+                    .collect(),
+                objects_removed: report.removed.len(),
+                bytes_removed: report.bytes_removed,
+                kept_young: report.kept_young,
+                summary_written: report.summary_written,
+                requests: RequestsJson::new(&report.requests),
+                seconds: report.seconds,
+            })?;
         } else {
             for r in &report.removed {
                 println!("{verb} {} ({} bytes)", r.key, r.bytes);

@@ -1,12 +1,13 @@
 //! `arbor publish`: upload a repository's refs, objects and deltas to object storage,
 //! crash-safe (see arbor-publish), and report what was sent.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use arbor_publish::{Location, RequestCounts, StoreOpts, TransferOpts, TransferReport};
 use clap::Args;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::RepoArg;
 use crate::progress::Bar;
@@ -66,49 +67,91 @@ pub struct PublishOpts {
     require_signatures: Vec<std::path::PathBuf>,
 }
 
-pub fn requests_json(r: &RequestCounts) -> Value {
-    json!({
-        "total": r.total(),
-        "get": r.get,
-        "head": r.head,
-        "put": r.put,
-        "delete": r.delete,
-        "list": r.list,
-        "bytes_uploaded": r.bytes_uploaded,
-        "bytes_downloaded": r.bytes_downloaded,
-    })
+/// Requests made to one store, by kind, and the bytes they moved.
+#[derive(Serialize)]
+pub struct RequestsJson {
+    /// Every request (get + head + put + delete + list).
+    total: u64,
+    get: u64,
+    head: u64,
+    put: u64,
+    delete: u64,
+    list: u64,
+    bytes_uploaded: u64,
+    bytes_downloaded: u64,
 }
 
-/// The JSON report of a publish or mirror.
-pub fn report_json(r: &TransferReport, to: &str) -> Value {
-    let refs: serde_json::Map<String, Value> = r
-        .refs
-        .iter()
-        .map(|(n, c)| (n.clone(), json!(c.to_hex())))
-        .collect();
-    let advertised: serde_json::Map<String, Value> = r
-        .advertised_refs
-        .iter()
-        .map(|(n, c)| (n.clone(), json!(c.to_hex())))
-        .collect();
-    json!({
-        "to": to,
-        "refs": refs,
-        "refs_updated": r.refs_updated,
-        "commits_uploaded": r.commits_uploaded,
-        "objects_uploaded": r.objects_uploaded,
-        "objects_skipped": r.objects_skipped,
-        "deltas_uploaded": r.deltas_uploaded,
-        "delta_files_uploaded": r.delta_files_uploaded,
-        "bytes_uploaded": r.requests.bytes_uploaded,
-        "config_written": r.config_written,
-        "summary_written": r.summary_written,
-        "advertised_refs": advertised,
-        "advertised_deltas": r.advertised_deltas,
-        "requests": requests_json(&r.requests),
-        "source_requests": requests_json(&r.source_requests),
-        "seconds": r.seconds,
-    })
+impl RequestsJson {
+    pub fn new(r: &RequestCounts) -> Self {
+        RequestsJson {
+            total: r.total(),
+            get: r.get,
+            head: r.head,
+            put: r.put,
+            delete: r.delete,
+            list: r.list,
+            bytes_uploaded: r.bytes_uploaded,
+            bytes_downloaded: r.bytes_downloaded,
+        }
+    }
+}
+
+/// The `--json` report of a publish or mirror (also `published` in `arbor release
+/// --json`): what was uploaded and what the destination advertises now.
+#[derive(Serialize)]
+pub struct TransferJson<'a> {
+    /// The destination's URL.
+    to: &'a str,
+    /// The refs published: ref → commit (hex).
+    refs: BTreeMap<&'a str, String>,
+    /// Refs whose file at the destination changed.
+    refs_updated: &'a [String],
+    commits_uploaded: u64,
+    /// Objects (files, dirtrees, dirmeta, commitmeta, commits) uploaded.
+    objects_uploaded: u64,
+    /// Candidate objects the destination already had.
+    objects_skipped: u64,
+    deltas_uploaded: u64,
+    delta_files_uploaded: u64,
+    /// Every byte sent to the destination.
+    bytes_uploaded: u64,
+    config_written: bool,
+    summary_written: bool,
+    /// Refs the destination's summary advertises now: ref → commit (hex).
+    advertised_refs: BTreeMap<&'a str, String>,
+    /// Deltas the destination's summary advertises now.
+    advertised_deltas: &'a [String],
+    /// Requests made to the destination.
+    requests: RequestsJson,
+    /// Requests made to the source (mirror only; zeros otherwise).
+    source_requests: RequestsJson,
+    seconds: f64,
+}
+
+impl<'a> TransferJson<'a> {
+    pub fn new(r: &'a TransferReport, to: &'a str) -> Self {
+        let hex = |m: &'a BTreeMap<String, arbor_repo::Checksum>| {
+            m.iter().map(|(n, c)| (n.as_str(), c.to_hex())).collect()
+        };
+        TransferJson {
+            to,
+            refs: hex(&r.refs),
+            refs_updated: &r.refs_updated,
+            commits_uploaded: r.commits_uploaded,
+            objects_uploaded: r.objects_uploaded,
+            objects_skipped: r.objects_skipped,
+            deltas_uploaded: r.deltas_uploaded,
+            delta_files_uploaded: r.delta_files_uploaded,
+            bytes_uploaded: r.requests.bytes_uploaded,
+            config_written: r.config_written,
+            summary_written: r.summary_written,
+            advertised_refs: hex(&r.advertised_refs),
+            advertised_deltas: &r.advertised_deltas,
+            requests: RequestsJson::new(&r.requests),
+            source_requests: RequestsJson::new(&r.source_requests),
+            seconds: r.seconds,
+        }
+    }
 }
 
 /// The keyrings of `--require-signatures`, if any.
@@ -165,7 +208,7 @@ impl PublishOpts {
                 )
             })?;
         if self.json {
-            super::print_json(&report_json(&report, &dest.url));
+            super::print_json(&TransferJson::new(&report, &dest.url))?;
         } else {
             println!("{}", report_line("published", &report, &dest.url));
         }

@@ -1,10 +1,12 @@
 //! `arbor pull`: fetch refs' history from a published repository into a local one.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use arbor_publish::{Location, PullOpts};
 use clap::Args;
+use serde::Serialize;
 
 use super::publish::S3Args;
 use super::RepoArg;
@@ -38,6 +40,21 @@ pub struct PullCmdOpts {
     json: bool,
 }
 
+/// `arbor pull --json`: what the pull fetched.
+#[derive(Serialize)]
+struct PullJson<'a> {
+    /// The heads pulled: ref → commit (hex).
+    refs: BTreeMap<&'a str, String>,
+    /// Local branches written.
+    refs_updated: &'a [String],
+    commits_fetched: u64,
+    objects_fetched: u64,
+    bytes_fetched: u64,
+    /// Commits held without their content (hex).
+    partial: Vec<String>,
+    seconds: f64,
+}
+
 impl PullCmdOpts {
     pub fn run(self) -> Result<ExitCode> {
         for r in &self.refs {
@@ -56,15 +73,19 @@ impl PullCmdOpts {
         let r = arbor_publish::pull(&src, &repo, &self.refs, &opts, &Bar::new())
             .with_context(|| format!("pulling from {}", src.url))?;
         if self.json {
-            super::print_json(&serde_json::json!({
-                "refs": r.refs.iter().map(|(k, v)| (k.clone(), v.to_hex())).collect::<std::collections::BTreeMap<_, _>>(),
-                "refs_updated": r.refs_updated,
-                "commits_fetched": r.commits_fetched,
-                "objects_fetched": r.objects_fetched,
-                "bytes_fetched": r.bytes_fetched,
-                "partial": r.partial.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
-                "seconds": r.seconds,
-            }));
+            super::print_json(&PullJson {
+                refs: r
+                    .refs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_hex()))
+                    .collect(),
+                refs_updated: &r.refs_updated,
+                commits_fetched: r.commits_fetched,
+                objects_fetched: r.objects_fetched,
+                bytes_fetched: r.bytes_fetched,
+                partial: r.partial.iter().map(|c| c.to_hex()).collect(),
+                seconds: r.seconds,
+            })?;
         } else {
             println!(
                 "pulled {} ref(s) from {}: {} commit(s), {} object(s), {} bytes{} in {:.2}s",

@@ -1,5 +1,6 @@
 //! `arbor refs`
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -20,11 +21,9 @@ impl RefsOpts {
     pub fn run(self) -> Result<ExitCode> {
         let refs = self.repo.open()?.list_refs()?;
         if self.json {
-            let m: serde_json::Map<String, serde_json::Value> = refs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_hex().into()))
-                .collect();
-            super::print_json(&m.into());
+            let json: BTreeMap<&str, String> =
+                refs.iter().map(|(k, v)| (k.as_str(), v.to_hex())).collect();
+            super::print_json(&json)?;
         } else {
             for name in refs.keys() {
                 println!("{name}");

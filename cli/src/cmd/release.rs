@@ -2,6 +2,7 @@
 //! the static deltas the policy asks for, publish to the destination. Every step skips
 //! what is already done, so a rerun with unchanged inputs does nothing and says so.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -14,13 +15,14 @@ use arbor_delta::policy::{apply_policy, PolicyOutcome};
 use arbor_publish::{Location, TransferOpts};
 use arbor_repo::{Checksum, Repo};
 use clap::Args;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::compose::ComposeInputs;
-use super::db::{diff_json, diff_text};
-use super::delta::DeltaTuning;
-use super::publish::{report_json, report_line, S3Args};
+use super::db::{diff_text, PkgDiffJson};
+use super::delta::{DeltaJson, DeltaTuning};
+use super::publish::{report_line, S3Args, TransferJson};
 use crate::progress::{self, Bar};
+use crate::sign::Signed;
 
 /// Exit status of `--unchanged-exit-77` when nothing was new.
 const EXIT_UNCHANGED: u8 = 77;
@@ -81,6 +83,97 @@ pub struct ReleaseOpts {
     treefile: PathBuf,
 }
 
+/// `arbor release --json`: what the run composed, generated, signed, fetched and
+/// published.
+#[derive(Serialize)]
+struct ReleaseJson<'a> {
+    #[serde(rename = "ref")]
+    ref_name: &'a str,
+    /// The ref's head after the run (hex).
+    commit: String,
+    /// Whether this run composed a new commit.
+    new_commit: bool,
+    /// The parent the compose read (hex); null when there was none.
+    parent: Option<String>,
+    /// The head's version (null without one).
+    version: Option<&'a str>,
+    /// Whether anything was composed, generated, signed or published.
+    changed: bool,
+    packages: PackagesJson<'a>,
+    compose: ComposeJson<'a>,
+    /// The deltas generated now.
+    deltas: Vec<DeltaJson>,
+    /// The signatures added (null without --sign-with).
+    signed: Option<&'a Signed>,
+    fetched: FetchedJson,
+    /// Deltas the policy wants that existed already.
+    deltas_existing: &'a [String],
+    published: TransferJson<'a>,
+    /// The destination's URL.
+    url: &'a str,
+    timings: ReleaseTimings,
+}
+
+/// `packages` of [`ReleaseJson`]: how many the head holds and, when a commit was
+/// composed (and its parent has a package list), what changed.
+#[derive(Serialize)]
+struct PackagesJson<'a> {
+    total: usize,
+    #[serde(flatten)]
+    changes: Option<PkgDiffJson<'a>>,
+}
+
+/// `compose` of [`ReleaseJson`]: what the compose imported and wrote.
+#[derive(Serialize)]
+struct ComposeJson<'a> {
+    imported: usize,
+    import_cache_hits: usize,
+    content_objects_written: u64,
+    content_bytes_written: u64,
+    /// Dirtree, dirmeta and commit objects.
+    metadata_objects_written: u64,
+    /// Seconds per compose phase.
+    timings: &'a BTreeMap<String, f64>,
+}
+
+/// `fetched` of [`ReleaseJson`]: what came from the destination (empty when the
+/// repository held the published head). Each key is present only when that fetch ran.
+#[derive(Serialize, Default)]
+struct FetchedJson {
+    /// The published head, fetched as the parent (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    /// The history of the published head's parents older deltas start from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_objects: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_bytes: Option<u64>,
+    /// Old file versions to bsdiff against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bsdiff_objects: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bsdiff_bytes: Option<u64>,
+}
+
+/// `timings` of [`ReleaseJson`]: seconds per step; `pull` and `sign` only when they ran.
+#[derive(Serialize, Default)]
+struct ReleaseTimings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pull: Option<f64>,
+    compose: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sign: Option<f64>,
+    delta: f64,
+    publish: f64,
+    total: f64,
+}
+
 fn open_or_init(path: &std::path::Path) -> Result<Repo> {
     let fresh = !path.join("config").exists()
         && match std::fs::read_dir(path) {
@@ -120,12 +213,12 @@ impl ReleaseOpts {
         arbor_publish::preflight(&dest)
             .with_context(|| format!("checking the destination {} before composing", dest.url))?;
         let repo = open_or_init(&self.repo)?;
-        let mut timings = serde_json::Map::new();
+        let mut timings = ReleaseTimings::default();
 
         // 0. a runner that starts empty continues the published history: the published
         // head (and the parents deltas start from) without content, plus the files the
         // compose reads from its parent (the accounts).
-        let mut fetched = json!({});
+        let mut fetched = FetchedJson::default();
         // The published head this run fetched (the repository did not hold it).
         let mut pulled_head: Option<Checksum> = None;
         if let Some(published) = arbor_publish::published_head(&dest, &plan.ref_)
@@ -169,13 +262,11 @@ impl ReleaseOpts {
                     r.objects_fetched,
                     r.bytes_fetched
                 ));
-                fetched = json!({
-                    "head": published.to_hex(),
-                    "commits": r.commits_fetched,
-                    "objects": r.objects_fetched,
-                    "bytes": r.bytes_fetched,
-                });
-                timings.insert("pull".into(), json!(t.elapsed().as_secs_f64()));
+                fetched.head = Some(published.to_hex());
+                fetched.commits = Some(r.commits_fetched);
+                fetched.objects = Some(r.objects_fetched);
+                fetched.bytes = Some(r.bytes_fetched);
+                timings.pull = Some(t.elapsed().as_secs_f64());
                 pulled_head = Some(published);
             }
         }
@@ -184,7 +275,7 @@ impl ReleaseOpts {
         let t = step("compose");
         let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())
             .with_context(|| format!("composing {}", self.treefile.display()))?;
-        timings.insert("compose".into(), json!(t.elapsed().as_secs_f64()));
+        timings.compose = t.elapsed().as_secs_f64();
         let mut signed = None;
         if let Some(s) = &signers {
             // The new commit, or the head an earlier compose made: signed before deltas.
@@ -204,7 +295,7 @@ impl ReleaseOpts {
             if out.commit.is_some() {
                 repo.write_ref(&plan.ref_, &target)?;
             }
-            timings.insert("sign".into(), json!(t.elapsed().as_secs_f64()));
+            timings.sign = Some(t.elapsed().as_secs_f64());
         }
         let head = repo
             .read_ref(&plan.ref_)?
@@ -275,8 +366,8 @@ impl ReleaseOpts {
                     &Bar::new(),
                 )
                 .with_context(|| format!("fetching the history of {h} from {}", dest.url))?;
-                fetched["parent_objects"] = json!(r.objects_fetched);
-                fetched["parent_bytes"] = json!(r.bytes_fetched);
+                fetched.parent_objects = Some(r.objects_fetched);
+                fetched.parent_bytes = Some(r.bytes_fetched);
             }
         }
         if (self.delta_depth > 0 || self.empty_delta) && !head_partial {
@@ -296,8 +387,8 @@ impl ReleaseOpts {
                     "delta: fetched {n} old file versions ({bytes} bytes) from {} to bsdiff against",
                     dest.url
                 ));
-                fetched["bsdiff_objects"] = json!(n);
-                fetched["bsdiff_bytes"] = json!(bytes);
+                fetched.bsdiff_objects = Some(n);
+                fetched.bsdiff_bytes = Some(bytes);
             }
             let outcomes = apply_policy(
                 &repo,
@@ -319,7 +410,7 @@ impl ReleaseOpts {
                     .context("regenerating delta indexes and the local summary")?;
             }
         }
-        timings.insert("delta".into(), json!(t.elapsed().as_secs_f64()));
+        timings.delta = t.elapsed().as_secs_f64();
         for r in &generated {
             progress::say(&format!(
                 "delta: generated {} ({} parts, {} bytes, {} fallbacks)",
@@ -359,7 +450,7 @@ impl ReleaseOpts {
                 plan.ref_, dest.url
             )
         })?;
-        timings.insert("publish".into(), json!(t.elapsed().as_secs_f64()));
+        timings.publish = t.elapsed().as_secs_f64();
         progress::say(&report_line("publish: published", &report, &dest.url));
 
         let published_something = report.objects_uploaded > 0
@@ -371,7 +462,7 @@ impl ReleaseOpts {
         let changed =
             out.commit.is_some() || !generated.is_empty() || published_something || newly_signed;
         let total = started.elapsed().as_secs_f64();
-        timings.insert("total".into(), json!(total));
+        timings.total = total;
         if !changed {
             progress::say(&format!(
                 "release: nothing new: {} is at {head}, its deltas exist and {} is up to date ({total:.2}s)",
@@ -389,41 +480,36 @@ impl ReleaseOpts {
             ));
         }
         if self.json {
-            let mut packages = json!({"total": out.resolution.packages.len()});
-            if let Some(d) = &pkgdiff {
-                let dj = diff_json(d);
-                for k in ["upgraded", "downgraded", "added", "removed"] {
-                    packages[k] = dj[k].clone();
-                }
-            }
-            let deltas: Vec<Value> = generated
-                .iter()
-                .map(|r| super::delta::report_json(r, &repo, None))
-                .collect();
-            super::print_json(&json!({
-                "ref": plan.ref_,
-                "commit": head.to_hex(),
-                "new_commit": out.commit.is_some(),
-                "parent": out.parent.map(|p| p.to_hex()),
-                "version": version,
-                "changed": changed,
-                "packages": packages,
-                "compose": {
-                    "imported": out.imported,
-                    "import_cache_hits": out.cache_hits,
-                    "content_objects_written": out.content_written,
-                    "content_bytes_written": out.content_bytes_written,
-                    "metadata_objects_written": out.metadata_written,
-                    "timings": out.timings,
+            super::print_json(&ReleaseJson {
+                ref_name: &plan.ref_,
+                commit: head.to_hex(),
+                new_commit: out.commit.is_some(),
+                parent: out.parent.map(|p| p.to_hex()),
+                version: version.as_deref(),
+                changed,
+                packages: PackagesJson {
+                    total: out.resolution.packages.len(),
+                    changes: pkgdiff.as_ref().map(PkgDiffJson::new),
                 },
-                "deltas": deltas,
-                "signed": signed,
-                "fetched": fetched,
-                "deltas_existing": existing,
-                "published": report_json(&report, &dest.url),
-                "url": dest.url,
-                "timings": timings,
-            }));
+                compose: ComposeJson {
+                    imported: out.imported,
+                    import_cache_hits: out.cache_hits,
+                    content_objects_written: out.content_written,
+                    content_bytes_written: out.content_bytes_written,
+                    metadata_objects_written: out.metadata_written,
+                    timings: &out.timings,
+                },
+                deltas: generated
+                    .iter()
+                    .map(|r| DeltaJson::new(r, &repo, None))
+                    .collect(),
+                signed: signed.as_ref(),
+                fetched,
+                deltas_existing: &existing,
+                published: TransferJson::new(&report, &dest.url),
+                url: &dest.url,
+                timings,
+            })?;
         } else {
             println!("{head}");
         }

@@ -1,5 +1,6 @@
 //! `arbor show`, and the commit rendering `arbor log` shares.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -7,7 +8,7 @@ use arbor_repo::gvariant::Value;
 use arbor_repo::objects::Commit;
 use arbor_repo::Checksum;
 use clap::Args;
-use serde_json::json;
+use serde::{Serialize, Serializer};
 
 use super::RepoArg;
 use arbor_compose::time;
@@ -37,12 +38,12 @@ impl ShowOpts {
                 .get(key)
                 .with_context(|| format!("commit {checksum} has no metadata key {key:?}"))?;
             if self.json {
-                super::print_json(&to_json(v));
+                super::print_json(&MetadataJson(v))?;
             } else {
                 println!("{}", v.to_text());
             }
         } else if self.json {
-            super::print_json(&commit_json(&checksum, &commit));
+            super::print_json(&CommitJson::new(&checksum, &commit))?;
         } else {
             print!("{}", render(&checksum, &commit, true));
         }
@@ -79,61 +80,95 @@ pub fn render(checksum: &Checksum, c: &Commit, metadata: bool) -> String {
     s
 }
 
-pub fn commit_json(checksum: &Checksum, c: &Commit) -> serde_json::Value {
-    let md: serde_json::Map<String, serde_json::Value> = c
-        .metadata
-        .0
-        .iter()
-        .map(|(k, v)| (k.clone(), to_json(v)))
-        .collect();
-    json!({
-        "commit": checksum.to_hex(),
-        "parent": c.parent.map(|p| p.to_hex()),
-        "subject": c.subject,
-        "body": c.body,
-        "timestamp": c.timestamp,
-        "date": time::rfc3339(c.timestamp),
-        "root_dirtree": c.root_tree.to_hex(),
-        "root_dirmeta": c.root_meta.to_hex(),
-        "metadata": md,
-    })
+/// `arbor show --json`, and each line of `arbor log --json`: one commit.
+#[derive(Serialize)]
+pub struct CommitJson<'a> {
+    /// The commit's checksum (hex).
+    commit: String,
+    /// The parent commit's checksum; null for a root commit.
+    parent: Option<String>,
+    subject: &'a str,
+    body: &'a str,
+    /// Seconds since the epoch.
+    timestamp: u64,
+    /// The timestamp in RFC 3339 (UTC).
+    date: String,
+    /// Checksum of the root directory's dirtree object.
+    root_dirtree: String,
+    /// Checksum of the root directory's dirmeta object.
+    root_dirmeta: String,
+    /// Every metadata key with its value (see [`MetadataJson`]).
+    metadata: BTreeMap<&'a str, MetadataJson<'a>>,
 }
 
-/// Metadata values as JSON: byte arrays become hex strings, dictionaries objects.
-pub fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Bool(b) => json!(b),
-        Value::Byte(x) => json!(x),
-        Value::Int16(x) => json!(x),
-        Value::Uint16(x) => json!(x),
-        Value::Int32(x) | Value::Handle(x) => json!(x),
-        Value::Uint32(x) => json!(x),
-        Value::Int64(x) => json!(x),
-        Value::Uint64(x) => json!(x),
-        Value::Double(x) => json!(x),
-        Value::String(s) | Value::ObjectPath(s) | Value::Signature(s) => json!(s),
-        Value::Variant(v) => to_json(v),
-        Value::Bytes(b) => json!(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-        Value::Array(_, items) => {
-            if items
+impl<'a> CommitJson<'a> {
+    pub fn new(checksum: &Checksum, c: &'a Commit) -> Self {
+        CommitJson {
+            commit: checksum.to_hex(),
+            parent: c.parent.map(|p| p.to_hex()),
+            subject: &c.subject,
+            body: &c.body,
+            timestamp: c.timestamp,
+            date: time::rfc3339(c.timestamp),
+            root_dirtree: c.root_tree.to_hex(),
+            root_dirmeta: c.root_meta.to_hex(),
+            metadata: c
+                .metadata
+                .0
                 .iter()
-                .all(|i| matches!(i, Value::DictEntry(k, _) if k.as_str().is_some()))
-                && !items.is_empty()
-            {
-                let m: serde_json::Map<String, serde_json::Value> = items
-                    .iter()
-                    .filter_map(|i| match i {
-                        Value::DictEntry(k, v) => Some((k.as_str()?.to_string(), to_json(v))),
-                        _ => None,
-                    })
-                    .collect();
-                m.into()
-            } else {
-                items.iter().map(to_json).collect()
-            }
+                .map(|(k, v)| (k.as_str(), MetadataJson(v)))
+                .collect(),
         }
-        Value::Maybe(_, v) => v.as_deref().map(to_json).unwrap_or(serde_json::Value::Null),
-        Value::Tuple(ms) => ms.iter().map(to_json).collect(),
-        Value::DictEntry(k, v) => json!([to_json(k), to_json(v)]),
+    }
+}
+
+/// A GVariant metadata value as JSON: numbers, booleans and strings as themselves, byte
+/// arrays as hex strings, non-empty dictionaries with string keys as objects (the last
+/// value wins for a repeated key), other arrays and tuples as arrays, a dictionary entry
+/// as `[key, value]`, a variant as its content, an empty maybe as null.
+pub struct MetadataJson<'a>(pub &'a Value);
+
+impl Serialize for MetadataJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Byte(x) => s.serialize_u8(*x),
+            Value::Int16(x) => s.serialize_i16(*x),
+            Value::Uint16(x) => s.serialize_u16(*x),
+            Value::Int32(x) | Value::Handle(x) => s.serialize_i32(*x),
+            Value::Uint32(x) => s.serialize_u32(*x),
+            Value::Int64(x) => s.serialize_i64(*x),
+            Value::Uint64(x) => s.serialize_u64(*x),
+            Value::Double(x) => s.serialize_f64(*x),
+            Value::String(v) | Value::ObjectPath(v) | Value::Signature(v) => s.serialize_str(v),
+            Value::Variant(v) => MetadataJson(v).serialize(s),
+            Value::Bytes(b) => {
+                s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+            }
+            Value::Array(_, items) => {
+                let dictionary = !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|i| matches!(i, Value::DictEntry(k, _) if k.as_str().is_some()));
+                if dictionary {
+                    let m: BTreeMap<&str, MetadataJson> = items
+                        .iter()
+                        .filter_map(|i| match i {
+                            Value::DictEntry(k, v) => Some((k.as_str()?, MetadataJson(v))),
+                            _ => None,
+                        })
+                        .collect();
+                    m.serialize(s)
+                } else {
+                    s.collect_seq(items.iter().map(MetadataJson))
+                }
+            }
+            Value::Maybe(_, v) => match v {
+                Some(v) => MetadataJson(v).serialize(s),
+                None => s.serialize_none(),
+            },
+            Value::Tuple(ms) => s.collect_seq(ms.iter().map(MetadataJson)),
+            Value::DictEntry(k, v) => (MetadataJson(k), MetadataJson(v)).serialize(s),
+        }
     }
 }

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use serde::Serialize;
 
 use super::RepoArg;
-use crate::sign::{sign_commit, sign_local_summary, SignArgs};
+use crate::sign::{sign_commit, sign_local_summary, SignArgs, Signed};
 
 #[derive(Args)]
 pub struct SignOpts {
@@ -23,6 +24,14 @@ pub struct SignOpts {
     /// Print one JSON object: {commits: [{commit, signed, already, stale_deltas}], summary}.
     #[arg(long)]
     json: bool,
+}
+
+/// `arbor sign --json`: per commit, the keys that signed now and those whose signature
+/// was already there; and whether the summary was signed.
+#[derive(Serialize)]
+struct SignJson {
+    commits: Vec<Signed>,
+    summary: bool,
 }
 
 impl SignOpts {
@@ -62,7 +71,10 @@ impl SignOpts {
             }
         }
         if self.json {
-            super::print_json(&serde_json::json!({"commits": out, "summary": self.summary}));
+            super::print_json(&SignJson {
+                commits: out,
+                summary: self.summary,
+            })?;
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -1,13 +1,15 @@
 //! `arbor summary`
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use arbor_repo::gvariant::Value;
 use arbor_repo::summary::Summary;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
-use super::show::to_json;
+use super::show::MetadataJson;
 use super::RepoArg;
 
 #[derive(Args)]
@@ -26,6 +28,25 @@ pub struct SummaryOpts {
     /// With -u: sign the new summary (`summary.sig`; without, a stale one is deleted).
     #[command(flatten)]
     sign: crate::sign::SignArgs,
+}
+
+/// `arbor summary --view --json`: the refs the summary advertises and its metadata.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    refs: BTreeMap<&'a str, SummaryRefJson<'a>>,
+    /// The summary's metadata (`a{sv}`; an empty one is `[]`, see [`MetadataJson`]).
+    metadata: MetadataJson<'a>,
+}
+
+/// One ref of [`SummaryJson`].
+#[derive(Serialize)]
+struct SummaryRefJson<'a> {
+    /// The commit the ref points at (hex).
+    commit: String,
+    /// The size of the commit object in bytes.
+    commit_size: u64,
+    /// The ref's metadata (`a{sv}`, as the summary's).
+    metadata: MetadataJson<'a>,
 }
 
 impl SummaryOpts {
@@ -54,20 +75,26 @@ impl SummaryOpts {
         };
         if self.view {
             if self.json {
-                let refs: serde_json::Map<String, serde_json::Value> = summary
+                let ref_metadata: Vec<Value> =
+                    summary.refs.iter().map(|r| r.metadata.to_value()).collect();
+                let metadata = summary.metadata.to_value();
+                let refs = summary
                     .refs
                     .iter()
-                    .map(|r| {
-                        (
-                            r.name.clone(),
-                            json!({"commit": r.commit.to_hex(), "commit_size": r.commit_size,
-                            "metadata": to_json(&r.metadata.to_value())}),
-                        )
+                    .zip(&ref_metadata)
+                    .map(|(r, m)| {
+                        let json = SummaryRefJson {
+                            commit: r.commit.to_hex(),
+                            commit_size: r.commit_size,
+                            metadata: MetadataJson(m),
+                        };
+                        (r.name.as_str(), json)
                     })
                     .collect();
-                super::print_json(
-                    &json!({"refs": refs, "metadata": to_json(&summary.metadata.to_value())}),
-                );
+                super::print_json(&SummaryJson {
+                    refs,
+                    metadata: MetadataJson(&metadata),
+                })?;
             } else {
                 for r in &summary.refs {
                     println!(

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use arbor_repo::objects::ObjectType;
-use arbor_sign::TrustedKeys;
+use arbor_sign::{Report, TrustedKeys};
 use clap::Args;
+use serde::Serialize;
 
 use super::RepoArg;
 
@@ -31,6 +32,15 @@ pub struct VerifyOpts {
     /// Print one JSON object: {good, unknown, problems, valid}.
     #[arg(long)]
     json: bool,
+}
+
+/// `arbor verify --json`: the signature check's report, and its verdict.
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    /// Whether clients would accept it.
+    valid: bool,
 }
 
 impl VerifyOpts {
@@ -69,9 +79,10 @@ impl VerifyOpts {
             tracing::warn!("{what}: a signature by {u}, a key not in the keyring");
         }
         if self.json {
-            let mut v = serde_json::to_value(&r)?;
-            v["valid"] = r.valid().into();
-            super::print_json(&v);
+            super::print_json(&VerifyJson {
+                report: &r,
+                valid: r.valid(),
+            })?;
         } else {
             for g in &r.good {
                 println!("{what}: good signature by {g}");
