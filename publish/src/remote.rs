@@ -25,7 +25,9 @@ const CACHE_MUTABLE: &str = "public, max-age=60, must-revalidate";
 /// A file's mtime in whole seconds since the epoch, if it exists.
 fn whole_seconds(f: &std::path::Path) -> Option<u64> {
     let m = std::fs::metadata(f).ok()?.modified().ok()?;
-    m.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
+    m.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// HTTP servers give a file's mtime in whole seconds as `Last-Modified`, and ostree clients
