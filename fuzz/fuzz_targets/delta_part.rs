@@ -9,6 +9,7 @@
 use arbor_delta::apply::{execute_payload, ObjectSink};
 use arbor_delta::format::{object_type_from_u8, PartHeader};
 use arbor_delta::source;
+use arbor_fuzz as _;
 use arbor_repo::{Checksum, FileHeader, ObjectType};
 use libfuzzer_sys::fuzz_target;
 

@@ -5,6 +5,7 @@
 
 use arbor_delta::format::Superblock;
 use arbor_delta::source;
+use arbor_fuzz as _;
 use arbor_repo::objects::parse_commitmeta;
 use libfuzzer_sys::fuzz_target;
 

@@ -5,6 +5,7 @@
 //! the same encoding (a value the encoder cannot write back is a bug).
 #![no_main]
 
+use arbor_fuzz as _;
 use arbor_repo::gvariant::{Type, Value};
 use arbor_repo::objects::parse_commitmeta;
 use arbor_repo::{filez, Checksum, Commit, DirMeta, DirTree, FileHeader};

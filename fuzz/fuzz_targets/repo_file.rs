@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use arbor_fuzz as _;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,6 +3,7 @@
 #![no_main]
 
 use arbor_compose::rpmmd::{mirrors, parse_repomd};
+use arbor_fuzz as _;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,6 +3,7 @@
 //! from the header: NEVRA, file entries, paths, capabilities, hardlinks, scriptlets.
 #![no_main]
 
+use arbor_fuzz as _;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

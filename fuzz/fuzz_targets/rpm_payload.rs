@@ -3,6 +3,7 @@
 //! entry read to its end.
 #![no_main]
 
+use arbor_fuzz as _;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

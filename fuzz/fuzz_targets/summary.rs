@@ -2,6 +2,7 @@
 //! decoded, its deltas and last-modified read, encoded again.
 #![no_main]
 
+use arbor_fuzz as _;
 use arbor_repo::summary::{deltas_from_value, Summary};
 use libfuzzer_sys::fuzz_target;
 

@@ -4,7 +4,7 @@
 //!
 //! The input is up to four files separated by NUL bytes (which YAML and JSON never
 //! contain): `main.yaml`, `inc.yaml`, `common.json`, `r.repo`, written into a
-//! directory of their own (under `/dev/shm` when there is one). Inputs whose includes
+//! directory of their own under `$TMPDIR`. Inputs whose includes
 //! would leave that directory (absolute paths, `..`) are skipped: the walk would read
 //! whatever the machine has there.
 #![no_main]
@@ -15,21 +15,18 @@ use std::sync::OnceLock;
 
 use arbor_compose::plan::ComposePlan;
 use arbor_compose::treefile;
+use arbor_fuzz as _;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as Json;
 
 const FILES: [&str; 4] = ["main.yaml", "inc.yaml", "common.json", "r.repo"];
 
+/// `$TMPDIR/arbor-fuzz-treefile-PID` (ci/fuzz.sh points `TMPDIR` at a scratch
+/// directory on `/dev/shm` and removes it after the run).
 fn dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let d = base.join(format!("arbor-fuzz-treefile-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("arbor-fuzz-treefile-{}", std::process::id()));
         fs::create_dir_all(&d).expect("scratch directory");
         d
     })
