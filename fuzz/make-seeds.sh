@@ -7,6 +7,8 @@
 # python3, xz, openssl (all in ci/install-deps.sh).
 #
 # Each target's input layout is described at the top of fuzz/fuzz_targets/TARGET.rs.
+# Reproducible byte for byte except where ostree stamps the current time (the summary's
+# last-modified, the delta superblocks' timestamp).
 set -euo pipefail
 FUZZ=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 C=$FUZZ/corpus
@@ -199,6 +201,7 @@ for comp in w9.gzdio w6.xzdio w19.zstdio w.ufdio; do
     done
 done
 cp "$W/out/w19.zstdio/"*.rpm "$W/rpms/Packages/"
+touch -d "@$SOURCE_DATE_EPOCH" "$W/rpms/Packages/"*.rpm # primary.xml records file mtimes
 # Split each RPM at its payload: lead (96) | signature header (padded to 8) | header.
 split_rpm() {
     python3 - "$1" "$2" "$3" <<'EOF'
@@ -370,6 +373,17 @@ for sb_path in sorted(glob.glob(os.path.join(repo, "deltas/*/*/superblock"))):
 if n == 0:
     sys.exit("no delta parts found")
 EOF
+
+# A hand-made part: one file object opened at 1 GiB, then closed (the interpreter once
+# reserved the declared size up front; the fuzz allocator cap aborts on that).
+python3 - "$C/delta_part/open-huge" <<'PY'
+import struct, sys
+modes = struct.pack(">III", 0, 0, 0o100644)
+ops = b"o\x00\x00" + bytes([0x80, 0x80, 0x80, 0x80, 0x04]) + b"c"
+# (a(uuu) aa(ayay) ay ay): members end at 12, 13, 13; 1-byte framing offsets, reversed.
+payload = modes + b"\x00" + ops + bytes([13, 13, 12])
+open(sys.argv[1], "wb").write(bytes([1, 0, 0]) + payload)
+PY
 
 echo "== gvariant_objects"
 objs=$R/objects
