@@ -385,6 +385,26 @@ payload = modes + b"\x00" + ops + bytes([13, 13, 12])
 open(sys.argv[1], "wb").write(bytes([1, 0, 0]) + payload)
 PY
 
+# Another: the same open, then a bspatch against a read source (the patcher once
+# reserved the object's remaining declared size before reading the patch).
+python3 - "$C/delta_part/bspatch-huge" <<'PY'
+import struct, sys
+def varint(v):
+    out = b""
+    while True:
+        b, v = v & 0x7f, v >> 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+modes = struct.pack(">III", 0, 0, 0o100644)
+blob = bytes(range(32)) + bytes(24)  # a read-source checksum, a 24-byte patch
+ops = b"o" + varint(0) + varint(0) + varint(1 << 30) + b"r" + varint(0) \
+    + b"B" + varint(32) + varint(24) + b"c"
+ends = [12, 13, 13 + len(blob)]
+payload = modes + b"\x00" + blob + ops + bytes(reversed(ends))
+open(sys.argv[1], "wb").write(bytes([1, 0, 0]) + payload)
+PY
+
 echo "== gvariant_objects"
 objs=$R/objects
 for ext in commit dirtree dirmeta commitmeta filez; do
