@@ -6,6 +6,7 @@ PKGS=(
     ostree gir1.2-ostree-1.0 python3-gi         # the real client + GLib oracle for GVariant
     rpm rpm2cpio cpio createrepo-c dnf          # RPM tooling and the resolution oracle
     libsolv-dev libsolvext-dev libclang-dev clang pkg-config   # libsolv-sys bindings
+    libselinux1-dev                             # compose/src/selinux.rs links -lselinux
     attr time curl xz-utils zstd e2fsprogs      # getfattr/setfattr, /usr/bin/time, chattr
     mmdebstrap                                  # builds the newer (2025.x) ostree client chroot
     bubblewrap                                  # the scriptlet sandbox

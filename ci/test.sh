@@ -26,3 +26,5 @@ command -v garage >/dev/null 2>&1 || cargo install garage --locked
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast
+# Every fuzz target briefly (FUZZING.md): ~6 min to build them cold on 2 cores, then 10 s each.
+bash ci/fuzz.sh all 10

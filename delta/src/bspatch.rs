@@ -41,7 +41,9 @@ pub fn apply(
     let end = start
         .checked_add(new_size)
         .ok_or(PatchError("size overflow"))?;
-    out.reserve(new_size.min(1 << 30));
+    // Every output byte is a patch byte (added to an old byte, or copied): the patch's
+    // length bounds what can be appended, where `new_size` is the part's word.
+    out.reserve(new_size.min(patch.len()));
     let mut p = 0usize;
     let mut oldpos: i64 = 0;
     while out.len() < end {
@@ -167,5 +169,15 @@ mod tests {
         // zero-progress records must not loop forever: they run out of patch bytes
         assert!(apply(old, &[0u8; 48], 5, &mut Vec::new()).is_err());
         apply(old, b"", 0, &mut Vec::new()).unwrap();
+    }
+
+    /// fuzz target delta_part, a `B` op on an object declared huge: the patcher
+    /// reserved min(new_size, 1 GiB) before reading the patch (1 GiB for 24 bytes).
+    #[test]
+    fn reserves_no_more_than_the_patch_can_write() {
+        let mut out = Vec::new();
+        let patch = [0u8; 24]; // one control block of zero lengths, then nothing
+        assert!(apply(b"old", &patch, 1 << 30, &mut out).is_err());
+        assert!(out.capacity() <= 64, "reserved {} bytes", out.capacity());
     }
 }

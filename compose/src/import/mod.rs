@@ -129,6 +129,66 @@ pub fn read_header(path: &Path) -> Result<rpm::PackageMetadata, ImportError> {
     rawheader::read_metadata(path, &mut file, len)
 }
 
+/// Entry points for the fuzz targets (`fuzz/`): the header reader and the payload
+/// reader on raw bytes, with no file and no repository. Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::io::{self, Cursor, Read};
+    use std::path::Path;
+
+    use super::cpio::{Archive, Header};
+    use super::{caps, header, paths, rawheader, ImportError};
+
+    /// Decompressed payload bytes read at most (a few bytes of zstd can stand for
+    /// gigabytes; the importer streams them, the fuzzer must not spend seconds on it).
+    const PAYLOAD_LIMIT: u64 = 64 << 20;
+
+    /// `bytes` as an RPM's lead and headers, then everything the importer derives from
+    /// them before the payload: NEVRA, file entries and their paths and capabilities,
+    /// the hardlink index, the scriptlets.
+    pub fn header(bytes: &[u8]) -> Result<(), ImportError> {
+        let path = Path::new("fuzz.rpm");
+        let meta = rawheader::read_metadata(path, &mut Cursor::new(bytes), bytes.len() as u64)?;
+        let _ = meta.get_package_segment_offsets();
+        let _ = header::nevra(path, &meta);
+        let _ = header::scriptlets(&meta);
+        let entries = meta.get_file_entries().map_err(|e| ImportError::NotRpm {
+            path: path.to_path_buf(),
+            why: super::error::short(e),
+        })?;
+        let index = header::file_index(&meta, &entries);
+        debug_assert!(index.by_path.len() <= entries.len());
+        for e in &entries {
+            if let Ok(rel) = paths::normalize(&e.path().to_string_lossy()) {
+                let _ = paths::place(&rel);
+            }
+            if let Some(text) = e.caps() {
+                let _ = caps::text_to_xattr(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// `bytes` as a payload: decompressed, then every cpio entry read to its end (a
+    /// stripped entry's size, which the header would give, is made up from its index).
+    /// Returns the data bytes read.
+    pub fn payload(bytes: &[u8]) -> Result<u64, String> {
+        let stream = super::cpio::decompress(bytes)?;
+        let mut archive = Archive::new(Box::new(stream.take(PAYLOAD_LIMIT)));
+        let mut total = 0u64;
+        while let Some(h) = archive.next_header()? {
+            if let Header::Named { name, .. } = &h {
+                let _ = paths::normalize(name.strip_prefix('.').unwrap_or(name));
+            }
+            if let Header::Indexed { index } = h {
+                archive.begin_data(u64::from(index % 4096));
+            }
+            total += io::copy(&mut archive, &mut io::sink()).map_err(|e| e.to_string())?;
+        }
+        Ok(total)
+    }
+}
+
 /// Import one RPM into `repo`. With `cache_dir`, a package imported before with the
 /// same content and options is loaded from the cache instead (the `bool` says so).
 pub fn import_rpm(
