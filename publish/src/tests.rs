@@ -994,7 +994,7 @@ fn planted_directory_links_are_refused() {
     assert!(e.to_string().contains("is a symbolic link"), "{e}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     std::fs::remove_file(root.join("objects").join(&hex[..2])).unwrap();
-    std::fs::remove_dir_all(root.join("refs")).unwrap();
+    let _ = std::fs::remove_dir_all(root.join("refs"));
     std::os::unix::fs::symlink(&outside, root.join("refs")).unwrap();
     let e = publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("is a symbolic link"), "{e}");
