@@ -55,24 +55,7 @@ pub fn verify_archive_file_reader(r: impl Read, checksum: &Checksum) -> Result<(
             return Err(bad("trailing data after a symlink header".into()));
         }
     } else {
-        let mut dec = DeflateDecoder::new(r).take(size.saturating_add(1));
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n_total = 0u64;
-        loop {
-            let n = dec
-                .read(&mut buf)
-                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            n_total += n as u64;
-            h.update(&buf[..n]);
-        }
-        if n_total != size {
-            return Err(bad(format!(
-                "content is {n_total} bytes, header says {size}"
-            )));
-        }
+        inflate_hashed(r, size, &mut h, None).map_err(bad)?;
     }
     let actual = h.finish();
     if actual != *checksum {
@@ -108,27 +91,7 @@ fn check_archive_file(
             .map_err(|e| bad(e.to_string()))?;
         h.update(&content);
     } else {
-        let mut dec = DeflateDecoder::new(&data[off..]).take(size.saturating_add(1));
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n_total = 0u64;
-        loop {
-            let n = dec
-                .read(&mut buf)
-                .map_err(|e| bad(format!("bad deflate stream: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            n_total += n as u64;
-            h.update(&buf[..n]);
-            if keep {
-                content.extend_from_slice(&buf[..n]);
-            }
-        }
-        if n_total != size {
-            return Err(bad(format!(
-                "content is {n_total} bytes, header says {size}"
-            )));
-        }
+        inflate_hashed(&data[off..], size, &mut h, keep.then_some(&mut content)).map_err(bad)?;
     }
     let actual = h.finish();
     if actual != *checksum {
@@ -138,6 +101,36 @@ fn check_archive_file(
         content = Vec::new();
     }
     Ok((header, content))
+}
+
+/// Inflate exactly `size` bytes of content from the raw deflate stream `r` into the hash
+/// (and into `keep`, when given), in 1 MiB steps.
+fn inflate_hashed(
+    r: impl Read,
+    size: u64,
+    h: &mut crate::checksum::Hasher,
+    mut keep: Option<&mut Vec<u8>>,
+) -> std::result::Result<(), String> {
+    let mut dec = DeflateDecoder::new(r).take(size.saturating_add(1));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n_total = 0u64;
+    loop {
+        let n = dec
+            .read(&mut buf)
+            .map_err(|e| format!("bad deflate stream: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        n_total += n as u64;
+        h.update(&buf[..n]);
+        if let Some(k) = keep.as_deref_mut() {
+            k.extend_from_slice(&buf[..n]);
+        }
+    }
+    if n_total != size {
+        return Err(format!("content is {n_total} bytes, header says {size}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
