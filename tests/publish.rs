@@ -887,6 +887,67 @@ fn arbor_rss(args: &[&str]) -> (Run, u64) {
     (r, kb * 1024)
 }
 
+/// `arbor ARGS` inside a memory cgroup of `limit` bytes (cgroup v1's memory controller,
+/// else v2's), as the kernel enforces it: past the limit the process is OOM-killed, so
+/// a run that ends with its own clear error stayed within it. Also returns the peak RSS.
+/// Where no cgroup can be made (not root, no controller), the peak RSS measured by
+/// `/usr/bin/time` is the bound instead, and the test says so on stderr.
+fn arbor_capped(args: &[&str], limit: u64) -> (Run, u64) {
+    let name = format!("arbor-test-{}-{}", std::process::id(), args.len());
+    let v1 = PathBuf::from("/sys/fs/cgroup/memory").join(&name);
+    let v2 = PathBuf::from("/sys/fs/cgroup/unified").join(&name);
+    let made = [(v1, "memory.limit_in_bytes"), (v2, "memory.max")]
+        .into_iter()
+        .find_map(|(dir, knob)| {
+            fs::create_dir(&dir).ok()?;
+            if fs::write(dir.join(knob), limit.to_string()).is_err() {
+                let _ = fs::remove_dir(&dir);
+                return None;
+            }
+            // No swap to escape into (v1 only where the kernel accounts it).
+            let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limit.to_string());
+            let _ = fs::write(dir.join("memory.swap.max"), "0");
+            Some(dir)
+        });
+    let Some(dir) = made else {
+        eprintln!("no memory cgroup could be made here: bounding peak RSS (/usr/bin/time) instead");
+        let (r, rss) = arbor_rss(args);
+        assert!(rss < limit, "peak RSS {rss} over {limit}: {}", r.cmd);
+        return (r, rss);
+    };
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec /usr/bin/time -f PEAK_RSS_KB=%M \"$@\"",
+        dir.display()
+    );
+    let bin = arbor_bin();
+    let mut full = vec!["-c", script.as_str(), "sh", bin.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut r = util::run("sh", &full);
+    for _ in 0..50 {
+        if fs::remove_dir(&dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !r.stderr.contains("Command terminated by signal 9"),
+        "killed at the {limit}-byte memory limit: {}\n{}",
+        r.cmd,
+        r.stderr
+    );
+    let line = r
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("PEAK_RSS_KB="))
+        .unwrap_or_else(|| panic!("no peak RSS in {}", r.stderr))
+        .trim()
+        .to_string();
+    let kb: u64 = line.parse().unwrap();
+    r.stderr = r.stderr.replace(&format!("PEAK_RSS_KB={line}"), "");
+    (r, kb * 1024)
+}
+
 /// The first non-inline part file of the repository's (or destination's) deltas.
 fn a_delta_part(root: &Path) -> PathBuf {
     let mut stack = vec![root.join("deltas")];
@@ -915,7 +976,8 @@ fn flip_last_byte(f: &Path) -> Vec<u8> {
 /// mirror before any of its delta is uploaded; a 1 GiB summary is refused from its
 /// declared size, in bounded memory; a 300 MB file object is mirrored through a spool
 /// file and multipart upload with peak RSS far below its size, and the result passes
-/// the real ostree's fsck.
+/// the real ostree's fsck. The memory-bound runs are made inside a 256 MiB memory cgroup
+/// (the kernel kills a run that goes past it).
 #[test]
 fn hostile_sources_are_refused_within_bounds() {
     const RSS_LIMIT: u64 = 256 << 20;
@@ -950,7 +1012,10 @@ fn hostile_sources_are_refused_within_bounds() {
         .unwrap()
         .set_len(1 << 30)
         .unwrap();
-    let (r, rss) = arbor_rss(&["mirror", "--from", &url(&src), "--to", &url(&d.join("m1"))]);
+    let (r, rss) = arbor_capped(
+        &["mirror", "--from", &url(&src), "--to", &url(&d.join("m1"))],
+        RSS_LIMIT,
+    );
     r.fails_with("at most 10485760");
     assert!(rss < RSS_LIMIT, "peak RSS {rss}");
     fs::write(&summary, orig).unwrap();
@@ -973,16 +1038,22 @@ fn hostile_sources_are_refused_within_bounds() {
     }
     commit(&big_repo, "big", &input, "2020-01-01T00:00:00Z", "1");
     let big_src = d.join("big-src");
-    let (r, publish_rss) = arbor_rss(&["publish", "--repo", p(&big_repo), "--to", &url(&big_src)]);
+    let (r, publish_rss) = arbor_capped(
+        &["publish", "--repo", p(&big_repo), "--to", &url(&big_src)],
+        RSS_LIMIT,
+    );
     r.ok();
     let big_mirror = d.join("big-mirror");
-    let (r, mirror_rss) = arbor_rss(&[
-        "mirror",
-        "--from",
-        &url(&big_src),
-        "--to",
-        &url(&big_mirror),
-    ]);
+    let (r, mirror_rss) = arbor_capped(
+        &[
+            "mirror",
+            "--from",
+            &url(&big_src),
+            "--to",
+            &url(&big_mirror),
+        ],
+        RSS_LIMIT,
+    );
     r.ok();
     eprintln!("peak RSS for a {big}-byte file: publish {publish_rss}, mirror {mirror_rss}");
     assert!(
