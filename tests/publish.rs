@@ -868,12 +868,9 @@ fn stock_ostree_administers_file_destinations() {
     }
 }
 
-/// `arbor ARGS` under `/usr/bin/time`: the run and its peak RSS in bytes.
-fn arbor_rss(args: &[&str]) -> (Run, u64) {
-    let bin = arbor_bin();
-    let mut full = vec!["-f", "PEAK_RSS_KB=%M", bin.to_str().unwrap()];
-    full.extend_from_slice(args);
-    let mut r = util::run("/usr/bin/time", &full);
+/// The peak RSS (bytes) `/usr/bin/time -f PEAK_RSS_KB=%M` added to a run's stderr,
+/// taken out of it.
+fn take_peak_rss(r: &mut Run) -> u64 {
     let line = r
         .stderr
         .lines()
@@ -882,9 +879,18 @@ fn arbor_rss(args: &[&str]) -> (Run, u64) {
         .unwrap_or_else(|| panic!("no peak RSS in {}", r.stderr))
         .trim()
         .to_string();
-    let kb: u64 = line.parse().unwrap();
     r.stderr = r.stderr.replace(&format!("PEAK_RSS_KB={line}"), "");
-    (r, kb * 1024)
+    line.parse::<u64>().unwrap() * 1024
+}
+
+/// `arbor ARGS` under `/usr/bin/time`: the run and its peak RSS in bytes.
+fn arbor_rss(args: &[&str]) -> (Run, u64) {
+    let bin = arbor_bin();
+    let mut full = vec!["-f", "PEAK_RSS_KB=%M", bin.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let mut r = util::run("/usr/bin/time", &full);
+    let rss = take_peak_rss(&mut r);
+    (r, rss)
 }
 
 /// `arbor ARGS` inside a memory cgroup of `limit` bytes (cgroup v1's memory controller,
@@ -935,17 +941,8 @@ fn arbor_capped(args: &[&str], limit: u64) -> (Run, u64) {
         r.cmd,
         r.stderr
     );
-    let line = r
-        .stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("PEAK_RSS_KB="))
-        .unwrap_or_else(|| panic!("no peak RSS in {}", r.stderr))
-        .trim()
-        .to_string();
-    let kb: u64 = line.parse().unwrap();
-    r.stderr = r.stderr.replace(&format!("PEAK_RSS_KB={line}"), "");
-    (r, kb * 1024)
+    let rss = take_peak_rss(&mut r);
+    (r, rss)
 }
 
 /// The first non-inline part file of the repository's (or destination's) deltas.
