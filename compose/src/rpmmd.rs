@@ -58,7 +58,6 @@ pub struct Http {
 impl Default for Http {
     fn default() -> Self {
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(300)))
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .build();
@@ -89,22 +88,20 @@ impl Http {
         self.offline
     }
 
-    /// GET `url`; with a `max`, the whole transfer must end within the grace period plus
-    /// `max` bytes at [`MIN_RATE`].
+    /// GET `url`: the whole transfer must end within the grace period plus `max` bytes
+    /// at [`MIN_RATE`].
     fn call(
         &self,
         url: &str,
-        max: Option<u64>,
+        max: u64,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, String> {
-        let req = self.agent.get(url);
-        let req = match max {
-            Some(max) => req
-                .config()
-                .timeout_global(Some(self.grace + Duration::from_secs(max / MIN_RATE)))
-                .build(),
-            None => req,
-        };
-        req.call().map_err(|e| self.explain(e.to_string()))
+        self.agent
+            .get(url)
+            .config()
+            .timeout_global(Some(self.grace + Duration::from_secs(max / MIN_RATE)))
+            .build()
+            .call()
+            .map_err(|e| self.explain(e.to_string()))
     }
 
     /// A timeout (while connecting, waiting or reading the body) says what was expected.
@@ -122,27 +119,26 @@ impl Http {
 
     /// Stream `url` into `dest` (created), at most `max` bytes.
     fn download(&self, url: &str, dest: &Path, max: u64) -> std::result::Result<u64, String> {
-        let mut resp = self.call(url, Some(max))?;
+        let mut resp = self.call(url, max)?;
         let mut reader = resp.body_mut().as_reader().take(max + 1);
         let mut f = fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         let n = std::io::copy(&mut reader, &mut f).map_err(|e| self.explain(e.to_string()))?;
-        check_limit(n, Some(max))?;
+        check_limit(n, max)?;
         f.sync_all()
             .map_err(|e| format!("{}: {e}", dest.display()))?;
         Ok(n)
     }
 
-    /// GET `url`; with a `limit`, a body larger than it is an error (read no further).
-    fn get(&self, url: &str, limit: Option<u64>) -> std::result::Result<Vec<u8>, String> {
-        let mut resp = self.call(url, limit)?;
+    /// GET `url`: a body larger than `max` is an error (read no further).
+    fn get(&self, url: &str, max: u64) -> std::result::Result<Vec<u8>, String> {
+        let mut resp = self.call(url, max)?;
         let mut body = Vec::new();
-        let mut reader = resp.body_mut().as_reader();
-        match limit {
-            None => reader.read_to_end(&mut body),
-            Some(max) => reader.take(max + 1).read_to_end(&mut body),
-        }
-        .map_err(|e| self.explain(e.to_string()))?;
-        check_limit(body.len() as u64, limit)?;
+        resp.body_mut()
+            .as_reader()
+            .take(max + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| self.explain(e.to_string()))?;
+        check_limit(body.len() as u64, max)?;
         Ok(body)
     }
 }
@@ -156,40 +152,21 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_RATE: u64 = 16 << 10;
 const GRACE: Duration = Duration::from_secs(60);
 
-fn check_limit(len: u64, limit: Option<u64>) -> std::result::Result<(), String> {
-    match limit {
-        Some(max) if len > max => Err(format!("larger than the {max} bytes accepted")),
-        _ => Ok(()),
+fn check_limit(len: u64, max: u64) -> std::result::Result<(), String> {
+    if len > max {
+        return Err(format!("larger than the {max} bytes accepted"));
     }
+    Ok(())
 }
 
-/// Read `url` (file:// or http(s)://), retrying transient HTTP failures.
-pub fn get(http: &Http, url: &str) -> Result<Vec<u8>> {
-    get_limited(http, url, None)
-}
-
-/// [`get`] of at most `max` bytes: for what a server says about itself (mirror lists,
-/// metalinks, repomd.xml), which must not make us allocate without bound.
+/// Read `url` (file:// or http(s)://), at most `max` bytes (every caller knows how much
+/// it accepts: repomd's `<size>`, a metadata cap), retrying transient HTTP failures. A
+/// `file://` URL is read as a treefile input is ([`crate::input::read_capped`]).
 pub fn get_bounded(http: &Http, url: &str, max: u64) -> Result<Vec<u8>> {
-    get_limited(http, url, Some(max))
-}
-
-fn get_limited(http: &Http, url: &str, limit: Option<u64>) -> Result<Vec<u8>> {
     if let Some(path) = url.strip_prefix("file://") {
-        let read = || -> std::result::Result<Vec<u8>, String> {
-            let f = fs::File::open(path).map_err(|e| e.to_string())?;
-            let mut body = Vec::new();
-            match limit {
-                None => (&f).read_to_end(&mut body),
-                Some(max) => (&f).take(max + 1).read_to_end(&mut body),
-            }
-            .map_err(|e| e.to_string())?;
-            check_limit(body.len() as u64, limit)?;
-            Ok(body)
-        };
-        return read().map_err(|why| FetchError::Get {
+        return crate::input::read_capped(Path::new(path), max).map_err(|e| FetchError::Get {
             url: url.into(),
-            why,
+            why: e.to_string(),
         });
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -206,7 +183,7 @@ fn get_limited(http: &Http, url: &str, limit: Option<u64>) -> Result<Vec<u8>> {
     }
     let mut last = String::new();
     for attempt in 0..RETRIES {
-        match http.get(url, limit) {
+        match http.get(url, max) {
             Ok(b) => return Ok(b),
             Err(e) => {
                 tracing::warn!("GET {url} failed (attempt {}/{RETRIES}): {e}", attempt + 1);
