@@ -144,7 +144,7 @@ impl Lease {
             .try_collect()
             .await
             .map_err(|e| dest.err(LEASES_PREFIX, e))?;
-        let cutoff = chrono_cutoff(grace);
+        let cutoff = cutoff_secs(grace);
         for m in items {
             let key = m.location.to_string();
             if Some(&key) == self.key.as_ref() {
@@ -170,7 +170,7 @@ impl Lease {
 }
 
 /// Seconds since the epoch of `now - grace`.
-fn chrono_cutoff(grace: Duration) -> i64 {
+fn cutoff_secs(grace: Duration) -> i64 {
     SystemTime::now()
         .checked_sub(grace)
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())

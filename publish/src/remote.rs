@@ -60,7 +60,7 @@ fn refuse_planted_links(root: &std::path::Path) -> Result<()> {
         };
         for e in entries.flatten() {
             let Ok(t) = e.file_type() else { continue };
-            if t.is_symlink() && (depth > 0 || dir.parent() == Some(root)) {
+            if t.is_symlink() {
                 return Err(planted(&e.path()));
             }
             if t.is_dir() && depth > 0 {
@@ -333,7 +333,8 @@ impl Remote {
                 Ok(Some(c)) => c.map_err(|e| self.err(key, e))?,
             };
             total += chunk.len() as u64;
-            if total > max || total > declared {
+            // declared <= max was checked above.
+            if total > declared {
                 return Err(self.corrupt(
                     key,
                     format!(

@@ -20,11 +20,10 @@ use crate::objects::{FileHeader, ObjectType};
 /// are streamed (never held whole).
 pub(crate) const IN_MEMORY_LIMIT: u64 = 64 << 20;
 
-/// [`verify_archive_file`] without keeping the content: a file larger than
-/// `IN_MEMORY_LIMIT` is inflated in chunks into the hash, so memory stays small
-/// whatever its size (a 1 GiB sparse file is a few MB stored).
+/// [`verify_archive_file`] without keeping the content: inflated in 1 MiB steps into the
+/// hash, so memory stays small whatever its size (a 1 GiB sparse file is a few MB stored).
 pub fn verify_archive_file_streaming(data: &[u8], checksum: &Checksum) -> Result<()> {
-    check_archive_file(data, checksum, false).map(drop)
+    verify_archive_file_reader(data, checksum)
 }
 
 /// The most a `.filez` header (mode, owners, symlink target, xattrs) may take.
@@ -67,16 +66,6 @@ pub fn verify_archive_file_reader(r: impl Read, checksum: &Checksum) -> Result<(
 /// Check the bytes of an archive-mode FILE object (`.filez`) against its name: header,
 /// deflated content of the declared size, checksum. Returns the header and content.
 pub fn verify_archive_file(data: &[u8], checksum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
-    check_archive_file(data, checksum, true)
-}
-
-/// The check behind both: the content is returned when `keep`, else dropped as it is
-/// hashed (large files are never held whole then).
-fn check_archive_file(
-    data: &[u8],
-    checksum: &Checksum,
-    keep: bool,
-) -> Result<(FileHeader, Vec<u8>)> {
     let bad = |why: String| corrupt(*checksum, ObjectType::File, why);
     let (header, size, off) = FileHeader::parse_archive(data).map_err(|e| bad(e.to_string()))?;
     let mut h = crate::checksum::Hasher::new();
@@ -86,19 +75,16 @@ fn check_archive_file(
         if off != data.len() {
             return Err(bad("trailing data after a symlink header".into()));
         }
-    } else if keep && size <= IN_MEMORY_LIMIT {
+    } else if size <= IN_MEMORY_LIMIT {
         content = crate::deflate::decompress(&data[off..], size as usize)
             .map_err(|e| bad(e.to_string()))?;
         h.update(&content);
     } else {
-        inflate_hashed(&data[off..], size, &mut h, keep.then_some(&mut content)).map_err(bad)?;
+        inflate_hashed(&data[off..], size, &mut h, Some(&mut content)).map_err(bad)?;
     }
     let actual = h.finish();
     if actual != *checksum {
         return Err(bad(format!("checksum mismatch, actual {actual}")));
-    }
-    if !keep {
-        content = Vec::new();
     }
     Ok((header, content))
 }
