@@ -383,6 +383,14 @@ fn exec_signer_signs_a_release_and_bad_signers_publish_nothing() {
             g.b
         ),
     );
+    // A valid signature by the right key, over other bytes (the empty file).
+    let other_bytes = script(
+        "other-bytes.sh",
+        &format!(
+            "cat >/dev/null; exec env GNUPGHOME={home} gpg --batch --local-user {} --digest-algo SHA256 --detach-sign --output - /dev/null",
+            g.a
+        ),
+    );
     let dest = tmp.path().join("pub");
     let url = format!("file://{}", p(&dest));
     let repo = tmp.path().join("repo");
@@ -412,10 +420,13 @@ fn exec_signer_signs_a_release_and_bad_signers_publish_nothing() {
         (&failing, "HSM unreachable"),
         (&garbage, "not a detached OpenPGP signature"),
         (&other_key, "not the expected key"),
+        (&other_bytes, "did it sign other bytes than its stdin?"),
     ] {
         release(spec).fails_with(says);
         assert!(
-            !dest.join("refs/heads/corpus/tiny/x86_64").exists() && !dest.join("summary").exists(),
+            !dest.join("refs/heads/corpus/tiny/x86_64").exists()
+                && !dest.join("summary").exists()
+                && !dest.join("objects").exists(),
             "{spec}: something was published"
         );
     }
