@@ -890,3 +890,123 @@ fn signed_remote_deploys_and_upgrades_a_sysroot() {
         .then_some(())
         .expect("v2 verified");
 }
+
+/// The number of elements of a signature dictionary's `aay` entry, read by GLib (0 when
+/// the key is absent).
+fn sig_count(meta: &Path, key: &str) -> usize {
+    let code = format!(
+        "import sys,gi; gi.require_version('GLib','2.0'); from gi.repository import GLib\n\
+         d=open(sys.argv[1],'rb').read()\n\
+         v=GLib.Variant.new_from_bytes(GLib.VariantType('a{{sv}}'), GLib.Bytes.new(d), False)\n\
+         assert v.is_normal_form()\n\
+         print(len(v['{key}']) if v.lookup_value('{key}', None) is not None else 0)"
+    );
+    run(util::system_python(), &["-c", &code, p(meta)])
+        .ok()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `objects/XX/YYYY.commitmeta` of `commit` in `repo`.
+fn commitmeta(repo: &Path, commit: &str) -> PathBuf {
+    repo.join(format!(
+        "objects/{}/{}.commitmeta",
+        &commit[..2],
+        &commit[2..]
+    ))
+}
+
+/// `compose --sign-with` moves the ref to a commit `arbor verify` and a verifying client
+/// accept; `summary -u --sign-with` writes a `summary.sig` that verifies; `summary -u`
+/// without a signer deletes that (now stale) signature, so `arbor verify --summary` and
+/// clients say it is missing rather than BAD.
+#[test]
+fn compose_and_summary_sign_and_an_unsigned_summary_update_drops_the_old_sig() {
+    let corpus = util::corpus_dir();
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let sign = ["--sign-with", spec.as_str(), "--gpg-homedir", p(&g.home)];
+    let repo = tmp.path().join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let treefile = util::treefile_variant(&corpus, "tiny.yaml", tmp.path(), |s| s);
+    let cache = tmp.path().join("cache");
+    let mut args = vec![
+        "compose",
+        "--repo",
+        p(&repo),
+        "--cachedir",
+        p(&cache),
+        "--json",
+    ];
+    args.extend_from_slice(&sign);
+    args.push(p(&treefile));
+    let out = arbor(&args);
+    let j: serde_json::Value = serde_json::from_str(out.ok().trim()).unwrap();
+    let c = j["ostree-commit"].as_str().expect("a commit").to_string();
+    let reference = "corpus/tiny/x86_64";
+    assert_eq!(
+        fs::read_to_string(repo.join("refs/heads").join(reference))
+            .unwrap()
+            .trim(),
+        c,
+        "the ref is not at the signed commit"
+    );
+    let v = arbor(&[
+        "verify",
+        "--repo",
+        p(&repo),
+        reference,
+        "--keyring",
+        p(&key_a),
+    ]);
+    assert!(
+        v.ok().contains(&format!("commit {c}: good signature by")),
+        "{}",
+        v.stdout
+    );
+    assert_eq!(sig_count(&commitmeta(&repo, &c), "ostree.gpgsigs"), 1);
+
+    // summary -u --sign-with: a summary.sig over the new summary.
+    let mut args = vec!["summary", "--repo", p(&repo), "-u"];
+    args.extend_from_slice(&sign);
+    arbor(&args).ok();
+    assert!(repo.join("summary.sig").is_file());
+    let verify_summary = || {
+        arbor(&[
+            "verify",
+            "--repo",
+            p(&repo),
+            "--summary",
+            "--keyring",
+            p(&key_a),
+        ])
+    };
+    assert!(
+        verify_summary().ok().contains("summary: good signature by"),
+        "no good summary signature"
+    );
+    let http = HttpServer::start(&repo);
+    let client = Client::host_verifying(&tmp.path().join("c-signed"), &http.url(), &key_a);
+    client.ostree(&["pull", "origin", reference]).ok();
+    let show = client.ostree(&["show", "--gpg-verify-remote=origin", &c]);
+    assert!(
+        show.ok().contains("Good signature from \"Arbor Release A"),
+        "{}",
+        show.stdout
+    );
+
+    // summary -u without a signer: the summary changed, its old signature must go.
+    arbor(&["summary", "--repo", p(&repo), "-u"]).ok();
+    assert!(
+        !repo.join("summary.sig").exists(),
+        "summary -u kept a summary.sig over other bytes"
+    );
+    verify_summary().fails_with("no OpenPGP signature");
+    let client = Client::host_verifying(&tmp.path().join("c-unsigned"), &http.url(), &key_a);
+    client
+        .ostree(&["pull", "origin", reference])
+        .fails_with("no summary.sig found");
+}
