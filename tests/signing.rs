@@ -1010,3 +1010,124 @@ fn compose_and_summary_sign_and_an_unsigned_summary_update_drops_the_old_sig() {
         .ostree(&["pull", "origin", reference])
         .fails_with("no summary.sig found");
 }
+
+/// Two keys: `--sign-with A --sign-with B` on one commit, and `arbor sign` with B on a
+/// commit A signed: two signatures (A's first, unchanged), each key alone verifies, and a
+/// client trusting only B pulls the commit A signed first (an unknown key does not stop
+/// gpgme's scan).
+#[test]
+fn two_keys_sign_one_commit_and_each_verifies_alone() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let key_b = g.export(&g.b, &tmp.path().join("b.asc"));
+    let spec_a = format!("gpg:{}", g.a);
+    let spec_b = format!("gpg:{}", g.b);
+    let homedir = ["--gpg-homedir", p(&g.home)];
+    let repo = tmp.path().join("repo");
+    let tree = tmp.path().join("tree");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let verifies_with = |c: &str, keyring: &Path, name: &str| {
+        let v = arbor(&["verify", "--repo", p(&repo), c, "--keyring", p(keyring)]);
+        assert!(
+            v.ok().contains("good signature by") && v.stdout.contains(name),
+            "{c} with {}: {}",
+            keyring.display(),
+            v.stdout
+        );
+    };
+
+    // Both at once.
+    write_tree(&tree, "v1");
+    let c1 = commit(
+        &repo,
+        &tree,
+        "v1",
+        &[
+            "--sign-with",
+            &spec_a,
+            "--sign-with",
+            &spec_b,
+            homedir[0],
+            homedir[1],
+        ],
+    );
+    assert_eq!(sig_count(&commitmeta(&repo, &c1), "ostree.gpgsigs"), 2);
+    verifies_with(&c1, &key_a, "Arbor Release A");
+    verifies_with(&c1, &key_b, "Arbor Other B");
+
+    // A first, B added later (rotation).
+    write_tree(&tree, "v2");
+    let c2 = commit(
+        &repo,
+        &tree,
+        "v2",
+        &["--sign-with", &spec_a, homedir[0], homedir[1]],
+    );
+    let meta = commitmeta(&repo, &c2);
+    assert_eq!(sig_count(&meta, "ostree.gpgsigs"), 1);
+    let sig_a = extract(&meta, "ostree.gpgsigs");
+    arbor(&["verify", "--repo", p(&repo), &c2, "--keyring", p(&key_b)])
+        .fails_with("not in the keyring");
+    let out = arbor(&[
+        "sign",
+        "--repo",
+        p(&repo),
+        &c2,
+        "--sign-with",
+        &spec_b,
+        homedir[0],
+        homedir[1],
+    ]);
+    assert!(out.ok().contains("signed by"), "{}", out.stdout);
+    assert_eq!(sig_count(&meta, "ostree.gpgsigs"), 2, "B's signature added");
+    assert_eq!(
+        extract(&meta, "ostree.gpgsigs"),
+        sig_a,
+        "A's signature is no longer the first, unchanged"
+    );
+    verifies_with(&c2, &key_a, "Arbor Release A");
+    verifies_with(&c2, &key_b, "Arbor Other B");
+    // Signing with A again adds nothing.
+    let again = arbor(&[
+        "sign",
+        "--repo",
+        p(&repo),
+        &c2,
+        "--sign-with",
+        &spec_a,
+        homedir[0],
+        homedir[1],
+    ]);
+    assert!(again.ok().contains("already signed"), "{}", again.stdout);
+    assert_eq!(sig_count(&meta, "ostree.gpgsigs"), 2);
+
+    // Each key alone, as the real client sees it (commits only: the summary is unsigned).
+    arbor(&["summary", "--repo", p(&repo), "-u"]).ok();
+    let http = HttpServer::start(&repo);
+    for (name, key) in [("only-a", &key_a), ("only-b", &key_b)] {
+        let c = Client::host_verifying(&tmp.path().join(name), &http.url(), key);
+        c.ostree(&[
+            "config",
+            "set",
+            "remote \"origin\".gpg-verify-summary",
+            "false",
+        ])
+        .ok();
+        for commit in [&c1, &c2] {
+            c.ostree(&[
+                "pull",
+                "--disable-static-deltas",
+                "origin",
+                &format!("os/x@{commit}"),
+            ])
+            .ok();
+            let show = c.ostree(&["show", "--gpg-verify-remote=origin", commit]);
+            assert!(
+                show.ok().contains("Good signature from"),
+                "{name} {commit}: {}",
+                show.stdout
+            );
+        }
+    }
+}
