@@ -917,6 +917,26 @@ fn commitmeta(repo: &Path, commit: &str) -> PathBuf {
     ))
 }
 
+/// Flip the last byte of the first OpenPGP signature in a `.commitmeta` (the low byte of
+/// its signature value), leaving the packet and the dictionary well-formed: a signature
+/// that parses but does not match the signed bytes (gpgme's "BAD signature").
+fn tamper(meta: &Path) {
+    let sig = extract(meta, "ostree.gpgsigs");
+    let mut bytes = fs::read(meta).unwrap();
+    let at = bytes
+        .windows(sig.len())
+        .position(|w| w == sig.as_slice())
+        .expect("the signature in the file");
+    bytes[at + sig.len() - 1] ^= 0x55;
+    fs::write(meta, &bytes).unwrap();
+    assert_ne!(extract(meta, "ostree.gpgsigs"), sig);
+}
+
+/// The 16-hex key ID gpgme prints for a fingerprint.
+fn key_id(fpr: &str) -> String {
+    fpr[fpr.len() - 16..].to_ascii_uppercase()
+}
+
 /// `compose --sign-with` moves the ref to a commit `arbor verify` and a verifying client
 /// accept; `summary -u --sign-with` writes a `summary.sig` that verifies; `summary -u`
 /// without a signer deletes that (now stale) signature, so `arbor verify --summary` and
@@ -1130,4 +1150,91 @@ fn two_keys_sign_one_commit_and_each_verifies_alone() {
             );
         }
     }
+}
+
+/// `arbor verify`: a tampered `.commitmeta` fails naming the BAD signature; a good
+/// signature next to one by a key not in the keyring passes, with a warning about it.
+#[test]
+fn verify_names_a_bad_signature_and_warns_about_unknown_keys() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec_a = format!("gpg:{}", g.a);
+    let spec_b = format!("gpg:{}", g.b);
+    let repo = tmp.path().join("repo");
+    let tree = tmp.path().join("tree");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    write_tree(&tree, "v1");
+    let c1 = commit(
+        &repo,
+        &tree,
+        "v1",
+        &["--sign-with", &spec_a, "--gpg-homedir", p(&g.home)],
+    );
+    let verify = |c: &str| arbor(&["verify", "--repo", p(&repo), c, "--keyring", p(&key_a)]);
+    verify(&c1).ok();
+    tamper(&commitmeta(&repo, &c1));
+    let r = verify(&c1);
+    r.fails_with("BAD signature by");
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("Arbor Release A"), "{}", r.stderr);
+    let j = arbor(&[
+        "verify",
+        "--repo",
+        p(&repo),
+        &c1,
+        "--keyring",
+        p(&key_a),
+        "--json",
+    ]);
+    assert_eq!(j.status, 1);
+    let j: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(j["valid"], false, "{j}");
+    assert!(j["good"].as_array().unwrap().is_empty(), "{j}");
+
+    // Good (A) + a signature by B, not in the keyring: valid, with a warning.
+    write_tree(&tree, "v2");
+    let c2 = commit(
+        &repo,
+        &tree,
+        "v2",
+        &[
+            "--sign-with",
+            &spec_a,
+            "--sign-with",
+            &spec_b,
+            "--gpg-homedir",
+            p(&g.home),
+        ],
+    );
+    let r = verify(&c2);
+    assert!(r.ok().contains("good signature by"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("a key not in the keyring")
+            && r.stderr.to_ascii_uppercase().contains(&key_id(&g.b)),
+        "no warning naming B's key: {}",
+        r.stderr
+    );
+    // And B first, A second: the same.
+    write_tree(&tree, "v3");
+    let c3 = commit(
+        &repo,
+        &tree,
+        "v3",
+        &[
+            "--sign-with",
+            &spec_b,
+            "--sign-with",
+            &spec_a,
+            "--gpg-homedir",
+            p(&g.home),
+        ],
+    );
+    let r = verify(&c3);
+    r.ok();
+    assert!(
+        r.stderr.contains("a key not in the keyring"),
+        "{}",
+        r.stderr
+    );
 }
