@@ -937,6 +937,21 @@ fn key_id(fpr: &str) -> String {
     fpr[fpr.len() - 16..].to_ascii_uppercase()
 }
 
+/// Nothing at a publish destination: no objects, no refs, no summary.
+#[track_caller]
+fn assert_nothing_published(dest: &Path, what: &str) {
+    assert!(!dest.join("objects").exists(), "{what}: objects uploaded");
+    assert!(
+        !dest.join("summary").exists() && !dest.join("summary.sig").exists(),
+        "{what}: a summary was published"
+    );
+    let refs = dest.join("refs");
+    if refs.exists() {
+        let files = run("find", &[p(&refs), "-type", "f"]);
+        assert_eq!(files.ok().trim(), "", "{what}: refs published");
+    }
+}
+
 /// `compose --sign-with` moves the ref to a commit `arbor verify` and a verifying client
 /// accept; `summary -u --sign-with` writes a `summary.sig` that verifies; `summary -u`
 /// without a signer deletes that (now stale) signature, so `arbor verify --summary` and
@@ -1237,4 +1252,64 @@ fn verify_names_a_bad_signature_and_warns_about_unknown_keys() {
         "{}",
         r.stderr
     );
+}
+
+/// `publish --require-signatures KEYRING` refuses, before any upload, a commit signed only
+/// by another key and one whose signature was tampered with.
+#[test]
+fn require_signatures_refuses_foreign_and_tampered_commits_before_uploading() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec_a = format!("gpg:{}", g.a);
+    let spec_b = format!("gpg:{}", g.b);
+    let tree = tmp.path().join("tree");
+    write_tree(&tree, "v1");
+    let publish = |repo: &Path, dest: &Path| {
+        arbor(&[
+            "publish",
+            "--repo",
+            p(repo),
+            "--to",
+            &format!("file://{}", p(dest)),
+            "--require-signatures",
+            p(&key_a),
+        ])
+    };
+
+    // Signed by B only.
+    let foreign = tmp.path().join("foreign");
+    arbor(&["init", "--repo", p(&foreign)]).ok();
+    let cb = commit(
+        &foreign,
+        &tree,
+        "v1",
+        &["--sign-with", &spec_b, "--gpg-homedir", p(&g.home)],
+    );
+    let dest = tmp.path().join("dest-foreign");
+    let r = publish(&foreign, &dest);
+    r.fails_with("not in the keyring");
+    assert!(r.stderr.contains(&cb), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was uploaded"), "{}", r.stderr);
+    assert_nothing_published(&dest, "signed by another key");
+
+    // Signed by A, the signature tampered with.
+    let repo = tmp.path().join("tampered");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let ca = commit(
+        &repo,
+        &tree,
+        "v1",
+        &["--sign-with", &spec_a, "--gpg-homedir", p(&g.home)],
+    );
+    let dest = tmp.path().join("dest-tampered");
+    // The same repository validly signed is published: the check is not refusing everything.
+    let ok_dest = tmp.path().join("dest-ok");
+    publish(&repo, &ok_dest).ok();
+    assert!(ok_dest.join("refs/heads/os/x").is_file());
+    tamper(&commitmeta(&repo, &ca));
+    let r = publish(&repo, &dest);
+    r.fails_with("BAD signature");
+    assert!(r.stderr.contains(&ca), "{}", r.stderr);
+    assert_nothing_published(&dest, "tampered signature");
 }
