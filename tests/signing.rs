@@ -1313,3 +1313,122 @@ fn require_signatures_refuses_foreign_and_tampered_commits_before_uploading() {
     assert!(r.stderr.contains(&ca), "{}", r.stderr);
     assert_nothing_published(&dest, "tampered signature");
 }
+
+/// The refusals, by both clients (2022.7 on the host, 2025.x in its chroot), with the
+/// summary validly signed by the key they trust: a tampered `.commitmeta` is a BAD
+/// signature of that commit by A; a stale `summary.sig` is a BAD signature of the summary
+/// (before any commit is fetched); a commit signed only by B fails on B's key, unknown to
+/// the client.
+#[test]
+fn both_clients_name_the_refused_signature() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let home = ["--sign-with", spec.as_str(), "--gpg-homedir", p(&g.home)];
+    let signed = publish_signed(&mkdir(tmp.path().join("signed")), &g, &home);
+    let c2 = signed.commits[1].clone();
+
+    let tampered = tmp.path().join("tampered");
+    run("cp", &["-a", p(&signed.dest), p(&tampered)]).ok();
+    tamper(&commitmeta(&tampered, &c2));
+
+    // A stale summary.sig: the summary of a later publish with the signature before it.
+    let stale = tmp.path().join("stale");
+    run("cp", &["-a", p(&signed.dest), p(&stale)]).ok();
+    let old_sig = fs::read(stale.join("summary.sig")).unwrap();
+    let tree = tmp.path().join("tree");
+    write_tree(&tree, "v3");
+    commit(&signed.repo, &tree, "v3", &home);
+    let mut args = vec![
+        "publish".to_string(),
+        "--repo".into(),
+        p(&signed.repo).into(),
+        "--to".into(),
+        format!("file://{}", p(&stale)),
+    ];
+    args.extend(home.iter().map(|s| s.to_string()));
+    arbor(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert_ne!(fs::read(stale.join("summary.sig")).unwrap(), old_sig);
+    fs::write(stale.join("summary.sig"), &old_sig).unwrap();
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&stale),
+        "--summary",
+        "--keyring",
+        p(&key_a),
+    ])
+    .fails_with("BAD signature");
+
+    // Commits signed by B only; the summary signed by A.
+    let secret_b = g.export_secret(&g.b, &tmp.path().join("b.sec.asc"));
+    let spec_b = format!("openpgp:{}", p(&secret_b));
+    let by_b = publish_signed(
+        &mkdir(tmp.path().join("foreign")),
+        &g,
+        &["--sign-with", &spec_b],
+    );
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&by_b.dest),
+        "--summary",
+        "--keyring",
+        p(&key_a),
+    ])
+    .ok();
+
+    let (id_a, id_b) = (key_id(&g.a), key_id(&g.b));
+    let servers = [
+        ("tampered", HttpServer::start(&tampered)),
+        ("stale", HttpServer::start(&stale)),
+        ("foreign", HttpServer::start(&by_b.dest)),
+    ];
+    for newer in [false, true] {
+        let which = if newer { "2025.x" } else { "2022.7" };
+        for (case, http) in &servers {
+            let name = format!("{case}-{}", u8::from(newer));
+            let c = if newer {
+                Client::newer_verifying(&name, &http.url(), &key_a)
+            } else {
+                Client::host_verifying(&tmp.path().join(&name), &http.url(), &key_a)
+            };
+            let r = c.ostree(&["pull", "--disable-static-deltas", "origin", "os/x"]);
+            assert_ne!(r.status, 0, "{which} {case}: pulled: {}", r.stdout);
+            let e = &r.stderr;
+            let says = |needle: &str| {
+                assert!(e.contains(needle), "{which} {case}: no {needle:?} in:\n{e}")
+            };
+            match *case {
+                "tampered" => {
+                    says(&format!("Commit {c2}"));
+                    says("BAD signature from \"Arbor Release A");
+                    says(&id_a);
+                }
+                "stale" => {
+                    says("BAD signature from \"Arbor Release A");
+                    assert!(!e.contains("Commit "), "{which} {case}: {e}");
+                }
+                _ => {
+                    says(&format!("Commit {}", by_b.commits[1]));
+                    says("Can't check signature: public key not found");
+                    says(&id_b);
+                    assert!(!e.contains("BAD signature"), "{which} {case}: {e}");
+                }
+            }
+            // Nothing of the refused commit was kept.
+            let refs = c.ostree(&["refs"]);
+            assert!(
+                !refs.stdout.contains("os/x"),
+                "{which} {case}: {}",
+                refs.stdout
+            );
+        }
+    }
+}
+
+fn mkdir(path: PathBuf) -> PathBuf {
+    fs::create_dir_all(&path).unwrap();
+    path
+}
