@@ -1432,3 +1432,94 @@ fn mkdir(path: PathBuf) -> PathBuf {
     fs::create_dir_all(&path).unwrap();
     path
 }
+
+/// The headers (lower-cased) and body curl gets for `url`; asserts a 200.
+fn http_get_200(url: &str) -> (String, Vec<u8>) {
+    let tmp = tempdir();
+    let (headers, body) = (tmp.path().join("h"), tmp.path().join("b"));
+    let code = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            p(&body),
+            "-D",
+            p(&headers),
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+    );
+    assert_eq!(code.ok().trim(), "200", "GET {url}");
+    (
+        fs::read_to_string(&headers).unwrap().to_ascii_lowercase(),
+        fs::read(&body).unwrap(),
+    )
+}
+
+/// The value of a header in [`http_get_200`]'s lower-cased headers.
+fn header<'a>(headers: &'a str, name: &str) -> &'a str {
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {headers}"))
+        .trim()
+}
+
+/// A signed publish to S3 (garage): `summary.sig` is served with the summary's short
+/// Cache-Control (a year-long one would pair a cached old signature with a new summary),
+/// so is a `.commitmeta` (signatures are added to it), while the commit object is
+/// immutable; the served pair verifies on a client.
+#[test]
+fn summary_sig_on_s3_is_cached_like_the_summary() {
+    let garage = util::Garage::start();
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let spec = format!("gpg:{}", g.a);
+    let repo = tmp.path().join("repo");
+    let tree = tmp.path().join("tree");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    write_tree(&tree, "v1");
+    let c = commit(
+        &repo,
+        &tree,
+        "v1",
+        &["--sign-with", &spec, "--gpg-homedir", p(&g.home)],
+    );
+    garage
+        .arbor(&[
+            "publish",
+            "--repo",
+            p(&repo),
+            "--to",
+            &garage.url("signed"),
+            "--sign-with",
+            &spec,
+            "--gpg-homedir",
+            p(&g.home),
+        ])
+        .ok();
+    let web = garage.web("signed");
+    let (summary_h, _) = http_get_200(&format!("{web}/summary"));
+    let (sig_h, _) = http_get_200(&format!("{web}/summary.sig"));
+    let summary_cc = header(&summary_h, "cache-control");
+    assert!(summary_cc.contains("max-age=60"), "{summary_cc}");
+    assert_eq!(header(&sig_h, "cache-control"), summary_cc);
+    let obj = format!("{web}/objects/{}/{}", &c[..2], &c[2..]);
+    let (meta_h, _) = http_get_200(&format!("{obj}.commitmeta"));
+    assert_eq!(header(&meta_h, "cache-control"), summary_cc);
+    let (commit_h, _) = http_get_200(&format!("{obj}.commit"));
+    assert!(
+        header(&commit_h, "cache-control").contains("immutable"),
+        "{commit_h}"
+    );
+    let client = Client::host_verifying(&tmp.path().join("client"), &web, &key_a);
+    client.ostree(&["pull", "origin", "os/x"]).ok();
+    let show = client.ostree(&["show", "--gpg-verify-remote=origin", &c]);
+    assert!(
+        show.ok().contains("Good signature from \"Arbor Release A"),
+        "{}",
+        show.stdout
+    );
+}
