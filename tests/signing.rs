@@ -1510,3 +1510,75 @@ fn summary_sig_on_s3_is_cached_like_the_summary() {
         show.stdout
     );
 }
+
+/// A signer that fails on the summary only (here: signs other bytes when
+/// `ARBOR_SIGN_KIND=summary`) stops publish with the published pair as it was: the old
+/// summary and summary.sig still verify, and a verifying client still gets the old head.
+#[test]
+fn a_summary_signer_failure_leaves_the_published_pair() {
+    let tmp = tempdir();
+    let g = Gpg::new(tmp.path());
+    let key_a = g.export(&g.a, &tmp.path().join("a.asc"));
+    let gpg = format!(
+        "env GNUPGHOME={} gpg --batch --local-user {} --digest-algo SHA256 --detach-sign --output -",
+        p(&g.home),
+        g.a
+    );
+    let script = |name: &str, body: &str| {
+        let path = tmp.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        format!("exec:{}", p(&path))
+    };
+    let good = script("good.sh", &format!("exec {gpg} -"));
+    let bad_summary = script(
+        "bad-summary.sh",
+        &format!(
+            "if [ \"$ARBOR_SIGN_KIND\" = summary ]; then cat >/dev/null; exec {gpg} /dev/null; fi\nexec {gpg} -"
+        ),
+    );
+    let repo = tmp.path().join("repo");
+    let tree = tmp.path().join("tree");
+    let dest = tmp.path().join("pub");
+    let url = format!("file://{}", p(&dest));
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let release = |version: &str, spec: &str| {
+        write_tree(&tree, version);
+        let sign = ["--sign-with", spec, "--signer-key", p(&key_a)];
+        let c = commit(&repo, &tree, version, &sign);
+        let mut args = vec!["publish", "--repo", p(&repo), "--to", url.as_str()];
+        args.extend_from_slice(&sign);
+        (c, arbor(&args))
+    };
+    let (c1, r) = release("v1", &good);
+    r.ok();
+    let pair = || {
+        (
+            fs::read(dest.join("summary")).unwrap(),
+            fs::read(dest.join("summary.sig")).unwrap(),
+        )
+    };
+    let before = pair();
+    let (c2, r) = release("v2", &bad_summary);
+    r.fails_with("did it sign other bytes than its stdin?");
+    assert!(
+        r.stderr.contains("the published summary is unchanged"),
+        "{}",
+        r.stderr
+    );
+    assert!(pair() == before, "the published summary pair changed");
+    arbor(&[
+        "verify",
+        "--repo",
+        p(&dest),
+        "--summary",
+        "--keyring",
+        p(&key_a),
+    ])
+    .ok();
+    let http = HttpServer::start(&dest);
+    let c = Client::host_verifying(&tmp.path().join("client"), &http.url(), &key_a);
+    c.ostree(&["pull", "origin", "os/x"]).ok();
+    let head = c.ostree(&["rev-parse", "origin:os/x"]);
+    assert_eq!(head.ok().trim(), c1, "not the previous head (v2 is {c2})");
+}
