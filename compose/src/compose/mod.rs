@@ -222,11 +222,6 @@ pub fn compose(
         outcome.timings = timings;
         return Ok(outcome);
     }
-    let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, timestamp, progress)?;
-    outcome.cache_hits = imported.cache_hits;
-    outcome.imported = imported.imported;
-    timings.insert("rpmdb-during-import".into(), imported.rpmdb_seconds);
-    lap(&mut timings, "import", &mut t0);
     let version = plan
         .automatic_version_prefix
         .as_deref()
@@ -239,17 +234,26 @@ pub fn compose(
             )
         })
         .transpose()?;
-    let built = stages::build(
-        repo,
-        plan,
-        &resolved,
-        &rpms,
-        imported,
-        version.as_deref(),
-        &script_opts,
-        progress,
-        &mut timings,
-    )?;
+    let built = std::thread::scope(|s| -> Result<stages::Built, ComposeError> {
+        let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, progress)?;
+        outcome.cache_hits = imported.cache_hits;
+        outcome.imported = imported.imported;
+        lap(&mut timings, "import", &mut t0);
+        let rpmdb = stages::PendingRpmdb::start(s, repo, &rpms, timestamp);
+        let version = version.as_deref();
+        stages::build(
+            repo,
+            plan,
+            &resolved,
+            &rpms,
+            imported,
+            rpmdb,
+            version,
+            &script_opts,
+            progress,
+            &mut timings,
+        )
+    })?;
     t0 = Instant::now();
     let committed = stages::commit(
         repo,

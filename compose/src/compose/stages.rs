@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! plan ─resolve─▶ Resolved ─fetch─▶ [FetchedRpm] ─import─▶ Imported ─build─▶ Built ─commit─▶ Checksum
-//!        (change detection)   (online)      (per-RPM cache, rpmdb)   (scriptlets, assembly,
-//!                                                                     postprocess, initramfs,
-//!                                                                     labels)
+//!        (change detection)   (online)      (per-RPM cache,          (scriptlets, assembly,
+//!                                                 sandbox copies)     postprocess, initramfs,
+//!                                                                     labels; the rpmdb is
+//!                                                                     written meanwhile)
 //! ```
 //!
 //! `arbor fetch` runs the first two online; `compose --offline` runs them all from the
@@ -101,29 +102,32 @@ pub fn fetch(
     )?)
 }
 
-/// The packages' trees (imported or from the cache) and the rpmdb.
+/// The packages' trees (imported or from the cache).
 pub struct Imported {
     pub packages: Vec<ImportedPackage>,
-    pub rpmdb: MutableTree,
-    pub rpmdb_seconds: f64,
     pub cache_hits: usize,
     pub imported: usize,
     /// The packages' SELinux policy, when they make one (files are labeled as imported).
     pub labels: Option<Arc<Labeler>>,
 }
 
-/// Import every RPM (in parallel; the rpmdb is written by `rpm --justdb` meanwhile,
-/// its install times from `timestamp`).
+/// Import every RPM (in parallel).
 pub fn import(
     repo: &Repo,
     plan: &ComposePlan,
     resolved: &Resolved,
     rpms: &[FetchedRpm],
     cachedir: &Path,
-    timestamp: u64,
     progress: &dyn Progress,
 ) -> Result<Imported, ComposeError> {
     let (users, labels) = crate::bootstrap::bootstrap(repo, rpms, cachedir, plan.selinux)?;
+    // A compose that will run the sandbox (an initramfs, postprocess scripts) keeps the
+    // uncompressed copies the sandbox's farm links as it imports: the content is in
+    // hand here, where the farm would have to read and inflate every object again.
+    // (Packages' scriptlets alone are not known before import; the farm fills in.)
+    let sandbox =
+        !plan.no_initramfs || !plan.postprocess.is_empty() || plan.postprocess_script.is_some();
+    let bare = sandbox.then(|| Arc::new(crate::scripts::farm::BareCache::new(cachedir)));
     let mut jobs = Vec::with_capacity(rpms.len());
     for (r, p) in rpms.iter().zip(&resolved.resolution.packages) {
         let mut remove_from = Vec::new();
@@ -147,35 +151,61 @@ pub fn import(
                 ignore_devices: plan.ignore_devices,
                 ima: plan.ima,
                 labels: labels.clone(),
+                bare: bare.clone(),
             },
             Checksum::from_hex(&r.sha256).ok(),
         ));
     }
     progress.start("import", Some(jobs.len() as u64));
-    let (imported, rpmdb) = std::thread::scope(|s| {
-        let db = s.spawn(|| {
-            let t = Instant::now();
-            let r = crate::rpmdb_write::build_rpmdb(repo, rpms, timestamp);
-            (r, t.elapsed().as_secs_f64())
-        });
-        let imported = import::import_rpms_known(repo, &jobs, &users, Some(cachedir), progress);
-        let db = db.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (imported, db)
-    });
-    progress.end(imported.is_ok() && rpmdb.0.is_ok());
+    let imported = import::import_rpms_known(repo, &jobs, &users, Some(cachedir), progress);
+    progress.end(imported.is_ok());
     let imported = imported?;
-    let (rpmdb, rpmdb_seconds) = rpmdb;
-    let rpmdb = rpmdb?;
-    let rpmdb = rpmdb.commit(repo)?;
     let cache_hits = imported.iter().filter(|(_, hit)| *hit).count();
     Ok(Imported {
         imported: imported.len() - cache_hits,
         cache_hits,
         packages: imported.into_iter().map(|(p, _)| p).collect(),
-        rpmdb,
-        rpmdb_seconds,
         labels,
     })
+}
+
+/// The rpmdb of the package set, written by `rpm --justdb` (install times from the
+/// compose's timestamp) on a thread of its own while the scriptlets run: one core is
+/// idle while they do, and the tree needs the rpmdb only from assembly on.
+pub struct PendingRpmdb<'scope> {
+    handle: std::thread::ScopedJoinHandle<
+        'scope,
+        (
+            Result<crate::rpmdb_write::RpmdbDir, crate::assemble::AssembleError>,
+            f64,
+        ),
+    >,
+}
+
+impl<'scope> PendingRpmdb<'scope> {
+    pub fn start<'env>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        repo: &'env Repo,
+        rpms: &'env [FetchedRpm],
+        timestamp: u64,
+    ) -> Self {
+        PendingRpmdb {
+            handle: s.spawn(move || {
+                let t = Instant::now();
+                let r = crate::rpmdb_write::build_rpmdb(repo, rpms, timestamp);
+                (r, t.elapsed().as_secs_f64())
+            }),
+        }
+    }
+
+    /// The rpmdb as a tree (`usr/share/rpm`), once `rpm` is done; the seconds it took.
+    fn finish(self, repo: &Repo) -> Result<(MutableTree, f64), ComposeError> {
+        let (dir, secs) = self
+            .handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        Ok((dir?.commit(repo)?, secs))
+    }
 }
 
 /// The finished tree.
@@ -197,6 +227,7 @@ pub fn build(
     resolved: &Resolved,
     rpms: &[FetchedRpm],
     imported: Imported,
+    rpmdb: PendingRpmdb<'_>,
     version: Option<&str>,
     script_opts: &ScriptOpts,
     progress: &dyn Progress,
@@ -224,7 +255,9 @@ pub fn build(
         scripts::run_package_scripts(repo, &mut tree, plan, &inputs, script_opts, progress, false)?;
     let mut scriptlets = report.ran;
     lap("scriptlets", &mut t0);
-    let mut tree = assemble::assemble(repo, tree, plan, imported.rpmdb, version)?;
+    let (rpmdb, rpmdb_secs) = rpmdb.finish(repo)?;
+    lap("rpmdb-wait", &mut t0);
+    let mut tree = assemble::assemble(repo, tree, plan, rpmdb, version)?;
     scriptlets.extend(scripts::run_postprocess(
         repo,
         &mut tree,
@@ -263,6 +296,7 @@ pub fn build(
         relabeled = labeled?;
         lap("selinux", &mut t0);
     }
+    timings.insert("rpmdb-meanwhile".into(), rpmdb_secs);
     for (step, secs) in report.timings {
         timings.insert(format!("scriptlets-{step}"), secs);
     }

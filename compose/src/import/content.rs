@@ -146,6 +146,26 @@ impl Content {
             }
         }
     }
+
+    /// Copy the content into `out` (a bare-cache file being written).
+    pub fn copy_to(&self, out: &mut File) -> io::Result<()> {
+        match self {
+            Content::Memory(v) => out.write_all(v),
+            Content::Spooled(s) => {
+                let mut f = &s.file;
+                f.seek(SeekFrom::Start(0))?;
+                let n = io::copy(&mut f.take(s.size), out)?;
+                if n == s.size {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("spooled content holds {n} bytes, not {}", s.size),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 fn check_size(got: u64, want: u64) -> Result<(), ReadError> {

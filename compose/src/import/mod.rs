@@ -77,6 +77,9 @@ pub struct ImportOpts {
     /// Label files with this policy (`selinux: true`); directories are labeled when
     /// the tree is assembled.
     pub labels: Option<std::sync::Arc<crate::selinux::Labeler>>,
+    /// Keep an uncompressed copy of every file object written in this bare cache too
+    /// (the scriptlet sandbox's farm links them; not part of the import's result).
+    pub bare: Option<std::sync::Arc<crate::scripts::farm::BareCache>>,
 }
 
 impl Default for ImportOpts {
@@ -88,6 +91,7 @@ impl Default for ImportOpts {
             ignore_devices: true,
             ima: false,
             labels: None,
+            bare: None,
         }
     }
 }

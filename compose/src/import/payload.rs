@@ -80,7 +80,7 @@ pub fn import(
     let shared = Shared::default();
     // In place: the stream stays on this thread even when it is not a pool thread.
     let streamed = rayon::in_place_scope(|scope| {
-        let writer = Writer::new(scope, ctx.repo, &shared);
+        let writer = Writer::new(scope, ctx.repo, ctx.opts.bare.as_deref(), &shared);
         let r = stream(&mut st, &writer, archive, entries, index);
         if r.is_ok() {
             writer.flush();

@@ -22,6 +22,7 @@ use arbor_repo::checksum::Checksum;
 use arbor_repo::{FileHeader, Repo, RepoError};
 
 use super::content::Content;
+use crate::scripts::farm::BareCache;
 
 /// Bytes of content held in memory by queued jobs before the stream waits.
 const MAX_IN_FLIGHT: u64 = 64 << 20;
@@ -71,15 +72,22 @@ type Batch = Vec<(Content, Vec<Item>)>;
 pub struct Writer<'scope, 'env> {
     scope: &'scope rayon::Scope<'env>,
     repo: &'env Repo,
+    bare: Option<&'env BareCache>,
     shared: &'env Shared,
     batch: RefCell<(Batch, u64)>,
 }
 
 impl<'scope, 'env> Writer<'scope, 'env> {
-    pub fn new(scope: &'scope rayon::Scope<'env>, repo: &'env Repo, shared: &'env Shared) -> Self {
+    pub fn new(
+        scope: &'scope rayon::Scope<'env>,
+        repo: &'env Repo,
+        bare: Option<&'env BareCache>,
+        shared: &'env Shared,
+    ) -> Self {
         Writer {
             scope,
             repo,
+            bare,
             shared,
             batch: RefCell::new((Vec::new(), 0)),
         }
@@ -105,7 +113,7 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Write what is left on this thread (jobs already spawned finish with the scope).
     pub fn flush(&self) {
         let (batch, _) = std::mem::take(&mut *self.batch.borrow_mut());
-        write_batch(self.repo, self.shared, batch);
+        write_batch(self.repo, self.bare, self.shared, batch);
     }
 
     fn spawn_batch(&self) {
@@ -118,15 +126,15 @@ impl<'scope, 'env> Writer<'scope, 'env> {
             }
         }
         self.shared.in_flight.fetch_add(cost, Ordering::AcqRel);
-        let (repo, shared) = (self.repo, self.shared);
+        let (repo, bare, shared) = (self.repo, self.bare, self.shared);
         self.scope.spawn(move |_| {
-            write_batch(repo, shared, batch);
+            write_batch(repo, bare, shared, batch);
             shared.in_flight.fetch_sub(cost, Ordering::AcqRel);
         });
     }
 }
 
-fn write_batch(repo: &Repo, shared: &Shared, batch: Batch) {
+fn write_batch(repo: &Repo, bare: Option<&BareCache>, shared: &Shared, batch: Batch) {
     let mut out = Vec::new();
     for (content, items) in batch {
         let size = content.len();
@@ -134,8 +142,19 @@ fn write_batch(repo: &Repo, shared: &Shared, batch: Batch) {
         for item in items {
             let checksum = match by_header.get(&item.header) {
                 Some(c) => *c,
-                None => match content.write(repo, &item.header) {
-                    Ok((c, _)) => {
+                None => match content.write(repo, &item.header).and_then(|(c, _)| {
+                    if let Some(bare) = bare {
+                        bare.put(&c, &item.header, |f| content.copy_to(f))
+                            .map_err(|e| RepoError::Io {
+                                path: bare.dir().to_path_buf(),
+                                source: std::io::Error::other(format!(
+                                    "keeping the scriptlet sandbox's copy: {e}"
+                                )),
+                            })?;
+                    }
+                    Ok(c)
+                }) {
+                    Ok(c) => {
                         by_header.insert(item.header, c);
                         c
                     }

@@ -68,6 +68,10 @@ impl BareCache {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, c: &Checksum) -> PathBuf {
         let hex = c.to_hex();
         self.dir
@@ -84,6 +88,24 @@ impl BareCache {
             return Ok(path);
         }
         let (h, content) = repo.read_file(c).map_err(|e| e.to_string())?;
+        self.put(c, &h, |f| f.write_all(&content))?;
+        Ok(path)
+    }
+
+    /// Keep the bare copy of object `c` (header `h`, a regular file or symlink) unless
+    /// it is there already; `body` writes a regular file's content. The import calls
+    /// this with the content it has just hashed, so the farm need not inflate the
+    /// object again.
+    pub fn put(
+        &self,
+        c: &Checksum,
+        h: &FileHeader,
+        body: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    ) -> Result<(), String> {
+        let path = self.path(c);
+        if fs::symlink_metadata(&path).is_ok() {
+            return Ok(());
+        }
         let parent = path.parent().expect("object paths have a parent");
         fs::create_dir_all(parent).map_err(|e| err(parent, e))?;
         let tmp = parent.join(format!(
@@ -102,11 +124,11 @@ impl BareCache {
                     .mode(0o600)
                     .open(&tmp)
                     .map_err(|e| err(&tmp, e))?;
-                f.write_all(&content).map_err(|e| err(&tmp, e))?;
+                body(&mut f).map_err(|e| err(&tmp, e))?;
             }
             std::os::unix::fs::lchown(&tmp, Some(h.uid), Some(h.gid)).map_err(|e| err(&tmp, e))?;
             if !h.is_symlink() {
-                set_xattrs(&tmp, &h)?;
+                set_xattrs(&tmp, h)?;
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(h.mode & !S_IFMT))
                     .map_err(|e| err(&tmp, e))?;
             }
@@ -115,7 +137,7 @@ impl BareCache {
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        written.map(|_| path)
+        written
     }
 }
 
