@@ -34,6 +34,7 @@ pub fn bootstrap(
     cachedir: &Path,
     selinux: bool,
 ) -> Result<(Users, Option<Arc<Labeler>>), ComposeError> {
+    let t = std::time::Instant::now();
     // (RPM, its tree) of every package that ships one of the files.
     let mut trees: Vec<(String, MutableTree)> = Vec::new();
     for r in rpms {
@@ -54,6 +55,11 @@ pub fn bootstrap(
         )?;
         trees.push((r.nevra.clone(), pkg.tree));
     }
+    tracing::debug!(
+        "bootstrap: {} packages read and imported in {:.3}s",
+        trees.len(),
+        t.elapsed().as_secs_f64()
+    );
     // A file of the package set (`etc/...`, as packages ship it).
     let read = |path: &str| -> Option<(String, Vec<u8>)> {
         let tree_path = format!("usr/{path}");
@@ -86,7 +92,16 @@ pub fn bootstrap(
     // policy (scriptlets write /etc/selinux/config, say), every file is labeled at the
     // end instead, from the tree's policy then (an error if it has none).
     let labeler = match selinux.then(|| Policy::find(&|p| read(p).map(|(_, b)| b))) {
-        Some(Ok(policy)) => Some(Arc::new(open_labeler(&policy, cachedir)?)),
+        Some(Ok(policy)) => {
+            let t = std::time::Instant::now();
+            let l = open_labeler(&policy, cachedir)?;
+            tracing::debug!(
+                "selinux: policy {} opened in {:.3}s",
+                policy.name,
+                t.elapsed().as_secs_f64()
+            );
+            Some(Arc::new(l))
+        }
         Some(Err(e)) => {
             tracing::info!(
                 "selinux: the packages alone give no policy ({e}); labeling after the scriptlets"
@@ -109,6 +124,8 @@ pub fn open_labeler(policy: &Policy, cachedir: &Path) -> Result<Labeler, Compose
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let l = Labeler::open(policy, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    if l.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     l.map_err(|e| ComposeError::Other(format!("selinux: {e}")))
 }

@@ -140,75 +140,108 @@ impl Policy {
     }
 }
 
-/// An open `selabel` handle over one policy's file contexts. Lookups run concurrently:
-/// libselinux's file backend compiles each regex once under its own lock and matches
-/// with per-call data (the design `selinux_restorecon_parallel` relies on).
+/// Open `selabel` handles over one policy's file contexts. libselinux's file backend
+/// is thread-safe, but every regex of a handle has one mutex around its match data, so
+/// threads sharing a handle take turns on every regex they try (measured: a labeled
+/// import 2.5× slower than an unlabeled one on 2 cores). So each rayon thread gets a
+/// handle of its own (up to [`MAX_HANDLES`], opened on first use, from the policy files
+/// kept in the labeler's directory); other threads share the first.
 #[derive(Debug)]
 pub struct Labeler {
-    /// Raw `struct selabel_handle *`; never changed after `open`.
-    handle: usize,
+    /// Raw `struct selabel_handle *`s (0 until opened, the error if that failed);
+    /// never changed once set.
+    handles: Vec<std::sync::OnceLock<Result<usize, String>>>,
+    /// Where the policy files are (libselinux reads them when a handle is opened).
+    dir: PathBuf,
     pub digest: String,
     pub policy: String,
 }
 
+/// Handles a labeler opens at most (each holds the policy's compiled regexes).
+pub const MAX_HANDLES: usize = 8;
+
+/// Open `file_contexts` under `dir`; `validate` compiles every entry now (a broken
+/// regex is an error here, not a file silently left unlabeled later).
+fn open_handle(dir: &Path, validate: bool) -> Result<usize, String> {
+    let path = dir.join("file_contexts");
+    let c_path = CString::new(path.to_string_lossy().into_owned())
+        .map_err(|_| format!("{}: NUL in path", path.display()))?;
+    static VALIDATOR: std::sync::Once = std::sync::Once::new();
+    VALIDATOR.call_once(|| {
+        // SAFETY: installs a plain function pointer as libselinux's (process-wide)
+        // context validator; no lookup is running (the Once runs before any
+        // handle of this module exists).
+        unsafe {
+            selinux_set_callback(
+                SELINUX_CB_VALIDATE,
+                SelinuxCallback {
+                    func_validate: accept_context,
+                },
+            )
+        }
+    });
+    let opts = [
+        SelinuxOpt {
+            kind: SELABEL_OPT_PATH,
+            value: c_path.as_ptr(),
+        },
+        // Non-NULL: validate.
+        SelinuxOpt {
+            kind: SELABEL_OPT_VALIDATE,
+            value: c_path.as_ptr(),
+        },
+    ];
+    let n = if validate { 2 } else { 1 };
+    // SAFETY: `opts` points at valid `selinux_opt`s whose string outlives the call;
+    // libselinux copies what it keeps.
+    let handle = unsafe { selabel_open(SELABEL_CTX_FILE, opts.as_ptr(), n) };
+    if handle.is_null() {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(handle as usize)
+}
+
 impl Labeler {
-    /// Write `policy`'s files into `dir` (which must not exist) and open them.
+    /// Write `policy`'s files into `dir` (which must not exist; the labeler removes it
+    /// when dropped) and open them.
     pub fn open(policy: &Policy, dir: &Path) -> Result<Labeler, LabelError> {
         let io = |p: &Path, e: std::io::Error| LabelError::Io {
             path: p.to_path_buf(),
             why: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let l = Labeler {
+            handles: (0..MAX_HANDLES.min(rayon::current_num_threads()) + 1)
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            dir: dir.to_path_buf(),
+            digest: policy.digest(),
+            policy: policy.name.clone(),
+        };
         for (f, data) in &policy.files {
             let p = dir.join(f);
             std::fs::write(&p, data).map_err(|e| io(&p, e))?;
         }
-        let path = dir.join("file_contexts");
-        let c_path =
-            CString::new(path.to_string_lossy().into_owned()).map_err(|_| LabelError::Io {
-                path: path.clone(),
-                why: "NUL in path".into(),
-            })?;
-        static VALIDATOR: std::sync::Once = std::sync::Once::new();
-        VALIDATOR.call_once(|| {
-            // SAFETY: installs a plain function pointer as libselinux's (process-wide)
-            // context validator; no lookup is running (the Once runs before any
-            // handle of this module exists).
-            unsafe {
-                selinux_set_callback(
-                    SELINUX_CB_VALIDATE,
-                    SelinuxCallback {
-                        func_validate: accept_context,
-                    },
-                )
-            }
-        });
-        let opts = [
-            SelinuxOpt {
-                kind: SELABEL_OPT_PATH,
-                value: c_path.as_ptr(),
-            },
-            // Non-NULL: validate, which compiles every entry now (a broken regex is
-            // an error here, not a file silently left unlabeled later).
-            SelinuxOpt {
-                kind: SELABEL_OPT_VALIDATE,
-                value: c_path.as_ptr(),
-            },
-        ];
-        // SAFETY: `opts` points at two valid `selinux_opt` whose string outlives the
-        // call; libselinux copies what it keeps.
-        let handle = unsafe { selabel_open(SELABEL_CTX_FILE, opts.as_ptr(), 2) };
-        if handle.is_null() {
-            return Err(LabelError::Load {
-                name: policy.name.clone(),
-                why: std::io::Error::last_os_error().to_string(),
-            });
+        let first = open_handle(dir, true).map_err(|why| LabelError::Load {
+            name: policy.name.clone(),
+            why,
+        })?;
+        let _ = l.handles[0].set(Ok(first));
+        Ok(l)
+    }
+
+    /// This thread's handle.
+    fn handle(&self) -> Result<*mut c_void, LabelError> {
+        let slot = rayon::current_thread_index()
+            .map(|i| 1 + i % (self.handles.len() - 1))
+            .unwrap_or(0);
+        match self.handles[slot].get_or_init(|| open_handle(&self.dir, false)) {
+            Ok(h) => Ok(*h as *mut c_void),
+            Err(why) => Err(LabelError::Load {
+                name: self.policy.clone(),
+                why: why.clone(),
+            }),
         }
-        Ok(Labeler {
-            handle: handle as usize,
-            digest: policy.digest(),
-            policy: policy.name.clone(),
-        })
     }
 
     /// The context for `path` (absolute, as on a booted system) of file type `mode`
@@ -220,16 +253,12 @@ impl Labeler {
         let Ok(key) = CString::new(path) else {
             return Ok(None);
         };
+        let handle = self.handle()?;
         let mut con: *mut c_char = std::ptr::null_mut();
         // SAFETY: the handle is open (closed only in Drop), `key` is a valid C string,
         // `con` receives a string libselinux allocated, freed below with freecon.
         let rc = unsafe {
-            selabel_lookup_raw(
-                self.handle as *mut c_void,
-                &mut con,
-                key.as_ptr(),
-                (mode & 0o170000) as c_int,
-            )
+            selabel_lookup_raw(handle, &mut con, key.as_ptr(), (mode & 0o170000) as c_int)
         };
         if rc != 0 || con.is_null() {
             let e = std::io::Error::last_os_error();
@@ -265,9 +294,14 @@ impl Labeler {
 
 impl Drop for Labeler {
     fn drop(&mut self) {
-        // SAFETY: the handle came from selabel_open and is closed once, when no lookup
-        // can run any more (`&mut self`).
-        unsafe { selabel_close(self.handle as *mut c_void) };
+        for h in &mut self.handles {
+            if let Some(Ok(h)) = h.take() {
+                // SAFETY: the handle came from selabel_open and is closed once, when no
+                // lookup can run any more (`&mut self`).
+                unsafe { selabel_close(h as *mut c_void) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

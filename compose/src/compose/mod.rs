@@ -235,11 +235,11 @@ pub fn compose(
         })
         .transpose()?;
     let built = std::thread::scope(|s| -> Result<stages::Built, ComposeError> {
+        let rpmdb = stages::PendingRpmdb::start(s, repo, &rpms, timestamp);
         let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, progress)?;
         outcome.cache_hits = imported.cache_hits;
         outcome.imported = imported.imported;
         lap(&mut timings, "import", &mut t0);
-        let rpmdb = stages::PendingRpmdb::start(s, repo, &rpms, timestamp);
         let version = version.as_deref();
         stages::build(
             repo,
