@@ -49,6 +49,38 @@ fn env_a() -> Env<'static> {
     }
 }
 
+/// The character set `lang` gives the C library, after checking that the machine has
+/// it (`locale -a`): glibc silently falls back to C for a locale that is not
+/// installed, and a test varying the locale to one that is not would vary nothing.
+fn installed_charmap(lang: &str) -> String {
+    // glibc's spelling of a codeset: `C.UTF-8` is listed as `C.utf8`.
+    let norm = |l: &str| match l.split_once('.') {
+        Some((name, codeset)) => format!(
+            "{name}.{}",
+            codeset
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_lowercase()
+        ),
+        None => l.to_string(),
+    };
+    let listed = util::run("locale", &["-a"]).ok().to_string();
+    assert!(
+        listed.lines().any(|l| norm(l) == norm(lang)),
+        "locale {lang} is not installed (locale -a: {listed:?})"
+    );
+    let o = Command::new("locale")
+        .arg("charmap")
+        .env("LANG", lang)
+        .env("LC_ALL", lang)
+        .output()
+        .expect("run locale");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && stderr.is_empty(), "{lang}: {stderr}");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 /// `arbor ARGS` under `env` (umask through the shell, which then execs arbor).
 fn arbor_in(env: &Env, args: &[&str]) -> util::Run {
     let mut cmd = Command::new("sh");
@@ -271,18 +303,24 @@ fn corpus_composes_identically_anywhere() {
     let (repo_a, cache_a) = (t.join("repo-a"), t.join("cache-a"));
     let (c1, _) = compose(&env_a(), &tf_a, &repo_a, &cache_a);
     // B: repositories and .repo files in the other order, another directory, umask
-    // 077, a far time zone, another locale, and SOURCE_DATE_EPOCH instead of
-    // --timestamp; its own cache and repository.
+    // 077, a far time zone, another installed locale (POSIX: ASCII, where A has
+    // UTF-8), and SOURCE_DATE_EPOCH instead of --timestamp; its own cache and
+    // repository.
     let cwd_b = t.join("elsewhere");
     fs::create_dir_all(&cwd_b).unwrap();
     let b = Env {
         cwd: &cwd_b,
         umask: "077",
         tz: "Pacific/Chatham",
-        lang: "de_DE.UTF-8",
+        lang: "POSIX",
         timestamp: None,
         source_date_epoch: Some(EPOCH),
     };
+    assert_ne!(
+        installed_charmap(env_a().lang),
+        installed_charmap(b.lang),
+        "A and B must run in two different installed locales"
+    );
     let tf_b = reordered(
         &c,
         "v1.yaml",
@@ -402,10 +440,15 @@ fn scriptlet_composes_identically_anywhere() {
         cwd: &cwd_b,
         umask: "077",
         tz: "America/St_Johns",
-        lang: "fr_FR.UTF-8",
+        lang: "POSIX",
         timestamp: None,
         source_date_epoch: Some(EPOCH),
     };
+    assert_ne!(
+        installed_charmap(env_a().lang),
+        installed_charmap(b.lang),
+        "A and B must run in two different installed locales"
+    );
     let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
     let (c1b, _) = compose(&b, &tf, &repo_b, &cache_b);
     assert_eq!(c1, c1b, "{}", explain(&repo_a, &c1, &repo_b, &c1b));
