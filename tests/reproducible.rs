@@ -12,13 +12,14 @@ mod util {
     pub use arbor_tests::*;
 }
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use util::{arbor, corpus_dir, fedora_corpus_dir, ostree, tempdir};
+use util::{arbor, corpus, corpus_dir, fedora_corpus_dir, ostree, tempdir};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -239,23 +240,35 @@ fn reordered(
     dest
 }
 
-/// A read-only checkout's rpmdb answers `rpm -qa` for an unprivileged user, and holds
-/// no sqlite transient files.
-fn assert_rpmdb_readable(repo: &Path, commit: &str, tmp: &Path) {
+/// A read-only checkout's rpmdb answers `rpm -qa` for an unprivileged user with exactly
+/// `expected` (dnf's resolution, read from the corpus), every package with
+/// transaction id `timestamp` and an install time counted from it; the database holds no sqlite transient file,
+/// and none appears after a read (by that user, then by root on a writable checkout,
+/// where sqlite could create one).
+fn assert_rpmdb_readable(
+    repo: &Path,
+    commit: &str,
+    tmp: &Path,
+    timestamp: u64,
+    expected: &BTreeSet<String>,
+) {
     let co = tmp.join("co-readonly");
     arbor(&["checkout", "--repo", p(repo), commit, p(&co)]).ok();
     let db = co.join("usr/share/rpm");
-    let names: Vec<String> = fs::read_dir(&db)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.ends_with("-shm")
-            && !n.ends_with("-wal")
-            && !n.ends_with("-journal")
-            && n != ".rpm.lock"),
-        "sqlite transient files in the tree: {names:?}"
-    );
+    let no_transient = |when: &str| {
+        let names: Vec<String> = fs::read_dir(&db)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.ends_with("-shm")
+                && !n.ends_with("-wal")
+                && !n.ends_with("-journal")
+                && n != ".rpm.lock"),
+            "sqlite transient files {when}: {names:?}"
+        );
+    };
+    no_transient("in the tree");
     util::run("chmod", &["-R", "a-w", p(&co)]).ok();
     // The way to the checkout must be open to `nobody` (tempdirs are 0700).
     fs::set_permissions(tmp, fs::Permissions::from_mode(0o755)).unwrap();
@@ -271,6 +284,7 @@ fn assert_rpmdb_readable(repo: &Path, commit: &str, tmp: &Path) {
             ]);
         }
         args.extend(["rpm", "--root", p(&co), "--dbpath", "/usr/share/rpm", "-qa"]);
+        args.extend(["--qf", "%{NEVRA} %{INSTALLTIME} %{INSTALLTID}\\n"]);
         let r = util::run(args[0], &args[1..]);
         r.ok();
         assert!(!r.stderr.contains("error"), "{}", r.stderr);
@@ -279,10 +293,47 @@ fn assert_rpmdb_readable(repo: &Path, commit: &str, tmp: &Path) {
         v
     };
     let listed = qa(true);
-    assert!(listed.len() > 10, "{listed:?}");
-    // Still no transient files after a read (the checkout is read-only).
-    assert!(!db.join("rpmdb.sqlite-shm").exists());
+    no_transient("after a read-only query by an unprivileged user");
+    let mut names = BTreeSet::new();
+    let mut times = Vec::new();
+    let mut wrong_tids = Vec::new();
+    for line in &listed {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 3, "{line}");
+        // dnf's spelling: no epoch when it is 0 (names cannot hold ':').
+        names.insert(f[0].replacen("-0:", "-", 1));
+        times.push(f[1].parse::<u64>().unwrap());
+        if f[2] != timestamp.to_string() {
+            wrong_tids.push(line.as_str());
+        }
+    }
+    assert!(
+        wrong_tids.is_empty(),
+        "INSTALLTID must be {timestamp}: {wrong_tids:?}"
+    );
+    // rpm under SOURCE_DATE_EPOCH: the first package installed at the timestamp, each
+    // next one a second later (so that `rpm -qa --last` keeps the install order).
+    times.sort();
+    let steps: Vec<u64> = (timestamp..).take(listed.len()).collect();
+    assert_eq!(times, steps, "INSTALLTIMEs: {listed:?}");
+    assert_eq!(
+        names.len(),
+        listed.len(),
+        "a package listed twice: {listed:?}"
+    );
+    assert_eq!(&names, expected, "rpm -qa against the corpus resolution");
+    // Root, on a writable checkout, reads the same and leaves nothing behind either.
     util::run("chmod", &["-R", "u+w", p(&co)]).ok();
+    assert_eq!(qa(false), listed);
+    no_transient("after a query on a writable checkout");
+}
+
+/// The NEVRAs (dnf's spelling) of the corpus resolutions of `trees`.
+fn resolution(trees: &[&str]) -> BTreeSet<String> {
+    trees
+        .iter()
+        .flat_map(|t| corpus::resolved(t).into_values().map(|p| p.nevra))
+        .collect()
 }
 
 #[test]
@@ -333,7 +384,15 @@ fn corpus_composes_identically_anywhere() {
     let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
     let (c1b, _) = compose(&b, &tf_b, &repo_b, &cache_b);
     assert_eq!(c1, c1b, "{}", explain(&repo_a, &c1, &repo_b, &c1b));
-    assert_rpmdb_readable(&repo_a, &c1, t);
+    // v1 plus tiny-app: dnf's resolution of v1, and of tiny (which is tiny-app and
+    // what it needs).
+    assert_rpmdb_readable(
+        &repo_a,
+        &c1,
+        t,
+        EPOCH.parse().unwrap(),
+        &resolution(&["v1", "tiny"]),
+    );
 
     // A warm cache filled by another compose (B's, of v2) changes nothing.
     let tf_b2 = reordered(
