@@ -117,6 +117,17 @@ fn arbor_in(env: &Env, args: &[&str]) -> util::Run {
 
 /// Compose `treefile` into `repo` with `cache`; returns the commit and its JSON.
 fn compose(env: &Env, treefile: &Path, repo: &Path, cache: &Path) -> (String, Value) {
+    compose_with(env, treefile, repo, cache, &[])
+}
+
+/// [`compose`] with more `arbor compose` arguments (`--lockfile F`, …).
+fn compose_with(
+    env: &Env,
+    treefile: &Path,
+    repo: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> (String, Value) {
     if !repo.exists() {
         arbor(&["init", "--repo", p(repo)]).ok();
     }
@@ -133,6 +144,7 @@ fn compose(env: &Env, treefile: &Path, repo: &Path, cache: &Path) -> (String, Va
     if let Some(t) = env.timestamp {
         args.extend(["--timestamp", t]);
     }
+    args.extend(extra);
     args.push(p(treefile));
     let run = arbor_in(env, &args);
     let v: Value = serde_json::from_str(run.stdout.trim()).expect("compose JSON");
@@ -334,6 +346,24 @@ fn resolution(trees: &[&str]) -> BTreeSet<String> {
         .iter()
         .flat_map(|t| corpus::resolved(t).into_values().map(|p| p.nevra))
         .collect()
+}
+
+/// `dir`'s `.repo` file `name` with its `baseurl` replaced by `url`.
+fn rebase_repo_file(dir: &Path, name: &str, url: &str) {
+    let path = dir.join(format!("{name}.repo"));
+    let text = fs::read_to_string(&path).unwrap();
+    let moved: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("baseurl=") {
+                format!("baseurl={url}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(moved, text, "{} has a baseurl", path.display());
+    fs::write(&path, moved).unwrap();
 }
 
 #[test]
@@ -702,4 +732,117 @@ fn diff_agrees_with_ostree_diff_on_the_corpus_update() {
     );
     // Bad revisions name themselves.
     arbor(&["diff", "--repo", p(&repo), &c1, "no-such-ref"]).fails_with("no-such-ref");
+}
+
+#[test]
+fn lockfile_composes_identically_anywhere() {
+    // A compose pinned to the lockfile another compose wrote is that compose, bit for
+    // bit, from another cache, repository, environment and package source (the same
+    // RPMs over HTTP, or copied elsewhere); with newer builds offered, the pins hold.
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    let lock = t.join("v1.lock.json");
+    let tf_a = reordered(&c, "v1.yaml", &t.join("tf-a"), "", &[], false, false);
+    let (repo_a, cache_a) = (t.join("repo-a"), t.join("cache-a"));
+    let (c0, _) = compose_with(
+        &env_a(),
+        &tf_a,
+        &repo_a,
+        &cache_a,
+        &["--write-lockfile-to", p(&lock)],
+    );
+    let pins: Value = serde_json::from_str(&fs::read_to_string(&lock).unwrap()).unwrap();
+    let v1 = resolution(&["v1"]);
+    assert_eq!(
+        pins["packages"].as_object().unwrap().len(),
+        v1.len(),
+        "{pins}"
+    );
+    assert_rpmdb_readable(&repo_a, &c0, t, EPOCH.parse().unwrap(), &v1);
+
+    // B: corpus-v1 served over HTTP, the lockfile elsewhere, another environment.
+    let server = util::HttpServer::start(&c.join("v1"));
+    let tf_b = reordered(&c, "v1.yaml", &t.join("tf-b"), "", &[], false, false);
+    rebase_repo_file(&t.join("tf-b"), "corpus-v1", &server.url());
+    let cwd_b = t.join("elsewhere");
+    fs::create_dir_all(&cwd_b).unwrap();
+    let lock_b = cwd_b.join("pins.json");
+    fs::copy(&lock, &lock_b).unwrap();
+    let b = Env {
+        cwd: &cwd_b,
+        umask: "077",
+        tz: "Pacific/Chatham",
+        lang: "POSIX",
+        timestamp: None,
+        source_date_epoch: Some(EPOCH),
+    };
+    let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
+    let (c1, _) = compose_with(&b, &tf_b, &repo_b, &cache_b, &["--lockfile", p(&lock_b)]);
+    drop(server);
+    assert_eq!(c0, c1, "{}", explain(&repo_a, &c0, &repo_b, &c1));
+
+    // C: corpus-v1 copied to another directory, another cache and repository.
+    let mirror = t.join("mirror-v1");
+    util::run("cp", &["-a", p(&c.join("v1")), p(&mirror)]).ok();
+    let tf_c = reordered(&c, "v1.yaml", &t.join("tf-c"), "", &[], false, false);
+    rebase_repo_file(
+        &t.join("tf-c"),
+        "corpus-v1",
+        &format!("file://{}", p(&mirror)),
+    );
+    let (repo_c, cache_c) = (t.join("repo-c"), t.join("cache-c"));
+    let (c2, _) = compose_with(
+        &env_a(),
+        &tf_c,
+        &repo_c,
+        &cache_c,
+        &["--lockfile", p(&lock)],
+    );
+    assert_eq!(c0, c2, "{}", explain(&repo_a, &c0, &repo_c, &c2));
+
+    // D: v2's repository offered too. Unpinned, that treefile resolves to other
+    // packages; pinned, it composes v1's packages: the trees differ only by the
+    // recorded treefile, and the package list is v1's.
+    let tf_d = reordered(
+        &c,
+        "v1.yaml",
+        &t.join("tf-d"),
+        "corpus-v2",
+        &[],
+        false,
+        false,
+    );
+    let unpinned: BTreeSet<String> = arbor(&["resolve", p(&tf_d)])
+        .ok()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_ne!(unpinned, v1, "v2's repository offers newer builds");
+    let (c3, _) = compose_with(
+        &env_a(),
+        &tf_d,
+        &repo_a,
+        &cache_a,
+        &["--lockfile", p(&lock)],
+    );
+    let d: Value = serde_json::from_str(
+        arbor(&["diff", "--repo", p(&repo_a), "--json", &c0, &c3])
+            .ok()
+            .trim(),
+    )
+    .unwrap();
+    let paths: Vec<&str> = ["modified", "removed", "added"]
+        .iter()
+        .flat_map(|k| d[k].as_array().unwrap())
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/usr/share/rpm-ostree/treefile.json"], "{d}");
+    let fields: Vec<&str> = d["commit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert!(!fields.contains(&"metadata:rpmostree.rpmdb.pkglist"), "{d}");
 }
