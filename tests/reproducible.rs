@@ -846,3 +846,47 @@ fn lockfile_composes_identically_anywhere() {
         .collect();
     assert!(!fields.contains(&"metadata:rpmostree.rpmdb.pkglist"), "{d}");
 }
+
+#[test]
+fn date_tags_come_from_source_date_epoch() {
+    // `automatic-version-prefix` with a `<date:…>` tag, and only SOURCE_DATE_EPOCH to
+    // say when (no --timestamp): the version carries that instant's UTC day — not the
+    // machine's today, nor the local day of a time zone already in the next one.
+    const NOON: &str = "1704110400"; // 2024-01-01T12:00:00Z, Jan 2 02:00 at UTC+14
+    const NEXT_NOON: &str = "1704196800";
+    let c = corpus_dir();
+    let tmp = tempdir();
+    let t = tmp.path();
+    let tf = util::treefile_variant(&c, "tiny.yaml", t, |s| {
+        let mut out: String = s
+            .lines()
+            .filter(|l| !l.starts_with("automatic-version-prefix:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        out.push_str("automatic-version-prefix: \"1.<date:%Y%m%d>\"\n");
+        out
+    });
+    let (repo, cache) = (t.join("repo"), t.join("cache"));
+    let env = |sde| Env {
+        cwd: t,
+        umask: "022",
+        tz: "Pacific/Kiritimati",
+        lang: "C.UTF-8",
+        timestamp: None,
+        source_date_epoch: Some(sde),
+    };
+    let (c1, j1) = compose(&env(NOON), &tf, &repo, &cache);
+    assert_eq!(j1["ostree-version"], "1.20240101.0", "{j1}");
+    assert_eq!(j1["ostree-timestamp"], "2024-01-01T12:00:00Z", "{j1}");
+    let r = format!("--repo={}", p(&repo));
+    let shown = ostree(&[&r, "show", "--print-metadata-key=version", &c1])
+        .ok()
+        .to_string();
+    assert_eq!(shown.trim(), "'1.20240101.0'");
+    // A day later the date moves and the counter restarts; the same day again counts
+    // (--force-nocache: the inputs are unchanged).
+    let (_, j2) = compose_with(&env(NEXT_NOON), &tf, &repo, &cache, &["--force-nocache"]);
+    assert_eq!(j2["ostree-version"], "1.20240102.0", "{j2}");
+    let (_, j3) = compose_with(&env(NEXT_NOON), &tf, &repo, &cache, &["--force-nocache"]);
+    assert_eq!(j3["ostree-version"], "1.20240102.1", "{j3}");
+}
