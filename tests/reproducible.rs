@@ -366,6 +366,98 @@ fn rebase_repo_file(dir: &Path, name: &str, url: &str) {
     fs::write(&path, moved).unwrap();
 }
 
+/// The machine's day now, as a day number (UTC) and as `YYYY-MM-DD` (UTC and local):
+/// what a time leaking past `SOURCE_DATE_EPOCH` into a tree would look like.
+fn today() -> (BTreeSet<u64>, BTreeSet<String>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let dates = [vec!["-u", "+%F"], vec!["+%F"]]
+        .iter()
+        .map(|a| util::run("date", a).ok().trim().to_string())
+        .collect();
+    (BTreeSet::from([now / 86400]), dates)
+}
+
+/// An inline postprocess script that gives the tree a shadow and a gshadow (the
+/// corpus ships none, so the scriptlets' `useradd`s write no dates) through the tree's
+/// own shadow-utils, and adds an unlocked account, whose date of last change
+/// shadow-utils takes from SOURCE_DATE_EPOCH when it is set, else from the clock; and
+/// records the environment that scripts see in `/usr/share/arbor-script-env`.
+const DATED_POSTPROCESS: &str = "postprocess:\n  - |\n    #!/bin/sh\n    set -e\n    \
+    pwconv\n    grpconv\n    \
+    useradd --system --no-create-home --password '$6$arbor' arbor-dated\n    \
+    printf '%s\\n' \"SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH\" \"TZ=${TZ-unset}\" \"LANG=$LANG\" \
+    \"LC_ALL=${LC_ALL-unset}\" \"umask=$(umask)\" > /usr/share/arbor-script-env\n";
+
+/// What [`DATED_POSTPROCESS`] records of its environment: the timestamp, no time zone
+/// or locale of the host's (the tree's own `/etc/localtime` applies), umask 022.
+const SCRIPT_ENV: &str =
+    "SOURCE_DATE_EPOCH=1704067200\nTZ=unset\nLANG=C\nLC_ALL=unset\numask=0022\n";
+
+/// The scripts of a compose saw `timestamp` as the time: `/usr/etc/shadow` (written
+/// by [`DATED_POSTPROCESS`]) dates its unlocked account `timestamp`'s day, and every
+/// other date of last change is empty (locked accounts, normalized) or that day; no
+/// field of shadow or gshadow is one of the machine's `days`; no file of the tree holds
+/// one of its `dates`.
+fn assert_no_host_date(
+    repo: &Path,
+    commit: &str,
+    tmp: &Path,
+    timestamp: u64,
+    (days, dates): &(BTreeSet<u64>, BTreeSet<String>),
+) {
+    let r = format!("--repo={}", p(repo));
+    let day = (timestamp / 86400).to_string();
+    let shadow = ostree(&[&r, "cat", commit, "/usr/etc/shadow"])
+        .ok()
+        .to_string();
+    assert!(shadow.lines().count() > 1, "{shadow}");
+    let mut dated = Vec::new();
+    for line in shadow.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        assert_eq!(f.len(), 9, "a shadow line has 9 fields: {line}");
+        assert!(
+            f[2].is_empty() || f[2] == day,
+            "date of last change not empty nor {day} (SOURCE_DATE_EPOCH's day): {line}"
+        );
+        if f[2] == day {
+            dated.push(f[0]);
+        }
+    }
+    assert_eq!(dated, ["arbor-dated"], "{shadow}");
+    let gshadow = ostree(&[&r, "cat", commit, "/usr/etc/gshadow"])
+        .ok()
+        .to_string();
+    assert!(gshadow.lines().count() > 1, "{gshadow}");
+    for text in [&shadow, &gshadow] {
+        for line in text.lines() {
+            for d in days {
+                assert!(
+                    !line.split(':').any(|f| f == d.to_string()),
+                    "today's day number {d} in: {line}"
+                );
+            }
+        }
+    }
+    let co = tmp.join("co-dates");
+    arbor(&["checkout", "--repo", p(repo), commit, p(&co)]).ok();
+    let mut args = vec!["-rlaF"];
+    for d in dates {
+        args.extend(["-e", d]);
+    }
+    args.push(p(&co));
+    let g = util::run("grep", &args);
+    // grep: 1 when nothing matches.
+    assert_eq!(
+        g.status, 1,
+        "files holding today's date {dates:?} (or grep failed: {}):\n{}",
+        g.stderr, g.stdout
+    );
+    fs::remove_dir_all(&co).unwrap();
+}
+
 #[test]
 fn corpus_composes_identically_anywhere() {
     let c = corpus_dir();
@@ -520,6 +612,7 @@ fn scriptlet_composes_identically_anywhere() {
     let c = fedora_corpus_dir();
     let tmp = tempdir();
     let t = tmp.path();
+    let before = today();
     let tf = c.join("v1.yaml");
     let (repo_a, cache_a) = (t.join("repo-a"), t.join("cache-a"));
     let (c1, _) = compose(&env_a(), &tf, &repo_a, &cache_a);
@@ -541,6 +634,32 @@ fn scriptlet_composes_identically_anywhere() {
     let (repo_b, cache_b) = (t.join("repo-b"), t.join("cache-b"));
     let (c1b, _) = compose(&b, &tf, &repo_b, &cache_b);
     assert_eq!(c1, c1b, "{}", explain(&repo_a, &c1, &repo_b, &c1b));
+    // v1 with a postprocess script that dates an account in /usr/etc/shadow, composed
+    // (caches warm, repositories new: no accounts seeded from a parent) in A's and
+    // B's environments: the same commit, and the scripts' time was the timestamp, not
+    // the machine's (whose day may have turned during the composes: both days count).
+    fs::create_dir_all(t.join("tf")).unwrap();
+    let dated = util::treefile_variant(&c, "v1.yaml", &t.join("tf"), |s| {
+        assert!(!s.contains("\npostprocess:"), "{s}");
+        s + DATED_POSTPROCESS
+    });
+    let (repo_da, repo_db) = (t.join("repo-dated-a"), t.join("repo-dated-b"));
+    let (d1, _) = compose(&env_a(), &dated, &repo_da, &cache_a);
+    let (d1b, _) = compose(&b, &dated, &repo_db, &cache_b);
+    assert_eq!(d1, d1b, "{}", explain(&repo_da, &d1, &repo_db, &d1b));
+    let (mut days, mut dates) = today();
+    days.extend(before.0);
+    dates.extend(before.1);
+    assert_no_host_date(&repo_da, &d1, t, EPOCH.parse().unwrap(), &(days, dates));
+    let env = ostree(&[
+        &format!("--repo={}", p(&repo_da)),
+        "cat",
+        &d1,
+        "/usr/share/arbor-script-env",
+    ])
+    .ok()
+    .to_string();
+    assert_eq!(env, SCRIPT_ENV);
 
     // v2 after v1 against v2 cold.
     let tf2 = c.join("v2.yaml");
