@@ -1009,3 +1009,154 @@ fn date_tags_come_from_source_date_epoch() {
     let (_, j3) = compose_with(&env(NEXT_NOON), &tf, &repo, &cache, &["--force-nocache"]);
     assert_eq!(j3["ostree-version"], "1.20240102.1", "{j3}");
 }
+
+#[test]
+fn diff_names_owner_xattr_type_and_target_changes() {
+    // Two small trees differing path by path in one aspect each: arbor diff --json
+    // names that aspect, and its text is `ostree diff`'s (a changed type is modified,
+    // not descended).
+    use std::os::unix::fs::{chown, symlink};
+    let tmp = tempdir();
+    let t = tmp.path();
+    let (a, b) = (t.join("a"), t.join("b"));
+    for d in [&a, &b] {
+        fs::create_dir_all(d.join("owned-dir/sub")).unwrap();
+        for f in ["owned-dir/sub/f", "owned", "labelled", "moded"] {
+            fs::write(d.join(f), "same\n").unwrap();
+            fs::set_permissions(d.join(f), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    // a: regular files, a directory and a symlink where b has other types.
+    fs::write(a.join("retyped"), "same\n").unwrap();
+    fs::set_permissions(a.join("retyped"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::create_dir_all(a.join("was-dir/inner")).unwrap();
+    fs::write(a.join("was-dir/inner/f"), "x\n").unwrap();
+    fs::write(a.join("became-dir"), "x\n").unwrap();
+    symlink("one", a.join("link")).unwrap();
+    // b: one change each.
+    chown(b.join("owned"), Some(1234), Some(5678)).expect("chown (tests run as root)");
+    chown(b.join("owned-dir"), Some(1234), None).expect("chown (tests run as root)");
+    assert!(
+        util::set_xattr(&b.join("labelled"), "user.arbor-test", b"v"),
+        "{} takes user.* xattrs",
+        t.display()
+    );
+    fs::set_permissions(b.join("moded"), fs::Permissions::from_mode(0o600)).unwrap();
+    symlink("owned", b.join("retyped")).unwrap();
+    fs::write(b.join("was-dir"), "x\n").unwrap();
+    fs::create_dir_all(b.join("became-dir/inner")).unwrap();
+    fs::write(b.join("became-dir/inner/f"), "x\n").unwrap();
+    symlink("two", b.join("link")).unwrap();
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&b, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let repo = t.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let commit = |dir: &Path, branch: &str| {
+        arbor(&[
+            "commit",
+            "--repo",
+            p(&repo),
+            "--branch",
+            branch,
+            "--timestamp",
+            EPOCH,
+            "--progress",
+            "none",
+            p(dir),
+        ])
+        .ok()
+        .trim()
+        .to_string()
+    };
+    let (ca, cb) = (commit(&a, "a"), commit(&b, "b"));
+    let want = ostree(&[&format!("--repo={}", p(&repo)), "diff", &ca, &cb])
+        .ok()
+        .to_string();
+    let got = arbor(&["diff", "--repo", p(&repo), &ca, &cb])
+        .ok()
+        .to_string();
+    assert_eq!(got, want, "arbor diff and ostree diff, line for line");
+    let j: Value = serde_json::from_str(
+        arbor(&["diff", "--repo", p(&repo), "--json", &ca, &cb])
+            .ok()
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(j["removed"], serde_json::json!([]), "{j}");
+    assert_eq!(j["added"], serde_json::json!([]), "{j}");
+    let changed: Vec<(String, Vec<String>)> = j["modified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["path"].as_str().unwrap().to_string(),
+                x["changed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    let expect: Vec<(String, Vec<String>)> = [
+        // ostree's order: files (symlinks are files), then directories, by name.
+        ("/became-dir", &["type"][..]),
+        ("/labelled", &["xattrs"]),
+        ("/link", &["target"]),
+        ("/moded", &["mode"]),
+        ("/owned", &["uid", "gid"]),
+        ("/retyped", &["type"]),
+        ("/owned-dir", &["uid"]),
+        ("/was-dir", &["type"]),
+    ]
+    .iter()
+    .map(|(p, c)| (p.to_string(), c.iter().map(|s| s.to_string()).collect()))
+    .collect();
+    assert_eq!(changed, expect, "{j}");
+    let lines: String = expect.iter().map(|(p, _)| format!("M    {p}\n")).collect();
+    assert_eq!(want, lines);
+    // Each side's entry says what it was.
+    let entry = |path: &str| {
+        j["modified"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["path"] == path)
+            .unwrap()
+            .clone()
+    };
+    let (r, l, o) = (entry("/retyped"), entry("/link"), entry("/owned"));
+    assert_eq!(
+        (&r["from"]["type"], &r["to"]["type"]),
+        (&"file".into(), &"symlink".into())
+    );
+    assert_eq!(r["to"]["target"], "owned");
+    assert_eq!(
+        (&l["from"]["target"], &l["to"]["target"]),
+        (&"one".into(), &"two".into())
+    );
+    assert_eq!(
+        (&o["to"]["uid"], &o["to"]["gid"]),
+        (&1234.into(), &5678.into())
+    );
+    assert_eq!(entry("/was-dir")["to"]["type"], "file");
+    assert_ne!(
+        entry("/labelled")["from"]["attrs"],
+        entry("/labelled")["to"]["attrs"]
+    );
+    let details = arbor(&["diff", "--repo", p(&repo), "--details", &ca, &cb])
+        .ok()
+        .to_string();
+    for d in [
+        "M    /owned    [uid 0 -> 1234, gid 0 -> 5678]",
+        "M    /retyped    [type file -> symlink]",
+        "M    /link    [target one -> two]",
+        "M    /labelled    [xattrs]",
+        "M    /moded    [mode 644 -> 600]",
+    ] {
+        assert!(details.lines().any(|l| l == d), "{d:?} not in:\n{details}");
+    }
+}
