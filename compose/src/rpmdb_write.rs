@@ -5,7 +5,9 @@
 //!   rpm's own install order over the packages given by name: an rpmdb updated in place
 //!   would differ from one written cold (rows and pages land elsewhere).
 //! - Install times and the transaction id come from `SOURCE_DATE_EPOCH` (the commit's
-//!   timestamp), which rpm 4.18 honours; rpm runs with `LC_ALL=C`, `TZ=UTC`, umask 022.
+//!   timestamp), which rpm 4.18 honours: the transaction id is the timestamp, and install
+//!   times step one second per package from it, in install order (rpm's own handling;
+//!   reproducible all the same); rpm runs with `LC_ALL=C`, `TZ=UTC`, umask 022.
 //! - sqlite's transient files stay out of the tree: rpm checkpoints and empties the WAL
 //!   when it closes; the database is then switched to sqlite's rollback-journal format
 //!   (header bytes 18-19, as `PRAGMA journal_mode=DELETE` does), so that a read-only

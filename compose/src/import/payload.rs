@@ -80,7 +80,13 @@ pub fn import(
     let shared = Shared::default();
     // In place: the stream stays on this thread even when it is not a pool thread.
     let streamed = rayon::in_place_scope(|scope| {
-        let writer = Writer::new(scope, ctx.repo, ctx.opts.bare.as_deref(), &shared);
+        let writer = Writer::new(
+            scope,
+            ctx.repo,
+            ctx.opts.labels.as_deref(),
+            ctx.opts.bare.as_deref(),
+            &shared,
+        );
         let r = stream(&mut st, &writer, archive, entries, index);
         if r.is_ok() {
             writer.flush();
@@ -337,10 +343,9 @@ impl State<'_> {
         let mut items = Vec::with_capacity(placed.len());
         for (m, path) in placed {
             let raw = entries[m].path().to_string_lossy().into_owned();
-            let mut header =
-                (self.attrs.regular(&entries[m])).map_err(|why| self.refuse(&raw, why))?;
-            self.label(&path, &mut header)
-                .map_err(|why| self.refuse(&raw, why))?;
+            // Labeled by the writer's job (the lookups are the costly part of a
+            // labeled import: on the pool, not on this streaming thread).
+            let header = (self.attrs.regular(&entries[m])).map_err(|why| self.refuse(&raw, why))?;
             items.push(Item { header, raw, path });
         }
         writer.submit(content, items);

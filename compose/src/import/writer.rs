@@ -23,6 +23,7 @@ use arbor_repo::{FileHeader, Repo, RepoError};
 
 use super::content::Content;
 use crate::scripts::farm::BareCache;
+use crate::selinux::Labeler;
 
 /// Bytes of content held in memory by queued jobs before the stream waits.
 const MAX_IN_FLIGHT: u64 = 64 << 20;
@@ -72,6 +73,7 @@ type Batch = Vec<(Content, Vec<Item>)>;
 pub struct Writer<'scope, 'env> {
     scope: &'scope rayon::Scope<'env>,
     repo: &'env Repo,
+    labels: Option<&'env Labeler>,
     bare: Option<&'env BareCache>,
     shared: &'env Shared,
     batch: RefCell<(Batch, u64)>,
@@ -81,12 +83,14 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     pub fn new(
         scope: &'scope rayon::Scope<'env>,
         repo: &'env Repo,
+        labels: Option<&'env Labeler>,
         bare: Option<&'env BareCache>,
         shared: &'env Shared,
     ) -> Self {
         Writer {
             scope,
             repo,
+            labels,
             bare,
             shared,
             batch: RefCell::new((Vec::new(), 0)),
@@ -113,7 +117,7 @@ impl<'scope, 'env> Writer<'scope, 'env> {
     /// Write what is left on this thread (jobs already spawned finish with the scope).
     pub fn flush(&self) {
         let (batch, _) = std::mem::take(&mut *self.batch.borrow_mut());
-        write_batch(self.repo, self.bare, self.shared, batch);
+        write_batch(self.repo, self.labels, self.bare, self.shared, batch);
     }
 
     fn spawn_batch(&self) {
@@ -126,20 +130,41 @@ impl<'scope, 'env> Writer<'scope, 'env> {
             }
         }
         self.shared.in_flight.fetch_add(cost, Ordering::AcqRel);
-        let (repo, bare, shared) = (self.repo, self.bare, self.shared);
+        let (repo, labels, bare, shared) = (self.repo, self.labels, self.bare, self.shared);
         self.scope.spawn(move |_| {
-            write_batch(repo, bare, shared, batch);
+            write_batch(repo, labels, bare, shared, batch);
             shared.in_flight.fetch_sub(cost, Ordering::AcqRel);
         });
     }
 }
 
-fn write_batch(repo: &Repo, bare: Option<&BareCache>, shared: &Shared, batch: Batch) {
+fn write_batch(
+    repo: &Repo,
+    labels: Option<&Labeler>,
+    bare: Option<&BareCache>,
+    shared: &Shared,
+    batch: Batch,
+) {
     let mut out = Vec::new();
     for (content, items) in batch {
         let size = content.len();
         let mut by_header: HashMap<FileHeader, Checksum> = HashMap::new();
-        for item in items {
+        for mut item in items {
+            if let Some(l) = labels {
+                match l.label_for(&item.path, item.header.mode) {
+                    Ok(label) => {
+                        item.header.xattrs = crate::selinux::with_label(&item.header.xattrs, label)
+                    }
+                    Err(e) => {
+                        let mut failed = shared.failed.lock().unwrap_or_else(|p| p.into_inner());
+                        failed.get_or_insert(RepoError::Input {
+                            path: item.raw.into(),
+                            why: e.to_string(),
+                        });
+                        return;
+                    }
+                }
+            }
             let checksum = match by_header.get(&item.header) {
                 Some(c) => *c,
                 None => match content.write(repo, &item.header).and_then(|(c, _)| {
