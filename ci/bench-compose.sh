@@ -75,7 +75,13 @@ for k in ("arbor-v1-nolabel", "arbor-v1-label", "arbor-label-noop"):
     w, c, r = med[k]
     print(f"{k:<22} wall {w:6.2f} s  cpu {c:6.2f} s  peak_rss {r} KB")
 a, b = med["arbor-v1-nolabel"], med["arbor-v1-label"]
-print(f"labeling adds {100 * (b[0] / a[0] - 1):.1f} % wall, {100 * (b[1] / a[1] - 1):.1f} % CPU to a cold compose")
+print(f"labeling adds {100 * (b[0] / a[0] - 1):.1f} % wall, {100 * (b[1] / a[1] - 1):.1f} % CPU to a cold compose (ratio of medians)")
+# The two composes of one run follow each other; the VM's speed drifts between runs
+# (writeback of the previous runs' data), so each run's own ratio says more.
+pairs = list(zip(rows["arbor-v1-nolabel"], rows["arbor-v1-label"]))
+rw = statistics.median(l[0] / n[0] for n, l in pairs)
+rc = statistics.median(l[1] / n[1] for n, l in pairs)
+print(f"labeling adds {100 * (rw - 1):.1f} % wall, {100 * (rc - 1):.1f} % CPU (median of the runs' own ratios)")
 print("all runs (wall s):", {k: [w for w, _, _ in v] for k, v in rows.items()})
 v = json.load(open(sys.argv[2] + "/1/label.json"))
 print("labeled run timings (run 1):", {k: round(t, 2) for k, t in v["arbor-timings"].items()}, "relabeled", v.get("arbor-relabeled"))

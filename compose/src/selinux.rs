@@ -11,7 +11,7 @@
 
 #![allow(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 
@@ -153,8 +153,99 @@ pub struct Labeler {
     handles: Vec<std::sync::OnceLock<Result<usize, String>>>,
     /// Where the policy files are (libselinux reads them when a handle is opened).
     dir: PathBuf,
+    /// The spec files (`file_contexts`, `.homedirs`, `.local`): each line with the
+    /// literal prefix every path it can match starts with.
+    specs: Vec<(&'static str, Vec<(String, String)>)>,
+    /// The sources of the policy's path substitutions (`.subs`, `.subs_dist`).
+    subs: Vec<String>,
+    /// Handles over the specs that can match below one directory, by (directory, slot).
+    groups: std::sync::Mutex<HashMap<(String, usize), Result<usize, String>>>,
     pub digest: String,
     pub policy: String,
+}
+
+/// The spec files of a policy, in the order libselinux reads them.
+const SPEC_FILES: &[&str] = &[
+    "file_contexts",
+    "file_contexts.homedirs",
+    "file_contexts.local",
+];
+/// Paths are grouped by their first directories, this many deep at most.
+const GROUP_DEPTH: usize = 3;
+
+/// The literal text every string an anchored file_contexts regex matches starts with
+/// (libselinux compiles `^REGEX$`): up to the first metacharacter, escaped punctuation
+/// taken literally, a character made optional by the quantifier after it left out.
+/// Empty when a top-level alternation could defeat the anchor.
+fn literal_prefix(regex: &str) -> String {
+    let mut depth = 0i32;
+    let mut escaped = false;
+    for c in regex.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth <= 0 => return String::new(),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    let mut chars = regex.chars().peekable();
+    while let Some(c) = chars.next() {
+        let lit = match c {
+            '\\' => match chars.peek() {
+                Some(&n) if !n.is_ascii_alphanumeric() => {
+                    chars.next();
+                    n
+                }
+                _ => break,
+            },
+            '.' | '[' | ']' | '(' | ')' | '*' | '+' | '?' | '{' | '}' | '|' | '^' | '$' => break,
+            c => c,
+        };
+        if matches!(chars.peek(), Some('*' | '?' | '{')) {
+            break;
+        }
+        out.push(lit);
+    }
+    out
+}
+
+/// `file_contexts` lines with their literal prefixes (comments and blank lines dropped).
+fn parse_specs(data: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter_map(|l| {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with('#') {
+                return None;
+            }
+            let regex = t.split_whitespace().next()?;
+            Some((l.to_string(), literal_prefix(regex)))
+        })
+        .collect()
+}
+
+/// The directory (with a trailing `/`) whose specs label `path`: its parent, at most
+/// [`GROUP_DEPTH`] deep; `None` for a path right under `/`.
+fn group_of(path: &str) -> Option<&str> {
+    let parent = &path[..path.rfind('/')?];
+    let mut end = 0;
+    for (n, (i, _)) in parent
+        .match_indices('/')
+        .chain([(parent.len(), "")])
+        .enumerate()
+    {
+        if n > GROUP_DEPTH {
+            break;
+        }
+        end = i;
+    }
+    (end > 0).then(|| &path[..=end])
 }
 
 /// Handles a labeler opens at most (each holds the policy's compiled regexes).
@@ -210,11 +301,33 @@ impl Labeler {
             why: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let specs = SPEC_FILES
+            .iter()
+            .filter_map(|f| policy.files.get(*f).map(|d| (*f, parse_specs(d))))
+            .collect();
+        let subs = ["file_contexts.subs", "file_contexts.subs_dist"]
+            .iter()
+            .filter_map(|f| policy.files.get(*f))
+            .flat_map(|d| {
+                String::from_utf8_lossy(d)
+                    .lines()
+                    .filter_map(|l| {
+                        let t = l.trim();
+                        (!t.is_empty() && !t.starts_with('#'))
+                            .then(|| t.split_whitespace().next().map(str::to_string))
+                            .flatten()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let l = Labeler {
             handles: (0..MAX_HANDLES.min(rayon::current_num_threads()) + 1)
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
             dir: dir.to_path_buf(),
+            specs,
+            subs,
+            groups: std::sync::Mutex::new(HashMap::new()),
             digest: policy.digest(),
             policy: policy.name.clone(),
         };
@@ -230,18 +343,74 @@ impl Labeler {
         Ok(l)
     }
 
-    /// This thread's handle.
-    fn handle(&self) -> Result<*mut c_void, LabelError> {
-        let slot = rayon::current_thread_index()
+    /// This thread's handle slot.
+    fn slot(&self) -> usize {
+        rayon::current_thread_index()
             .map(|i| 1 + i % (self.handles.len() - 1))
-            .unwrap_or(0);
-        match self.handles[slot].get_or_init(|| open_handle(&self.dir, false)) {
+            .unwrap_or(0)
+    }
+
+    /// This thread's handle over the whole policy.
+    fn handle(&self) -> Result<*mut c_void, LabelError> {
+        match self.handles[self.slot()].get_or_init(|| open_handle(&self.dir, false)) {
             Ok(h) => Ok(*h as *mut c_void),
-            Err(why) => Err(LabelError::Load {
-                name: self.policy.clone(),
-                why: why.clone(),
-            }),
+            Err(why) => Err(self.load_error(why.clone())),
         }
+    }
+
+    fn load_error(&self, why: String) -> LabelError {
+        LabelError::Load {
+            name: self.policy.clone(),
+            why,
+        }
+    }
+
+    /// The handle to look `path` up with. libselinux tries a path against every spec
+    /// of its first component, last to first, until one matches (2,700 regexes for a
+    /// `/usr` path with Debian's policy, the bulk of a labeled compose's cost). A spec
+    /// whose literal prefix neither starts nor is started by the path's group (its
+    /// first directories) cannot match any path in the group, so a handle over the
+    /// group's specs alone — the same lines, in the same order and files — gives every
+    /// path in it the label the whole policy gives (tests compare them, and the
+    /// integration test compares every path with `setfiles`). Paths a substitution
+    /// could rewrite are looked up in the whole policy.
+    fn handle_for(&self, path: &str) -> Result<*mut c_void, LabelError> {
+        let substituted = self.subs.iter().any(|s| {
+            path.strip_prefix(s.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        let Some(group) = group_of(path).filter(|_| !substituted) else {
+            return self.handle();
+        };
+        let key = (group.to_string(), self.slot());
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let n = groups.len();
+        let h = groups
+            .entry(key)
+            .or_insert_with(|| self.open_group(group, n));
+        match h {
+            Ok(h) => Ok(*h as *mut c_void),
+            Err(why) => Err(self.load_error(why.clone())),
+        }
+    }
+
+    /// Open a handle over the specs that can match below `group`, written to a
+    /// directory of its own (`g-N`).
+    fn open_group(&self, group: &str, n: usize) -> Result<usize, String> {
+        let dir = self.dir.join(format!("g-{n}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (name, specs) in &self.specs {
+            let mut text = String::new();
+            for (line, prefix) in specs {
+                if prefix.starts_with(group) || group.starts_with(prefix.as_str()) {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            let p = dir.join(name);
+            std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        open_handle(&dir, false)
     }
 
     /// The context for `path` (absolute, as on a booted system) of file type `mode`
@@ -250,10 +419,18 @@ impl Labeler {
     /// A lookup that fails otherwise than by finding nothing (a regex of the policy
     /// that does not compile, say) is an error.
     pub fn lookup(&self, path: &str, mode: u32) -> Result<Option<String>, LabelError> {
+        self.lookup_in(self.handle_for(path)?, path, mode)
+    }
+
+    fn lookup_in(
+        &self,
+        handle: *mut c_void,
+        path: &str,
+        mode: u32,
+    ) -> Result<Option<String>, LabelError> {
         let Ok(key) = CString::new(path) else {
             return Ok(None);
         };
-        let handle = self.handle()?;
         let mut con: *mut c_char = std::ptr::null_mut();
         // SAFETY: the handle is open (closed only in Drop), `key` is a valid C string,
         // `con` receives a string libselinux allocated, freed below with freecon.
@@ -294,8 +471,11 @@ impl Labeler {
 
 impl Drop for Labeler {
     fn drop(&mut self) {
-        for h in &mut self.handles {
-            if let Some(Ok(h)) = h.take() {
+        let groups = std::mem::take(self.groups.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let grouped = groups.into_values().filter_map(Result::ok);
+        let whole = self.handles.iter_mut().filter_map(|h| h.take()?.ok());
+        for h in whole.chain(grouped) {
+            {
                 // SAFETY: the handle came from selabel_open and is closed once, when no
                 // lookup can run any more (`&mut self`).
                 unsafe { selabel_close(h as *mut c_void) };
@@ -346,6 +526,114 @@ pub fn booted_path(tree_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_prefixes_and_groups() {
+        for (regex, prefix) in [
+            ("/usr/lib/modules(/.*)?", "/usr/lib/modules"),
+            ("/usr/lib(64)?/ld\\.so", "/usr/lib"),
+            ("/usr/sbin/ldconfig\\.real", "/usr/sbin/ldconfig.real"),
+            ("/usrx?/bin", "/usr"),
+            ("/etc/a{2}", "/etc/"),
+            ("/usr/bin/python[0-9]", "/usr/bin/python"),
+            ("/a\\d", "/a"),
+            ("/usr/x|/opt/y", ""),
+            ("/usr/(x|y)/z", "/usr/"),
+            (".*", ""),
+        ] {
+            assert_eq!(literal_prefix(regex), prefix, "{regex}");
+        }
+        assert_eq!(
+            group_of("/usr/lib/modules/6.1/x.ko"),
+            Some("/usr/lib/modules/")
+        );
+        assert_eq!(group_of("/usr/bin/bash"), Some("/usr/bin/"));
+        assert_eq!(group_of("/usr/lib"), Some("/usr/"));
+        assert_eq!(group_of("/usr"), None);
+    }
+
+    /// Every path of the host's /usr, /etc and /var (up to a bound) gets the same label
+    /// from the grouped handles as from the whole policy, with Debian's real policy
+    /// (installed by ci/install-deps.sh) and with alternations, optional characters
+    /// and substitutions added.
+    #[test]
+    fn grouped_lookups_equal_the_whole_policy() {
+        let base = Path::new("/etc/selinux/default/contexts/files");
+        let mut files = BTreeMap::new();
+        for f in CONTEXT_FILES {
+            if let Ok(d) = std::fs::read(base.join(f)) {
+                files.insert(f.to_string(), d);
+            }
+        }
+        let main = files
+            .get_mut("file_contexts")
+            .expect("selinux-policy-default installed (ci/install-deps.sh)");
+        main.extend_from_slice(
+            b"/usr/share/zon|/usr/lib/x86_64-linux-gnu/libz.*\tsystem_u:object_r:alt_t:s0\n\
+              /usr/libx?/os-release\tsystem_u:object_r:opt_t:s0\n\
+              /etc/ssl/certs/[^/]*\\.pem\t--\tsystem_u:object_r:pem_t:s0\n",
+        );
+        files.insert(
+            "file_contexts.subs".to_string(),
+            b"/usr/local/lib /usr/lib\n/opt/sub /usr/share\n".to_vec(),
+        );
+        let policy = Policy {
+            name: "default".into(),
+            files,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let l = Labeler::open(&policy, &tmp.path().join("p")).unwrap();
+        let whole = l.handle().unwrap();
+        let mut n = 0;
+        let mut synthetic = 0;
+        for root in [
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/share/zoneinfo",
+            "/etc/ssl/certs",
+            "/usr/lib",
+            "/usr/share",
+            "/usr/bin",
+            "/etc",
+            "/var",
+        ] {
+            let mut stack = vec![PathBuf::from(root)];
+            let mut in_root = 0;
+            while let Some(d) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let Ok(m) = std::fs::symlink_metadata(&p) else {
+                        continue;
+                    };
+                    use std::os::unix::fs::MetadataExt;
+                    let path = p.to_string_lossy().into_owned();
+                    for path in [path.clone(), path.replacen("/usr/share", "/opt/sub", 1)] {
+                        let want = l.lookup_in(whole, &path, m.mode()).unwrap();
+                        assert_eq!(l.lookup(&path, m.mode()).unwrap(), want, "{path}");
+                        if want.is_some_and(|c| {
+                            ["alt_t", "opt_t", "pem_t"].iter().any(|t| c.contains(t))
+                        }) {
+                            synthetic += 1;
+                        }
+                    }
+                    n += 1;
+                    in_root += 1;
+                    if m.is_dir() && in_root < 6_000 {
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        assert!(n > 5000, "only {n} paths compared");
+        assert!(
+            synthetic > 10,
+            "the added specs labeled only {synthetic} paths"
+        );
+        let groups = l.groups.lock().unwrap().len();
+        assert!(groups > 20, "{groups} groups");
+    }
 
     #[test]
     fn labels_from_a_file_contexts() {
