@@ -399,16 +399,23 @@ impl Labeler {
     fn open_group(&self, group: &str, n: usize) -> Result<usize, String> {
         let dir = self.dir.join(format!("g-{n}"));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut any = false;
         for (name, specs) in &self.specs {
             let mut text = String::new();
             for (line, prefix) in specs {
                 if prefix.starts_with(group) || group.starts_with(prefix.as_str()) {
                     text.push_str(line);
                     text.push('\n');
+                    any = true;
                 }
             }
             let p = dir.join(name);
             std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        // No spec can match in the group: no label (the null handle), as the whole
+        // policy would say, without asking libselinux to open an empty file.
+        if !any {
+            return Ok(0);
         }
         open_handle(&dir, false)
     }
@@ -431,6 +438,9 @@ impl Labeler {
         let Ok(key) = CString::new(path) else {
             return Ok(None);
         };
+        if handle.is_null() {
+            return Ok(None);
+        }
         let mut con: *mut c_char = std::ptr::null_mut();
         // SAFETY: the handle is open (closed only in Drop), `key` is a valid C string,
         // `con` receives a string libselinux allocated, freed below with freecon.
@@ -474,7 +484,7 @@ impl Drop for Labeler {
         let groups = std::mem::take(self.groups.get_mut().unwrap_or_else(|p| p.into_inner()));
         let grouped = groups.into_values().filter_map(Result::ok);
         let whole = self.handles.iter_mut().filter_map(|h| h.take()?.ok());
-        for h in whole.chain(grouped) {
+        for h in whole.chain(grouped).filter(|&h| h != 0) {
             {
                 // SAFETY: the handle came from selabel_open and is closed once, when no
                 // lookup can run any more (`&mut self`).
@@ -526,6 +536,36 @@ pub fn booted_path(tree_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_no_spec_can_match_has_no_label() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut files = BTreeMap::new();
+        files.insert(
+            "file_contexts".to_string(),
+            b"/etc(/.*)?\tsystem_u:object_r:etc_t:s0\n".to_vec(),
+        );
+        let policy = Policy {
+            name: "t".into(),
+            files,
+        };
+        let l = Labeler::open(&policy, &tmp.path().join("p")).unwrap();
+        let whole = l.handle().unwrap();
+        for path in ["/var/lib/x/y", "/etc/ssl/certs/a.pem", "/usr/bin/ls"] {
+            assert_eq!(
+                l.lookup(path, 0o100644).unwrap(),
+                l.lookup_in(whole, path, 0o100644).unwrap(),
+                "{path}"
+            );
+        }
+        assert_eq!(l.lookup("/var/lib/x/y", 0o100644).unwrap(), None);
+        assert_eq!(
+            l.lookup("/etc/ssl/certs/a.pem", 0o100644)
+                .unwrap()
+                .as_deref(),
+            Some("system_u:object_r:etc_t:s0")
+        );
+    }
 
     #[test]
     fn literal_prefixes_and_groups() {
