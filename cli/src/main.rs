@@ -3,6 +3,7 @@
 
 mod cmd;
 mod progress;
+mod shared_cache;
 mod sign;
 
 use std::process::ExitCode;

@@ -19,6 +19,7 @@ pub mod rpmdb_write;
 pub mod rpmmd;
 pub mod scripts;
 pub mod selinux;
+pub mod shared;
 pub mod solve;
 pub mod time;
 pub mod treefile;

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::plan::RepoConfig;
+use crate::shared::{self, SharedCache};
 use crate::solve::{RepoMetadata, SolvedPackage};
 
 /// Attempts per download before giving up.
@@ -736,12 +737,15 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Make every package available locally: `file://` ones are verified in place, others
-/// downloaded into `cache/rpms/<sha256>.rpm` (reused when present and valid).
+/// downloaded into `cache/rpms/<kind>-<digest>.rpm` (reused when present and valid) —
+/// from the `shared` cache when it has them, else from their repository (and then
+/// stored in the shared cache too).
 pub fn fetch_rpms(
     http: &Http,
     repos: &[LoadedRepo],
     packages: &[SolvedPackage],
     cache: &Path,
+    shared: Option<&dyn SharedCache>,
     progress: &dyn arbor_repo::progress::Progress,
 ) -> Result<Vec<FetchedRpm>> {
     let dir = cache.join("rpms");
@@ -755,7 +759,7 @@ pub fn fetch_rpms(
     let out = packages
         .par_iter()
         .map(|p| {
-            let r = fetch_one(http, repos, p, &dir, &memo, &fresh);
+            let r = fetch_one(http, repos, p, &dir, shared, &memo, &fresh);
             progress.inc(1);
             if let Ok(f) = &r {
                 if f.downloaded {
@@ -783,6 +787,7 @@ fn fetch_one(
     repos: &[LoadedRepo],
     p: &SolvedPackage,
     dir: &Path,
+    shared: Option<&dyn SharedCache>,
     memo: &DigestMemo,
     fresh: &std::sync::Mutex<Vec<(PathBuf, Stamp, String)>>,
 ) -> Result<FetchedRpm> {
@@ -866,6 +871,61 @@ fn fetch_one(
         MAX_RPM_BYTES
     };
     let part = cached.with_extension("rpm.part");
+    // Verified: into the cache under its digest name, remembered like a verified local
+    // file (the next compose does not hash it again).
+    let finish = |actual: String| -> Result<FetchedRpm> {
+        fs::rename(&part, &cached).map_err(|err| FetchError::Io {
+            path: cached.clone(),
+            err,
+        })?;
+        let sha256 = if kind == "sha256" {
+            actual
+        } else {
+            sha256_file(&cached).map_err(|err| FetchError::Io {
+                path: cached.clone(),
+                err,
+            })?
+        };
+        if let Some(stamp) = Stamp::of(&cached) {
+            fresh.lock().unwrap_or_else(|p| p.into_inner()).push((
+                cached.clone(),
+                stamp,
+                sha256.clone(),
+            ));
+        }
+        Ok(FetchedRpm {
+            nevra: p.nevra(),
+            path: cached.clone(),
+            sha256,
+            downloaded: true,
+        })
+    };
+    let key = shared::rpm_key(&kind, &expected);
+    let mut replace = false;
+    if let Some(sc) = shared {
+        match sc.get(&key, &part, max) {
+            Ok(true) => match file_digest(&kind, &part) {
+                Ok(actual) if actual == expected => {
+                    shared::bump(&sc.stats().rpms_fetched, 1);
+                    let len = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+                    shared::bump(&sc.stats().bytes_fetched, len);
+                    return finish(actual);
+                }
+                Ok(actual) => {
+                    shared::rejected(
+                        sc,
+                        &key,
+                        &format!("{kind} {actual}, not {expected} as the repodata says"),
+                    );
+                    replace = true;
+                }
+                Err(why) => shared::failed(sc, &format!("reading {key}"), &why),
+            },
+            Ok(false) => {}
+            Err(why) => shared::failed(sc, &format!("GET {key}"), &why),
+        }
+        let _ = fs::remove_file(&part);
+    }
     let mut last = None;
     for attempt in 0..RETRIES {
         let got = http.download(&url, &part, max);
@@ -893,32 +953,11 @@ fn fetch_one(
             last = Some(mismatch(actual));
             continue;
         }
-        fs::rename(&part, &cached).map_err(|err| FetchError::Io {
-            path: cached.clone(),
-            err,
-        })?;
-        let sha256 = if kind == "sha256" {
-            actual
-        } else {
-            sha256_file(&cached).map_err(|err| FetchError::Io {
-                path: cached.clone(),
-                err,
-            })?
-        };
-        // Remembered like a verified local file: the next compose does not hash it again.
-        if let Some(stamp) = Stamp::of(&cached) {
-            fresh.lock().unwrap_or_else(|p| p.into_inner()).push((
-                cached.clone(),
-                stamp,
-                sha256.clone(),
-            ));
+        let got = finish(actual)?;
+        if let Some(sc) = shared {
+            shared::store(sc, &key, &got.path, replace, &sc.stats().rpms_stored);
         }
-        return Ok(FetchedRpm {
-            nevra: p.nevra(),
-            path: cached,
-            sha256,
-            downloaded: true,
-        });
+        return Ok(got);
     }
     Err(last.unwrap_or_else(|| mismatch(String::new())))
 }

@@ -9,6 +9,7 @@
 //! inside a [`Location`] (built from a URL by `location`, or by the caller), so tests
 //! (in-memory, local directories) and production (S3, GCS, Azure) run the same code.
 
+mod blobs;
 mod body;
 mod error;
 mod lease;
@@ -25,6 +26,7 @@ mod walk;
 use arbor_repo::progress::Progress;
 use arbor_repo::Repo;
 
+pub use blobs::Blobs;
 pub use error::{error_chain, PublishError, Result, StoreFailure};
 pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};

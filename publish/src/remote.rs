@@ -277,6 +277,12 @@ impl Remote {
             .map(|(b, _, _)| b))
     }
 
+    /// [`Remote::get_body`] with the caller's bound instead of the key's (keys outside
+    /// the repository layout: the shared package cache's blobs).
+    pub async fn get_body_max(&self, key: &str, max: u64) -> Result<Option<Body>> {
+        Ok(self.fetch(key, max, true).await?.map(|(b, _, _)| b))
+    }
+
     fn corrupt(&self, key: &str, why: String) -> PublishError {
         PublishError::Corrupt {
             url: self.url(key),

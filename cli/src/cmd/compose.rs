@@ -9,6 +9,7 @@ use arbor_compose::plan::{host_basearch, ComposePlan};
 use arbor_compose::resolve::{self, lockfile_json};
 use arbor_compose::rpmmd::Http;
 use arbor_compose::treefile;
+use arbor_publish::StoreOpts;
 use clap::Args;
 
 use super::RepoArg;
@@ -57,9 +58,13 @@ pub struct ComposeCmdOpts {
 #[derive(Args)]
 pub struct ComposeInputs {
     /// Package cache: downloaded RPMs and per-RPM imports, reused across composes
-    /// (default: <repo>/extensions/arbor/cache).
-    #[arg(long, value_name = "DIR")]
-    cachedir: Option<PathBuf>,
+    /// (default: <repo>/extensions/arbor/cache). A URL (s3://bucket/prefix, gs://,
+    /// az://, file://, or read-only http(s)://) names a cache shared between machines:
+    /// RPMs and imports missing locally are fetched from it (verified) and stored in it,
+    /// so a CI runner that starts empty starts warm; the local default cache is used
+    /// beside it.
+    #[arg(long, value_name = "DIR|URL")]
+    cachedir: Option<String>,
     /// Commit even if the inputs (treefile, package set) are unchanged.
     #[arg(long)]
     force_nocache: bool,
@@ -89,8 +94,9 @@ impl ComposeInputs {
         }
     }
 
-    /// The library options; reads the lockfile and parses the timestamp.
-    pub fn opts(&self, dry_run: bool) -> Result<ComposeOpts> {
+    /// The library options; reads the lockfile, parses the timestamp, opens a shared
+    /// cache (with these store settings).
+    pub fn opts(&self, dry_run: bool, store: &StoreOpts) -> Result<ComposeOpts> {
         let lockfile = self
             .lockfile
             .as_deref()
@@ -103,8 +109,22 @@ impl ComposeInputs {
             ),
             None => None,
         };
+        let (cachedir, shared_cache) = match self.cachedir.as_deref() {
+            Some(url) if crate::shared_cache::is_url(url) => {
+                if self.offline {
+                    anyhow::bail!(
+                        "--offline with --cachedir {url}: a shared cache is on the network; \
+                         use a local --cachedir (what `arbor fetch` filled)"
+                    );
+                }
+                (None, Some(crate::shared_cache::open(url, store)?))
+            }
+            Some(dir) => (Some(PathBuf::from(dir)), None),
+            None => (None, None),
+        };
         Ok(ComposeOpts {
-            cachedir: self.cachedir.clone(),
+            cachedir,
+            shared_cache,
             force_nocache: self.force_nocache,
             dry_run,
             lockfile,
@@ -131,7 +151,9 @@ impl ComposeCmdOpts {
         }
         .open()?;
         let signers = self.sign.open()?;
-        let mut opts = self.inputs.opts(self.dry_run)?;
+        let mut opts = self
+            .inputs
+            .opts(self.dry_run, &arbor_publish::StoreOpts::default())?;
         // Signed before the ref moves: nothing ever sees the new head unsigned.
         opts.no_ref = self.write_commitid_to.is_some() || signers.is_some();
         let out = compose::compose(&repo, &plan, &opts, &self.inputs.http(), &Bar::new())

@@ -64,6 +64,7 @@ impl FetchOpts {
             lock.as_ref(),
             &Http::default(),
             &cachedir,
+            None,
             &Bar::new(),
         )
         .with_context(|| format!("fetching for {}", self.treefile.display()))?;

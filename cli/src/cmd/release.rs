@@ -134,6 +134,9 @@ struct ComposeJson<'a> {
     metadata_objects_written: u64,
     /// Seconds per compose phase.
     timings: &'a BTreeMap<String, f64>,
+    /// What the shared package cache (`--cachedir URL`) gave and took; absent without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_cache: Option<&'a arbor_compose::shared::SharedCounts>,
 }
 
 /// `fetched` of [`ReleaseJson`]: what came from the destination (empty when the
@@ -206,7 +209,7 @@ impl ReleaseOpts {
         let dest = Location::parse_destination(&self.to, &self.s3.settings())
             .with_context(|| format!("--to {}", self.to))?;
         let delta_opts = self.tuning.lib_opts()?;
-        let mut opts = self.inputs.opts(false)?;
+        let mut opts = self.inputs.opts(false, &self.s3.settings())?;
         let signers = self.sign.open()?;
         let required = super::publish::required_keys(&self.require_signatures)?;
         opts.no_ref = signers.is_some();
@@ -498,6 +501,7 @@ impl ReleaseOpts {
                     content_bytes_written: out.content_bytes_written,
                     metadata_objects_written: out.metadata_written,
                     timings: &out.timings,
+                    shared_cache: out.shared_cache.as_ref(),
                 },
                 deltas: generated
                     .iter()

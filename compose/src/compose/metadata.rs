@@ -278,6 +278,7 @@ pub fn compose_json(plan: &ComposePlan, o: &ComposeOutcome) -> Json {
         "arbor-scriptlets": o.scriptlets,
         "arbor-skipped-scriptlets": o.skipped_scriptlets,
         "arbor-timings": o.timings,
+        "arbor-shared-cache": o.shared_cache,
     });
     // rpm-ostree leaves out what it does not have (no version, no parent to diff with).
     if let Some(obj) = v.as_object_mut() {

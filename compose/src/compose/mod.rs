@@ -65,6 +65,9 @@ pub struct ComposeOpts {
     /// How long one scriptlet or postprocess script may run (default
     /// [`scripts::DEFAULT_TIMEOUT`]).
     pub scriptlet_timeout: Option<std::time::Duration>,
+    /// A package cache shared between machines ([`crate::shared`]), tried after the
+    /// local one: RPMs and per-RPM imports fetched from it, and stored in it when missing.
+    pub shared_cache: Option<std::sync::Arc<dyn crate::shared::SharedCache>>,
 }
 
 /// What a compose did.
@@ -100,6 +103,8 @@ pub struct ComposeOutcome {
     pub relabeled: u64,
     /// Seconds per phase.
     pub timings: BTreeMap<String, f64>,
+    /// What the shared package cache gave and took, when there is one.
+    pub shared_cache: Option<crate::shared::SharedCounts>,
 }
 
 fn lap(timings: &mut BTreeMap<String, f64>, name: &str, t0: &mut Instant) {
@@ -129,13 +134,14 @@ pub fn fetch(
     lockfile: Option<&Lockfile>,
     http: &Http,
     cachedir: &std::path::Path,
+    shared: Option<&dyn crate::shared::SharedCache>,
     progress: &dyn Progress,
 ) -> Result<Fetched, ComposeError> {
     progress.start("resolve", None);
     let resolution = crate::resolve::resolve(plan, http, lockfile, Some(cachedir));
     progress.end(resolution.is_ok());
     let resolution = resolution?;
-    let rpms = stages::fetch(http, &resolution, cachedir, progress)?;
+    let rpms = stages::fetch(http, &resolution, cachedir, shared, progress)?;
     Ok(Fetched { resolution, rpms })
 }
 
@@ -177,6 +183,7 @@ pub fn compose(
         pkgdiff: None,
         relabeled: 0,
         timings: BTreeMap::new(),
+        shared_cache: None,
     };
     if resolved.unchanged && !opts.force_nocache && !opts.dry_run {
         outcome.timings = timings;
@@ -190,7 +197,8 @@ pub fn compose(
         )));
     }
     let files_before = repo.files_written();
-    let rpms = stages::fetch(http, &resolved.resolution, &cachedir, progress)?;
+    let shared = opts.shared_cache.as_deref();
+    let rpms = stages::fetch(http, &resolved.resolution, &cachedir, shared, progress)?;
     lap(&mut timings, "fetch", &mut t0);
     let script_opts = ScriptOpts {
         cachedir: cachedir.clone(),
@@ -236,7 +244,15 @@ pub fn compose(
         .transpose()?;
     let built = std::thread::scope(|s| -> Result<stages::Built, ComposeError> {
         let rpmdb = stages::PendingRpmdb::start(s, repo, &rpms, timestamp);
-        let imported = stages::import(repo, plan, &resolved, &rpms, &cachedir, progress)?;
+        let imported = stages::import(
+            repo,
+            plan,
+            &resolved,
+            &rpms,
+            &cachedir,
+            opts.shared_cache.clone(),
+            progress,
+        )?;
         outcome.cache_hits = imported.cache_hits;
         outcome.imported = imported.imported;
         lap(&mut timings, "import", &mut t0);
@@ -295,5 +311,9 @@ pub fn compose(
     outcome.skipped_scriptlets = built.skipped_scriptlets;
     outcome.relabeled = built.relabeled;
     outcome.timings = timings;
+    outcome.shared_cache = opts
+        .shared_cache
+        .as_ref()
+        .map(|c| c.stats().counts(c.url()));
     Ok(outcome)
 }

@@ -91,6 +91,7 @@ pub fn fetch(
     http: &Http,
     resolution: &Resolution,
     cachedir: &Path,
+    shared: Option<&dyn crate::shared::SharedCache>,
     progress: &dyn Progress,
 ) -> Result<Vec<FetchedRpm>, ComposeError> {
     Ok(rpmmd::fetch_rpms(
@@ -98,6 +99,7 @@ pub fn fetch(
         &resolution.repos,
         &resolution.packages,
         cachedir,
+        shared,
         progress,
     )?)
 }
@@ -118,6 +120,7 @@ pub fn import(
     resolved: &Resolved,
     rpms: &[FetchedRpm],
     cachedir: &Path,
+    shared: Option<Arc<dyn crate::shared::SharedCache>>,
     progress: &dyn Progress,
 ) -> Result<Imported, ComposeError> {
     let (users, labels) = crate::bootstrap::bootstrap(repo, rpms, cachedir, plan.selinux)?;
@@ -152,6 +155,7 @@ pub fn import(
                 ima: plan.ima,
                 labels: labels.clone(),
                 bare: bare.clone(),
+                shared: shared.clone(),
             },
             Checksum::from_hex(&r.sha256).ok(),
         ));

@@ -165,25 +165,63 @@ pub fn store(
         files: pkg.files,
         bytes: pkg.bytes,
     };
+    let json = serde_json::to_vec_pretty(&entry).expect("plain struct serializes");
+    write_entry(cache_dir, key, &json).map_err(|e| ImportError::Cache {
+        path: entry_path(cache_dir, key),
+        why: e.to_string(),
+    })
+}
+
+/// Write an entry's JSON under `key`, atomically.
+pub(super) fn write_entry(cache_dir: &Path, key: &str, json: &[u8]) -> io::Result<()> {
     let path = entry_path(cache_dir, key);
     let dir = path.parent().expect("entry paths have a parent");
-    let fail = |p: &Path, e: io::Error| ImportError::Cache {
-        path: p.to_path_buf(),
-        why: e.to_string(),
-    };
-    fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let json = serde_json::to_vec_pretty(&entry).expect("plain struct serializes");
     let written = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&json))
+        .and_then(|mut f| f.write_all(json))
         .and_then(|()| fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(fail(&path, e));
+    }
+    written
+}
+
+/// An entry's JSON (as stored) and its root dirtree and dirmeta.
+pub(super) fn read_entry(
+    cache_dir: &Path,
+    key: &str,
+) -> Result<(Vec<u8>, Checksum, Checksum), String> {
+    let path = entry_path(cache_dir, key);
+    let json = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let e: Entry = serde_json::from_slice(&json).map_err(|e| format!("{}: {e}", path.display()))?;
+    let c = |h: &str| Checksum::from_hex(h).map_err(|e| format!("{}: {e}", path.display()));
+    Ok((json.clone(), c(&e.tree)?, c(&e.meta)?))
+}
+
+/// Check an entry from elsewhere (the shared cache) before it is written here: it
+/// parses, is of this importer version and of the RPM with this digest.
+pub(super) fn check_entry(json: &[u8], rpm_sha256: &Checksum) -> Result<(), String> {
+    let e: Entry = serde_json::from_slice(json).map_err(|e| format!("entry: {e}"))?;
+    if e.importer_version != IMPORTER_VERSION {
+        return Err(format!(
+            "entry of importer version {}, not {IMPORTER_VERSION}",
+            e.importer_version
+        ));
+    }
+    if e.rpm_sha256 != rpm_sha256.to_hex() {
+        return Err(format!(
+            "entry for the RPM {}, not {}",
+            arbor_repo::checksum::quote_prefix(&e.rpm_sha256),
+            rpm_sha256
+        ));
+    }
+    for h in [&e.tree, &e.meta] {
+        Checksum::from_hex(h).map_err(|err| format!("entry: tree {h:?}: {err}"))?;
     }
     Ok(())
 }

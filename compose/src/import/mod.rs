@@ -25,6 +25,7 @@ mod content;
 mod cpio;
 mod error;
 mod header;
+pub(crate) mod pack;
 pub(crate) mod paths;
 mod payload;
 mod rawheader;
@@ -80,6 +81,10 @@ pub struct ImportOpts {
     /// Keep an uncompressed copy of every file object written in this bare cache too
     /// (the scriptlet sandbox's farm links them; not part of the import's result).
     pub bare: Option<std::sync::Arc<crate::scripts::farm::BareCache>>,
+    /// A package cache shared between machines: an import missing from the local cache
+    /// is fetched from it (`imports/<key>.pack`), and one made here is stored in it.
+    /// Not part of the cache key (it changes where an import comes from, not what it is).
+    pub shared: Option<std::sync::Arc<dyn crate::shared::SharedCache>>,
 }
 
 impl Default for ImportOpts {
@@ -92,6 +97,7 @@ impl Default for ImportOpts {
             ima: false,
             labels: None,
             bare: None,
+            shared: None,
         }
     }
 }
@@ -217,10 +223,24 @@ pub fn import_rpm_known(
     cache_dir: Option<&Path>,
     sha256: Option<&Checksum>,
 ) -> Result<(ImportedPackage, bool), ImportError> {
+    let mut replace = false;
     if let (Some(dir), Some(sha)) = (cache_dir, sha256) {
-        if let Some(pkg) = cache::load(repo, dir, &cache::key(sha, opts, users)) {
+        let key = cache::key(sha, opts, users);
+        if let Some(pkg) = cache::load(repo, dir, &key) {
             tracing::debug!("{}: cache hit", pkg.nevra);
             return Ok((pkg, true));
+        }
+        if let Some(sc) = opts.shared.as_deref() {
+            match pack::fetch(sc, repo, dir, &key, sha) {
+                Ok(true) => {
+                    if let Some(pkg) = cache::load(repo, dir, &key) {
+                        tracing::debug!("{}: from the shared cache", pkg.nevra);
+                        return Ok((pkg, true));
+                    }
+                }
+                Ok(false) => {}
+                Err(()) => replace = true,
+            }
         }
     }
     let io_err = |err| ImportError::Io {
@@ -290,6 +310,9 @@ pub fn import_rpm_known(
     };
     if let (Some(dir), Some(key)) = (cache_dir, &key) {
         cache::store(repo, dir, key, &digests.file, &pkg)?;
+        if let (Some(sc), Some(_)) = (opts.shared.as_deref(), sha256) {
+            pack::upload(sc, repo, dir, key, replace);
+        }
     }
     Ok((pkg, false))
 }

@@ -315,3 +315,103 @@ fn cache_hits_and_misses() {
             .1
     );
 }
+
+/// The shared cache (`--cachedir s3://…`) gives an empty runner the import made by
+/// another, with every object; a pack that fails verification (a flipped byte in a
+/// content object, a truncated pack, another RPM's entry) is refused, the package is
+/// imported as if missing, and the pack replaced.
+#[test]
+fn shared_cache_gives_an_empty_runner_the_import_and_refuses_bad_packs() {
+    use crate::shared::testing::DirCache;
+    use crate::shared::SharedCache;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let rpm = everything(tmp.path(), CompressionWithLevel::Zstd(3));
+    let sha = Checksum::of(&fs::read(&rpm).unwrap());
+    let runner = |name: &str, shared: &Arc<DirCache>| {
+        fs::create_dir_all(tmp.path().join(name)).unwrap();
+        let repo = Repo::init(&tmp.path().join(name).join("repo")).unwrap();
+        let cache = tmp.path().join(name).join("cache");
+        let opts = ImportOpts {
+            shared: Some(shared.clone() as Arc<dyn SharedCache>),
+            ..ImportOpts::default()
+        };
+        let (pkg, hit) =
+            import_rpm_known(&repo, &rpm, &opts, &users(), Some(&cache), Some(&sha)).unwrap();
+        (repo, pkg, hit)
+    };
+    let blobs = tmp.path().join("shared");
+    let a = Arc::new(DirCache::new(&blobs));
+    let (repo_a, pkg_a, hit) = runner("a", &a);
+    assert!(!hit);
+    assert_eq!(a.stats.imports_stored.load(Relaxed), 1);
+    let key = cache::key(&sha, &ImportOpts::default(), &users());
+    let pack_path = blobs.join(crate::shared::import_key(&key));
+    let good = fs::read(&pack_path).unwrap();
+
+    let b = Arc::new(DirCache::new(&blobs));
+    let (repo_b, pkg_b, hit) = runner("b", &b);
+    assert!(
+        hit,
+        "the empty runner takes the import from the shared cache"
+    );
+    assert_eq!(
+        (
+            b.stats.imports_fetched.load(Relaxed),
+            b.stats.imports_stored.load(Relaxed)
+        ),
+        (1, 0)
+    );
+    assert_eq!(pkg_a.tree, pkg_b.tree);
+    assert_eq!((pkg_a.files, pkg_a.bytes), (pkg_b.files, pkg_b.bytes));
+    for (path, c) in pkg_b.tree.files_recursive() {
+        let object = |r: &Repo| fs::read(r.object_path(&c, arbor_repo::ObjectType::File));
+        assert_eq!(object(&repo_a).unwrap(), object(&repo_b).unwrap(), "{path}");
+    }
+    assert!(repo_b
+        .fsck(&arbor_repo::progress::NoProgress)
+        .unwrap()
+        .errors
+        .is_empty());
+
+    // Bad packs: refused, imported instead, replaced by a good one.
+    let flipped = {
+        let mut p = good.clone();
+        let at = p.len() - 100; // inside the last content object
+        p[at] ^= 0x40;
+        p
+    };
+    let other_rpm = {
+        let mut p = good.clone();
+        let hex = sha.to_hex();
+        let text = String::from_utf8_lossy(&p[16..]).into_owned();
+        let at = 16 + text.find(&hex).unwrap();
+        p[at] = if p[at] == b'0' { b'1' } else { b'0' };
+        p
+    };
+    for (i, bad) in [
+        flipped,
+        good[..good.len() / 2].to_vec(),
+        other_rpm,
+        [good.clone(), vec![0]].concat(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fs::write(&pack_path, &bad).unwrap();
+        let c = Arc::new(DirCache::new(&blobs));
+        let (repo_c, pkg_c, hit) = runner(&format!("c{i}"), &c);
+        assert!(!hit, "bad pack {i} was taken");
+        assert_eq!(c.stats.rejected.load(Relaxed), 1, "bad pack {i}");
+        assert_eq!(c.stats.imports_stored.load(Relaxed), 1, "bad pack {i}");
+        assert_eq!(pkg_c.tree, pkg_a.tree);
+        assert_eq!(fs::read(&pack_path).unwrap(), good, "bad pack {i} replaced");
+        assert!(repo_c
+            .fsck(&arbor_repo::progress::NoProgress)
+            .unwrap()
+            .errors
+            .is_empty());
+    }
+}
