@@ -425,3 +425,141 @@ fn release_progress_json_and_bad_inputs() {
     arbor(&["commit", "--repo", p(&repo), "-b", "plain", p(&plain)]).ok();
     arbor(&["db", "list", "--repo", p(&repo), "plain"]).fails_with("rpmostree.rpmdb.pkglist");
 }
+
+/// `--cachedir s3://…`: runner A (empty) composes corpus v1 from an HTTP repository and
+/// fills the shared cache with every RPM and import; runner B (empty: new repository,
+/// new local cache) takes all of them from the shared cache — no RPM from the origin,
+/// nothing imported — and makes the identical commit; runner C reads the same cache
+/// over garage's web endpoint (read-only `http://`). A corrupted RPM and import pack in
+/// a `file://` shared cache are refused by name, fetched/imported again and replaced.
+#[test]
+fn shared_package_cache_makes_an_empty_runner_warm() {
+    let g = Garage::start();
+    let tmp = tempdir();
+    let corpus = corpus_dir();
+    let origin = util::HttpServer::start(&corpus);
+    // The corpus's treefiles with their repositories served over HTTP (a file://
+    // repository is read in place, never cached).
+    let over_http = |name: &str| {
+        let dir = tmp.path().join(format!("tf-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        let tf = util::treefile_variant(&corpus, name, &dir, |s| s);
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) == Some("repo") {
+                let text = fs::read_to_string(&path).unwrap();
+                let base = format!("file://{}/", p(&corpus));
+                assert!(text.contains(&base), "{text}");
+                fs::write(&path, text.replace(&base, &origin.url())).unwrap();
+            }
+        }
+        tf
+    };
+    let compose = |runner: &str, tf: &Path, cache: &str| -> Value {
+        let repo = tmp.path().join(runner).join("repo");
+        fs::create_dir_all(&repo).unwrap();
+        arbor(&["init", "--repo", p(&repo)]).ok();
+        let r = g.arbor(&[
+            "compose",
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            cache,
+            "--timestamp",
+            "2024-01-01T00:00:00Z",
+            "--json",
+            p(tf),
+        ]);
+        let v = json(r.ok_ref());
+        eprintln!("runner {runner}: {}", v["arbor-shared-cache"]);
+        v
+    };
+    let counts = |v: &Value| -> [u64; 6] {
+        let c = &v["arbor-shared-cache"];
+        [
+            "rpms_fetched",
+            "rpms_stored",
+            "imports_fetched",
+            "imports_stored",
+            "rejected",
+            "errors",
+        ]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}")))
+    };
+
+    let v1 = over_http("v1.yaml");
+    let n = util::corpus::resolved("v1").len() as u64;
+    let shared = g.url("pkgcache");
+    let a = compose("a", &v1, &shared);
+    assert_eq!(counts(&a), [0, n, 0, n, 0, 0], "runner A fills the cache");
+    assert_eq!(a["arbor-packages-imported"], n);
+    let b = compose("b", &v1, &shared);
+    assert_eq!(counts(&b), [n, 0, n, 0, 0, 0], "runner B takes everything");
+    assert_eq!(b["arbor-packages-imported"], 0, "{b}");
+    assert_eq!(b["arbor-import-cache-hits"], n, "{b}");
+    assert_eq!(a["ostree-commit"], b["ostree-commit"], "the same commit");
+    assert!(
+        b["arbor-shared-cache"]["bytes_fetched"].as_u64().unwrap() > 0,
+        "{b}"
+    );
+    // Read-only over garage's web endpoint: takes everything, stores nothing.
+    let c = compose("c", &v1, &g.web("pkgcache"));
+    assert_eq!(counts(&c), [n, 0, n, 0, 0, 0], "runner C (http://)");
+    assert_eq!(a["ostree-commit"], c["ostree-commit"]);
+
+    // Corruption, on a file:// shared cache (the tiny corpus: quick).
+    let tiny = over_http("tiny.yaml");
+    let dir = tmp.path().join("shared-dir");
+    let url = format!("file://{}", p(&dir));
+    let d = compose("d", &tiny, &url);
+    let t = util::corpus::resolved("tiny").len() as u64;
+    assert_eq!(counts(&d), [0, t, 0, t, 0, 0], "{d}");
+    let blobs = |sub: &str| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let (rpm, pack) = (blobs("rpms")[0].clone(), blobs("imports")[0].clone());
+    let (rpm_good, pack_good) = (fs::read(&rpm).unwrap(), fs::read(&pack).unwrap());
+    for f in [&rpm, &pack] {
+        let mut bytes = fs::read(f).unwrap();
+        let at = bytes.len() - 50;
+        bytes[at] ^= 0x20;
+        fs::write(f, bytes).unwrap();
+    }
+    let r = {
+        let repo = tmp.path().join("e").join("repo");
+        fs::create_dir_all(&repo).unwrap();
+        arbor(&["init", "--repo", p(&repo)]).ok();
+        g.arbor(&[
+            "compose",
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            &url,
+            "--timestamp",
+            "2024-01-01T00:00:00Z",
+            "--json",
+            p(&tiny),
+        ])
+    };
+    let e = json(r.ok_ref());
+    // The corrupt RPM is refused (its import is then not looked up under a digest
+    // the repodata does not give), downloaded and imported again; the pack refused.
+    let [rf, rs, _, _, rejected, errors] = counts(&e);
+    assert_eq!((rf, rs, rejected, errors), (t - 1, 1, 2, 0), "{e}");
+    for (f, what) in [(&rpm, "rpm"), (&pack, "pack")] {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(
+            r.stderr.contains(name) && r.stderr.contains("refused"),
+            "the corrupt {what} is named:\n{}",
+            r.stderr
+        );
+    }
+    assert_eq!(fs::read(&rpm).unwrap(), rpm_good, "the RPM replaced");
+    assert_eq!(fs::read(&pack).unwrap(), pack_good, "the pack replaced");
+    assert_eq!(d["ostree-commit"], e["ostree-commit"]);
+}

@@ -916,6 +916,7 @@ fn fetch_one(
                         sc,
                         &key,
                         &format!("{kind} {actual}, not {expected} as the repodata says"),
+                        "downloading it from its repository instead",
                     );
                     replace = true;
                 }

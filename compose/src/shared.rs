@@ -106,11 +106,12 @@ pub(crate) fn failed(cache: &dyn SharedCache, what: &str, why: &str) {
     tracing::warn!("shared cache {}: {what}: {why}", cache.url());
 }
 
-/// A blob that failed verification: warned about and counted.
-pub(crate) fn rejected(cache: &dyn SharedCache, key: &str, why: &str) {
+/// A blob that failed verification: warned about and counted. `instead`: what is done
+/// instead ("downloading it from its repository").
+pub(crate) fn rejected(cache: &dyn SharedCache, key: &str, why: &str, instead: &str) {
     bump(&cache.stats().rejected, 1);
     tracing::warn!(
-        "shared cache {}: {key} refused ({why}); using the origin instead{}",
+        "shared cache {}: {key} refused ({why}); {instead}{}",
         cache.url(),
         if cache.writable() {
             " and replacing it"

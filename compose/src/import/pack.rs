@@ -229,7 +229,7 @@ pub fn fetch(
                     Ok(true)
                 }
                 Err(why) => {
-                    shared::rejected(sc, &name, &why);
+                    shared::rejected(sc, &name, &why, "importing the package instead");
                     Err(())
                 }
             }
