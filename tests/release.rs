@@ -429,7 +429,8 @@ fn release_progress_json_and_bad_inputs() {
 /// `--cachedir s3://…`: runner A (empty) composes corpus v1 from an HTTP repository and
 /// fills the shared cache with every RPM and import; runner B (empty: new repository,
 /// new local cache) takes all of them from the shared cache — no RPM from the origin,
-/// nothing imported — and makes the identical commit; runner C reads the same cache
+/// nothing imported, the initramfs step's result taken too — and makes the identical
+/// commit; runner C reads the same cache
 /// over garage's web endpoint (read-only `http://`). A corrupted RPM and import pack in
 /// a `file://` shared cache are refused by name, fetched/imported again and replaced.
 #[test]
@@ -474,7 +475,7 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
         eprintln!("runner {runner}: {}", v["arbor-shared-cache"]);
         v
     };
-    let counts = |v: &Value| -> [u64; 6] {
+    let counts = |v: &Value| -> [u64; 8] {
         let c = &v["arbor-shared-cache"];
         [
             "rpms_fetched",
@@ -483,6 +484,8 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
             "imports_stored",
             "rejected",
             "errors",
+            "initramfs_fetched",
+            "initramfs_stored",
         ]
         .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}")))
     };
@@ -491,10 +494,18 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     let n = util::corpus::resolved("v1").len() as u64;
     let shared = g.url("pkgcache");
     let a = compose("a", &v1, &shared);
-    assert_eq!(counts(&a), [0, n, 0, n, 0, 0], "runner A fills the cache");
+    assert_eq!(
+        counts(&a),
+        [0, n, 0, n, 0, 0, 0, 1],
+        "runner A fills the cache"
+    );
     assert_eq!(a["arbor-packages-imported"], n);
     let b = compose("b", &v1, &shared);
-    assert_eq!(counts(&b), [n, 0, n, 0, 0, 0], "runner B takes everything");
+    assert_eq!(
+        counts(&b),
+        [n, 0, n, 0, 0, 0, 1, 0],
+        "runner B takes everything"
+    );
     assert_eq!(b["arbor-packages-imported"], 0, "{b}");
     assert_eq!(b["arbor-import-cache-hits"], n, "{b}");
     assert_eq!(a["ostree-commit"], b["ostree-commit"], "the same commit");
@@ -504,7 +515,7 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     );
     // Read-only over garage's web endpoint: takes everything, stores nothing.
     let c = compose("c", &v1, &g.web("pkgcache"));
-    assert_eq!(counts(&c), [n, 0, n, 0, 0, 0], "runner C (http://)");
+    assert_eq!(counts(&c), [n, 0, n, 0, 0, 0, 1, 0], "runner C (http://)");
     assert_eq!(a["ostree-commit"], c["ostree-commit"]);
 
     // Corruption, on a file:// shared cache (the tiny corpus: quick).
@@ -513,7 +524,7 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     let url = format!("file://{}", p(&dir));
     let d = compose("d", &tiny, &url);
     let t = util::corpus::resolved("tiny").len() as u64;
-    assert_eq!(counts(&d), [0, t, 0, t, 0, 0], "{d}");
+    assert_eq!(counts(&d), [0, t, 0, t, 0, 0, 0, 0], "{d}");
     let blobs = |sub: &str| -> Vec<std::path::PathBuf> {
         let mut v: Vec<_> = fs::read_dir(dir.join(sub))
             .unwrap()
@@ -549,7 +560,7 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     let e = json(r.ok_ref());
     // The corrupt RPM is refused (its import is then not looked up under a digest
     // the repodata does not give), downloaded and imported again; the pack refused.
-    let [rf, rs, _, _, rejected, errors] = counts(&e);
+    let [rf, rs, _, _, rejected, errors, _, _] = counts(&e);
     assert_eq!((rf, rs, rejected, errors), (t - 1, 1, 2, 0), "{e}");
     for (f, what) in [(&rpm, "rpm"), (&pack, "pack")] {
         let name = f.file_name().unwrap().to_str().unwrap();

@@ -6,7 +6,13 @@
 //! - `rpms/<kind>-<digest>.rpm`: an RPM exactly as its repository serves it, named by the
 //!   digest its repodata gives (the local cache's own name for it);
 //! - `imports/<key>.pack`: one package's import (see `import::pack`), named by the import
-//!   cache key (RPM SHA-256, importer version, every import option, the users mapping).
+//!   cache key (RPM SHA-256, importer version, every import option, the users mapping);
+//! - `initramfs/<key>.pack`: the tree an initramfs step left, named by the tree it ran on,
+//!   its command and timestamp (see `scripts::initramfs_cache`).
+//!
+//! Trust: what is read is checked to be intact (every object hashed), not to be what the
+//! named input would produce — that would mean doing the work again. Whoever can write
+//! the cache is trusted as much as whoever can write the repository.
 //!
 //! Nothing read from it is trusted: an RPM must have the digest the repodata gives and
 //! an import pack's objects their checksums (content objects verified by inflating and
@@ -47,6 +53,8 @@ pub struct SharedStats {
     pub rpms_stored: AtomicU64,
     pub imports_fetched: AtomicU64,
     pub imports_stored: AtomicU64,
+    pub initramfs_fetched: AtomicU64,
+    pub initramfs_stored: AtomicU64,
     pub bytes_fetched: AtomicU64,
     pub bytes_stored: AtomicU64,
     /// Blobs that failed verification (refused, replaced when writable).
@@ -63,6 +71,8 @@ pub struct SharedCounts {
     pub rpms_stored: u64,
     pub imports_fetched: u64,
     pub imports_stored: u64,
+    pub initramfs_fetched: u64,
+    pub initramfs_stored: u64,
     pub bytes_fetched: u64,
     pub bytes_stored: u64,
     pub rejected: u64,
@@ -78,6 +88,8 @@ impl SharedStats {
             rpms_stored: n(&self.rpms_stored),
             imports_fetched: n(&self.imports_fetched),
             imports_stored: n(&self.imports_stored),
+            initramfs_fetched: n(&self.initramfs_fetched),
+            initramfs_stored: n(&self.initramfs_stored),
             bytes_fetched: n(&self.bytes_fetched),
             bytes_stored: n(&self.bytes_stored),
             rejected: n(&self.rejected),

@@ -201,6 +201,7 @@ pub fn compose(
     let rpms = stages::fetch(http, &resolved.resolution, &cachedir, shared, progress)?;
     lap(&mut timings, "fetch", &mut t0);
     let script_opts = ScriptOpts {
+        shared: opts.shared_cache.clone(),
         cachedir: cachedir.clone(),
         timeout: opts.scriptlet_timeout.unwrap_or(scripts::DEFAULT_TIMEOUT),
         timestamp,

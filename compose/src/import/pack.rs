@@ -12,7 +12,7 @@
 //! of this importer version and of the RPM the key names, no bytes after the end; only
 //! then are objects written to the repository and the entry to the local cache.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -39,13 +39,14 @@ fn type_byte(ty: ObjectType) -> u8 {
     }
 }
 
-/// Write the pack of the import `entry` (its JSON as stored in the local cache) to
-/// `dest`: the dirtrees and dirmeta under `(tree, meta)` and every file they name.
+/// Write a pack with `entry` (JSON) to `dest`: the dirtrees and dirmeta under
+/// `(tree, meta)` and every file they name, but for what `known` holds (objects the
+/// reader has already: a dirtree there is skipped with everything below it).
 pub fn write(
     repo: &Repo,
     entry: &[u8],
-    tree: &Checksum,
-    meta: &Checksum,
+    (tree, meta): (&Checksum, &Checksum),
+    known: &HashSet<Checksum>,
     dest: &Path,
 ) -> Result<(), String> {
     let mut out = BufWriter::new(File::create(dest).map_err(|e| e.to_string())?);
@@ -62,7 +63,7 @@ pub fn write(
         w(out, &len.to_le_bytes())
     };
     while let Some((t, m)) = stack.pop() {
-        if !seen.insert(t) {
+        if known.contains(&t) || !seen.insert(t) {
             continue;
         }
         let data = repo
@@ -71,14 +72,19 @@ pub fn write(
         let dt = DirTree::from_bytes(&data).map_err(|e| e.to_string())?;
         record(&mut out, ObjectType::DirTree, &t, data.len() as u64)?;
         w(&mut out, &data)?;
-        if seen.insert(m) {
+        if !known.contains(&m) && seen.insert(m) {
             let data = repo
                 .read_metadata(ObjectType::DirMeta, &m)
                 .map_err(|e| e.to_string())?;
             record(&mut out, ObjectType::DirMeta, &m, data.len() as u64)?;
             w(&mut out, &data)?;
         }
-        files.extend(dt.files.iter().map(|(_, c)| *c));
+        files.extend(
+            dt.files
+                .iter()
+                .map(|(_, c)| *c)
+                .filter(|c| !known.contains(c)),
+        );
         stack.extend(dt.dirs.iter().map(|(_, t, m)| (*t, *m)));
     }
     for c in &files {
@@ -104,15 +110,13 @@ fn read_u64(r: &mut impl Read) -> io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
-/// Verify the pack at `path` (see the module doc) and, when it is sound, write its
-/// objects to `repo` and its entry to `cache_dir` under `key`.
+/// Verify the pack at `path` (see the module doc; `check` judges its entry) and, when
+/// it is sound, write its objects to `repo`; returns the entry.
 pub fn unpack(
     repo: &Repo,
-    cache_dir: &Path,
-    key: &str,
-    rpm_sha256: &Checksum,
     path: &Path,
-) -> Result<(), String> {
+    check: impl Fn(&[u8]) -> Result<(), String>,
+) -> Result<Vec<u8>, String> {
     let mut file = File::open(path).map_err(|e| e.to_string())?;
     let total = file.metadata().map_err(|e| e.to_string())?.len();
     let mut r = BufReader::new(&mut file);
@@ -129,7 +133,7 @@ pub fn unpack(
     let mut entry = vec![0u8; elen as usize];
     r.read_exact(&mut entry)
         .map_err(|_| "truncated entry".to_string())?;
-    cache::check_entry(&entry, rpm_sha256)?;
+    check(&entry)?;
     // First pass: every record verified; their places remembered for the second.
     let mut records: Vec<(ObjectType, Checksum, u64, u64)> = Vec::new();
     let mut pos = 8 + 8 + elen;
@@ -192,10 +196,10 @@ pub fn unpack(
         repo.write_raw_object_from(&c, ty, &mut (&mut file).take(len))
             .map_err(|e| e.to_string())?;
     }
-    cache::write_entry(cache_dir, key, &entry).map_err(|e| e.to_string())
+    Ok(entry)
 }
 
-fn spool(cache_dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn spool(cache_dir: &Path, key: &str) -> PathBuf {
     let dir = cache_dir.join("tmp");
     let _ = fs::create_dir_all(&dir);
     dir.join(format!("{key}.{}.pack", std::process::id()))
@@ -222,7 +226,11 @@ pub fn fetch(
         }
         Ok(true) => {
             let len = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-            match unpack(repo, cache_dir, key, rpm_sha256, &tmp) {
+            let unpacked =
+                unpack(repo, &tmp, |e| cache::check_entry(e, rpm_sha256)).and_then(|entry| {
+                    cache::write_entry(cache_dir, key, &entry).map_err(|e| e.to_string())
+                });
+            match unpacked {
                 Ok(()) => {
                     shared::bump(&sc.stats().imports_fetched, 1);
                     shared::bump(&sc.stats().bytes_fetched, len);
@@ -248,7 +256,7 @@ pub fn upload(sc: &dyn SharedCache, repo: &Repo, cache_dir: &Path, key: &str, re
     let name = shared::import_key(key);
     let tmp = spool(cache_dir, key);
     let made = cache::read_entry(cache_dir, key)
-        .and_then(|(json, tree, meta)| write(repo, &json, &tree, &meta, &tmp));
+        .and_then(|(json, tree, meta)| write(repo, &json, (&tree, &meta), &HashSet::new(), &tmp));
     match made {
         Ok(()) => shared::store(sc, &name, &tmp, replace, &sc.stats().imports_stored),
         Err(why) => shared::failed(sc, &format!("packing {name}"), &why),

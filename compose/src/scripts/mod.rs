@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod capture;
 pub mod farm;
 pub mod header;
+pub mod initramfs_cache;
 pub mod order;
 pub mod sandbox;
 
@@ -76,6 +77,8 @@ pub struct ScriptOpts {
     pub timeout: Duration,
     /// `SOURCE_DATE_EPOCH` inside the sandbox (the commit's timestamp).
     pub timestamp: u64,
+    /// The shared package cache, which also keeps initramfs results.
+    pub shared: Option<std::sync::Arc<dyn crate::shared::SharedCache>>,
 }
 
 /// One package as the scriptlet stage sees it.
@@ -937,9 +940,30 @@ pub fn run_initramfs(
         cmd.extend(plan.initramfs_args.iter().cloned());
         cmd.push(kver.to_string());
     }
+    let t = Instant::now();
+    let before = initramfs_cache::before(repo, tree, &cmd, opts.timestamp);
+    let mut replace = false;
+    if let Some(b) = &before {
+        match initramfs_cache::load(repo, opts, b) {
+            initramfs_cache::Found::Tree(after) => {
+                *tree = after;
+                progress.start("initramfs (cached)", None);
+                progress.finish();
+                tracing::info!(
+                    "initramfs: from the cache (key {}: the same tree, command and timestamp)",
+                    b.key
+                );
+                return Ok(Ran {
+                    package: "(initramfs)".into(),
+                    scriptlet: cmd.join(" "),
+                    seconds: t.elapsed().as_secs_f64(),
+                });
+            }
+            initramfs_cache::Found::Missing { replace: r } => replace = r,
+        }
+    }
     let (mut session, dir, _farm) = start_session(repo, tree, opts, "initramfs")?;
     progress.start("initramfs", None);
-    let t = Instant::now();
     let what = format!("initramfs ({})", cmd.join(" "));
     let result = (|| -> Result<(), ScriptError> {
         let depmod = ["usr/sbin/depmod", "usr/bin/depmod"]
@@ -983,6 +1007,9 @@ pub fn run_initramfs(
         return Err(e);
     }
     finish_session(repo, tree, session, &dir)?;
+    if let Some(b) = &before {
+        initramfs_cache::store(repo, opts, b, tree, replace);
+    }
     Ok(Ran {
         package: "(initramfs)".into(),
         scriptlet: cmd.join(" "),
