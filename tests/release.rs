@@ -279,6 +279,58 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
     // Without the flag the same no-op exits 0.
     release("v2.yaml", &[]).ok();
 
+    // Runner D, empty, a rebuild (--force-nocache) with --delta-depth 2: deltas from the
+    // published head and from its parent, having fetched the parent's metadata (and
+    // old file versions to bsdiff) — still less than the tree.
+    let (repo_d, cache_d) = runner("d");
+    let rd = release_on(
+        "v2.yaml",
+        (repo_d.as_path(), cache_d.as_path()),
+        &["--force-nocache", "--delta-depth", "2"],
+    );
+    let jd = json(rd.ok_ref());
+    let c4 = jd["commit"].as_str().unwrap().to_string();
+    assert_eq!(jd["parent"], c2.as_str(), "{jd}");
+    assert_eq!(jd["version"], "12.3", "{jd}");
+    let mut froms: Vec<&str> = jd["deltas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["from"].as_str().unwrap())
+        .collect();
+    froms.sort();
+    let mut want = vec![c1.as_str(), c2.as_str()];
+    want.sort();
+    assert_eq!(froms, want, "{jd}");
+    assert!(
+        jd["fetched"]["parent_objects"].as_u64().unwrap() > 0,
+        "{jd}"
+    );
+    let fetched_d = jd["fetched"]["bytes"].as_u64().unwrap()
+        + jd["fetched"]["parent_bytes"].as_u64().unwrap_or(0)
+        + jd["fetched"]["bsdiff_bytes"].as_u64().unwrap_or(0);
+    assert!(fetched_d < tree_bytes, "fetched {fetched_d}: {jd}");
+    // The client (on v2) upgrades through a delta, then rolls back.
+    let pull = ostree(&[
+        &srepo,
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        reference,
+    ]);
+    pull.ok();
+    ostree(&["admin", "upgrade", &s, "--os=corpus"]).ok();
+    let first = |st: &str| st.lines().next().unwrap_or("").to_string();
+    let status = ostree(&["admin", "status", &s]).ok().to_string();
+    assert!(first(&status).contains(&c4), "{status}");
+    ostree(&["admin", "undeploy", &s, "0"]).ok();
+    let status = ostree(&["admin", "status", &s]).ok().to_string();
+    assert!(
+        first(&status).contains(&c2) && !status.contains(&c4),
+        "rolled back to v2: {status}"
+    );
+    ostree(&[&srepo, "fsck"]).ok();
+
     for d in fs::read_dir(sys.join("ostree/deploy/corpus/deploy")).unwrap() {
         let d = d.unwrap().path();
         if d.is_dir() {
