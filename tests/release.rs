@@ -291,7 +291,7 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
     let jd = json(rd.ok_ref());
     let c4 = jd["commit"].as_str().unwrap().to_string();
     assert_eq!(jd["parent"], c2.as_str(), "{jd}");
-    assert_eq!(jd["version"], "12.3", "{jd}");
+    assert_eq!(jd["version"], "12.2.1", "{jd}");
     let mut froms: Vec<&str> = jd["deltas"]
         .as_array()
         .unwrap()
