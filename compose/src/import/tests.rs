@@ -391,11 +391,25 @@ fn shared_cache_gives_an_empty_runner_the_import_and_refuses_bad_packs() {
         p[at] = if p[at] == b'0' { b'1' } else { b'0' };
         p
     };
+    let first_record = 16 + u64::from_le_bytes(good[8..16].try_into().unwrap()) as usize;
+    let unknown_type = {
+        let mut p = good.clone();
+        p[first_record] = 9;
+        p
+    };
+    let huge_length = {
+        let mut p = good.clone();
+        p[first_record + 33..first_record + 41].copy_from_slice(&u64::MAX.to_le_bytes());
+        p
+    };
     for (i, bad) in [
         flipped,
         good[..good.len() / 2].to_vec(),
         other_rpm,
         [good.clone(), vec![0]].concat(),
+        unknown_type,
+        huge_length,
+        b"ARBORPK1".to_vec(),
     ]
     .into_iter()
     .enumerate()
