@@ -71,7 +71,7 @@ pub fn key(rpm_sha256: &Checksum, opts: &ImportOpts, users: &Users) -> String {
     h.finish().to_hex()
 }
 
-fn entry_path(cache_dir: &Path, key: &str) -> PathBuf {
+pub(super) fn entry_path(cache_dir: &Path, key: &str) -> PathBuf {
     cache_dir.join("imports").join(format!("{key}.json"))
 }
 

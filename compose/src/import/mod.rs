@@ -232,13 +232,11 @@ pub fn import_rpm_known(
         }
         if let Some(sc) = opts.shared.as_deref() {
             match pack::fetch(sc, repo, dir, &key, sha) {
-                Ok(true) => {
-                    if let Some(pkg) = cache::load(repo, dir, &key) {
-                        tracing::debug!("{}: from the shared cache", pkg.nevra);
-                        return Ok((pkg, true));
-                    }
+                Ok(Some(pkg)) => {
+                    tracing::debug!("{}: from the shared cache", pkg.nevra);
+                    return Ok((pkg, true));
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(()) => replace = true,
             }
         }

@@ -21,7 +21,7 @@ use arbor_repo::checksum::Checksum;
 use arbor_repo::objects::DirTree;
 use arbor_repo::{filez, ObjectType, Repo};
 
-use super::cache;
+use super::{cache, ImportedPackage};
 use crate::shared::{self, SharedCache};
 
 const MAGIC: &[u8; 8] = b"ARBORPK1";
@@ -63,6 +63,15 @@ pub fn write(
         w(out, &len.to_le_bytes())
     };
     while let Some((t, m)) = stack.pop() {
+        // Before the dirtree: two directories with the same contents (two empty ones)
+        // share a dirtree but not always their dirmeta (modes, owners).
+        if !known.contains(&m) && seen.insert(m) {
+            let data = repo
+                .read_metadata(ObjectType::DirMeta, &m)
+                .map_err(|e| e.to_string())?;
+            record(&mut out, ObjectType::DirMeta, &m, data.len() as u64)?;
+            w(&mut out, &data)?;
+        }
         if known.contains(&t) || !seen.insert(t) {
             continue;
         }
@@ -72,13 +81,6 @@ pub fn write(
         let dt = DirTree::from_bytes(&data).map_err(|e| e.to_string())?;
         record(&mut out, ObjectType::DirTree, &t, data.len() as u64)?;
         w(&mut out, &data)?;
-        if !known.contains(&m) && seen.insert(m) {
-            let data = repo
-                .read_metadata(ObjectType::DirMeta, &m)
-                .map_err(|e| e.to_string())?;
-            record(&mut out, ObjectType::DirMeta, &m, data.len() as u64)?;
-            w(&mut out, &data)?;
-        }
         files.extend(
             dt.files
                 .iter()
@@ -206,7 +208,7 @@ pub(crate) fn spool(cache_dir: &Path, key: &str) -> PathBuf {
 }
 
 /// Fetch the pack of `key` from the shared cache into the local cache and repository.
-/// `Ok(true)`: done; `Ok(false)`: not there; `Err(())`: there but refused (to be
+/// `Ok(Some)`: the import; `Ok(None)`: not there; `Err(())`: there but refused (to be
 /// replaced).
 pub fn fetch(
     sc: &dyn SharedCache,
@@ -214,27 +216,33 @@ pub fn fetch(
     cache_dir: &Path,
     key: &str,
     rpm_sha256: &Checksum,
-) -> Result<bool, ()> {
+) -> Result<Option<ImportedPackage>, ()> {
     let name = shared::import_key(key);
     let tmp = spool(cache_dir, key);
     let got = sc.get(&name, &tmp, MAX_PACK);
     let out = match got {
-        Ok(false) => Ok(false),
+        Ok(false) => Ok(None),
         Err(why) => {
             shared::failed(sc, &format!("GET {name}"), &why);
-            Ok(false)
+            Ok(None)
         }
         Ok(true) => {
             let len = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-            let unpacked =
-                unpack(repo, &tmp, |e| cache::check_entry(e, rpm_sha256)).and_then(|entry| {
+            let unpacked = unpack(repo, &tmp, |e| cache::check_entry(e, rpm_sha256))
+                .and_then(|entry| {
                     cache::write_entry(cache_dir, key, &entry).map_err(|e| e.to_string())
+                })
+                .and_then(|()| {
+                    cache::load(repo, cache_dir, key).ok_or_else(|| {
+                        let _ = fs::remove_file(cache::entry_path(cache_dir, key));
+                        "its tree needs objects it does not carry".to_string()
+                    })
                 });
             match unpacked {
-                Ok(()) => {
+                Ok(pkg) => {
                     shared::bump(&sc.stats().imports_fetched, 1);
                     shared::bump(&sc.stats().bytes_fetched, len);
-                    Ok(true)
+                    Ok(Some(pkg))
                 }
                 Err(why) => {
                     shared::rejected(sc, &name, &why, "importing the package instead");

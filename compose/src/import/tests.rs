@@ -428,4 +428,35 @@ fn shared_cache_gives_an_empty_runner_the_import_and_refuses_bad_packs() {
             .errors
             .is_empty());
     }
+
+    // Two empty directories share a dirtree, not their dirmeta: the pack carries both.
+    let mut b = builder("twins", CompressionWithLevel::Zstd(3));
+    b.with_dir_entry(FileOptions::dir("/srv/open").permissions(0o755))
+        .unwrap()
+        .with_dir_entry(FileOptions::dir("/srv/closed").permissions(0o700))
+        .unwrap();
+    let twins = write_rpm(tmp.path(), &mut b);
+    let sha = Checksum::of(&fs::read(&twins).unwrap());
+    let blobs = tmp.path().join("shared-twins");
+    let mut trees = Vec::new();
+    for name in ["t1", "t2"] {
+        fs::create_dir_all(tmp.path().join(name)).unwrap();
+        let repo = Repo::init(&tmp.path().join(name).join("repo")).unwrap();
+        let sc = Arc::new(DirCache::new(&blobs));
+        let opts = ImportOpts {
+            shared: Some(sc.clone() as Arc<dyn SharedCache>),
+            ..ImportOpts::default()
+        };
+        let cache = tmp.path().join(name).join("cache");
+        let (pkg, hit) =
+            import_rpm_known(&repo, &twins, &opts, &users(), Some(&cache), Some(&sha)).unwrap();
+        assert_eq!(hit, name == "t2", "{name}: {:?}", sc.stats);
+        assert_eq!(sc.stats.rejected.load(Relaxed), 0, "{name}");
+        trees.push(pkg.tree);
+    }
+    assert_eq!(trees[0], trees[1]);
+    assert_ne!(
+        dir_mode(&trees[1], "srv/open"),
+        dir_mode(&trees[1], "srv/closed")
+    );
 }

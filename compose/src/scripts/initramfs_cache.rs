@@ -178,10 +178,10 @@ fn objects(repo: &Repo, tree: &Checksum, meta: &Checksum) -> Result<HashSet<Chec
     let mut out = HashSet::new();
     let mut stack = vec![(*tree, *meta)];
     while let Some((t, m)) = stack.pop() {
+        out.insert(m);
         if !out.insert(t) {
             continue;
         }
-        out.insert(m);
         let dt = repo.read_dirtree(&t).map_err(|e| e.to_string())?;
         out.extend(dt.files.iter().map(|(_, c)| *c));
         stack.extend(dt.dirs.iter().map(|(_, t, m)| (*t, *m)));
