@@ -736,6 +736,9 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Downloads at once.
+const FETCH_JOBS: usize = 8;
+
 /// Make every package available locally: `file://` ones are verified in place, others
 /// downloaded into `cache/rpms/<kind>-<digest>.rpm` (reused when present and valid) —
 /// from the `shared` cache when it has them, else from their repository (and then
@@ -756,19 +759,30 @@ pub fn fetch_rpms(
     progress.start("fetch", Some(packages.len() as u64));
     let memo = DigestMemo::load(&dir);
     let fresh = std::sync::Mutex::new(Vec::new());
-    let out = packages
-        .par_iter()
-        .map(|p| {
-            let r = fetch_one(http, repos, p, &dir, shared, &memo, &fresh);
-            progress.inc(1);
-            if let Ok(f) = &r {
-                if f.downloaded {
-                    progress.bytes(fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0));
+    let all = || {
+        packages
+            .par_iter()
+            .map(|p| {
+                let r = fetch_one(http, repos, p, &dir, shared, &memo, &fresh);
+                progress.inc(1);
+                if let Ok(f) = &r {
+                    if f.downloaded {
+                        progress.bytes(fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0));
+                    }
                 }
-            }
-            r
-        })
-        .collect::<Result<Vec<_>>>();
+                r
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    // Downloads wait on the network more than on the CPU: more of them at once than
+    // there are cores.
+    let out = match rayon::ThreadPoolBuilder::new()
+        .num_threads(FETCH_JOBS)
+        .build()
+    {
+        Ok(pool) => pool.install(all),
+        Err(_) => all(),
+    };
     progress.end(out.is_ok());
     let fresh = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
     if !fresh.is_empty() {

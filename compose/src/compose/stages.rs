@@ -161,7 +161,20 @@ pub fn import(
         ));
     }
     progress.start("import", Some(jobs.len() as u64));
-    let imported = import::import_rpms_known(repo, &jobs, &users, Some(cachedir), progress);
+    let all = || import::import_rpms_known(repo, &jobs, &users, Some(cachedir), progress);
+    // With a shared cache most imports are downloads (and their checks): twice as many
+    // at once as there are cores, so that the network and the CPU overlap.
+    let pool = shared.is_some().then(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2 * cores)
+            .build()
+            .ok()
+    });
+    let imported = match pool.flatten() {
+        Some(pool) => pool.install(all),
+        None => all(),
+    };
     progress.end(imported.is_ok());
     let imported = imported?;
     let cache_hits = imported.iter().filter(|(_, hit)| *hit).count();

@@ -28,6 +28,8 @@ const MAGIC: &[u8; 8] = b"ARBORPK1";
 /// An entry (JSON) is a few KiB; metadata objects are bounded as clients bound them.
 const MAX_ENTRY: u64 = 16 << 20;
 const MAX_METADATA: u64 = 10 << 20;
+/// Content objects up to this size are read into memory once, verified and written.
+const IN_MEMORY: u64 = 16 << 20;
 /// A whole pack: an RPM's import is never larger than a few GiB.
 pub const MAX_PACK: u64 = 16 << 30;
 
@@ -137,8 +139,16 @@ pub fn unpack(
         .map_err(|_| "truncated entry".to_string())?;
     check(&entry)?;
     // First pass: every record verified; their places remembered for the second.
-    let mut records: Vec<(ObjectType, Checksum, u64, u64)> = Vec::new();
+    // One pass: each record verified and written as it is read (an object is only
+    // ever written verified; the entry, which makes them a cached import, comes last).
+    // Content objects larger than IN_MEMORY are verified streaming and written after.
+    let mut large: Vec<(Checksum, u64, u64)> = Vec::new();
     let mut pos = 8 + 8 + elen;
+    let write = |ty: ObjectType, c: &Checksum, data: &[u8]| {
+        repo.write_raw_object(c, ty, data)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
     loop {
         let mut ty = [0u8; 1];
         r.read_exact(&mut ty)
@@ -160,42 +170,51 @@ pub fn unpack(
         if len > total.saturating_sub(pos) {
             return Err(format!("{ty:?} {c}: {len} bytes past the end of the pack"));
         }
-        if ty == ObjectType::File {
+        if ty == ObjectType::File && len > IN_MEMORY {
             filez::verify_archive_file_reader((&mut r).take(len), &c).map_err(|e| e.to_string())?;
-        } else {
-            if len > MAX_METADATA {
-                return Err(format!("{ty:?} {c}: {len} bytes (at most {MAX_METADATA})"));
-            }
-            let mut data = vec![0u8; len as usize];
-            r.read_exact(&mut data)
-                .map_err(|_| "truncated record".to_string())?;
-            if Checksum::of(&data) != c {
-                return Err(format!(
-                    "{ty:?} {c}: its bytes hash to {}",
-                    Checksum::of(&data)
-                ));
-            }
-            let parsed = if ty == ObjectType::DirTree {
-                DirTree::from_bytes(&data).map(drop)
-            } else {
-                arbor_repo::DirMeta::from_bytes(&data).map(drop)
-            };
-            parsed.map_err(|e| format!("{ty:?} {c}: {e}"))?;
+            large.push((c, pos, len));
+            pos += len;
+            continue;
         }
-        records.push((ty, c, pos, len));
+        if ty != ObjectType::File && len > MAX_METADATA {
+            return Err(format!("{ty:?} {c}: {len} bytes (at most {MAX_METADATA})"));
+        }
+        let mut data = vec![0u8; len as usize];
+        r.read_exact(&mut data)
+            .map_err(|_| "truncated record".to_string())?;
         pos += len;
+        if ty == ObjectType::File {
+            if !repo.has_object(&c, ty) {
+                filez::verify_archive_file_streaming(&data, &c).map_err(|e| e.to_string())?;
+                write(ty, &c, &data)?;
+            }
+            continue;
+        }
+        if Checksum::of(&data) != c {
+            return Err(format!(
+                "{ty:?} {c}: its bytes hash to {}",
+                Checksum::of(&data)
+            ));
+        }
+        let parsed = if ty == ObjectType::DirTree {
+            DirTree::from_bytes(&data).map(drop)
+        } else {
+            arbor_repo::DirMeta::from_bytes(&data).map(drop)
+        };
+        parsed.map_err(|e| format!("{ty:?} {c}: {e}"))?;
+        write(ty, &c, &data)?;
     }
     let mut rest = [0u8; 1];
     if r.read(&mut rest).map_err(|e| e.to_string())? != 0 {
         return Err("bytes after the end mark".into());
     }
     drop(r);
-    for (ty, c, at, len) in records {
-        if repo.has_object(&c, ty) {
+    for (c, at, len) in large {
+        if repo.has_object(&c, ObjectType::File) {
             continue;
         }
         file.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
-        repo.write_raw_object_from(&c, ty, &mut (&mut file).take(len))
+        repo.write_raw_object_from(&c, ObjectType::File, &mut (&mut file).take(len))
             .map_err(|e| e.to_string())?;
     }
     Ok(entry)
