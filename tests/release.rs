@@ -60,10 +60,11 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
             p(cache),
             "--to",
             &url,
-            "--delta-depth",
-            "1",
             "--json",
         ];
+        if !extra.contains(&"--delta-depth") {
+            args.extend_from_slice(&["--delta-depth", "1"]);
+        }
         args.extend_from_slice(extra);
         g.arbor(&args)
     };

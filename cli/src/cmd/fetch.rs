@@ -49,6 +49,11 @@ struct FetchJson<'a> {
 impl FetchOpts {
     pub fn run(self) -> Result<ExitCode> {
         let cachedir = match (&self.cachedir, &self.repo) {
+            (Some(c), _) if c.to_str().is_some_and(crate::shared_cache::is_url) => bail!(
+                "--cachedir {}: arbor fetch fills a local directory (for --offline); a shared \
+                 cache (a URL) is filled by `compose` and `release` with --cachedir URL",
+                c.display()
+            ),
             (Some(c), _) => c.clone(),
             (None, Some(r)) => r.join("extensions/arbor/cache"),
             (None, None) => bail!("arbor fetch needs --cachedir DIR or --repo PATH"),
