@@ -16,7 +16,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export SOURCE_DATE_EPOCH=1704067200 LC_ALL=C TZ=UTC
 TARGETS=(treefile repo_file repomd rpm_header rpm_payload gvariant_objects summary
-    delta_superblock delta_part)
+    delta_superblock delta_part import_pack)
 rm -rf "$C"
 for t in "${TARGETS[@]}"; do mkdir -p "$C/$t"; done
 
@@ -427,5 +427,31 @@ typed '(a(s(taya{sv}))a{sv})' "$R/summary" summary
 printf 'mv\0\0' | seed gvariant_objects typed-maybe 5
 printf '(ybnqiuxtdsogh)\0' | seed gvariant_objects typed-basic 5
 printf 'a(ii)\0\1\0\0\0\2\0\0\0\3\0\0\0\4\0\0\0' | seed gvariant_objects typed-fixed-array 5
+
+# import_pack seeds: shared-cache packs (compose/src/import/pack.rs) of the archive
+# repository's own objects: metadata and small content objects; metadata only; none.
+python3 - "$objs" "$C/import_pack" <<'PY'
+import hashlib, json, os, struct, sys
+objs, out = sys.argv[1], sys.argv[2]
+types = {".filez": 1, ".dirtree": 2, ".dirmeta": 3}
+found = []
+for d, _, files in sorted(os.walk(objs)):
+    for f in sorted(files):
+        stem, ext = os.path.splitext(f)
+        if ext in types:
+            data = open(os.path.join(d, f), "rb").read()
+            found.append((types[ext], bytes.fromhex(os.path.basename(d) + stem), data))
+entry = json.dumps({"importer_version": 2, "rpm_sha256": "0" * 64, "nevra": "seed-1-1.noarch",
+                    "name": "seed", "tree": "0" * 64, "meta": "0" * 64, "owned_dirs": [],
+                    "deferred": [], "scriptlets": [], "files": 0, "bytes": 0}).encode()
+def pack(records):
+    b = b"ARBORPK1" + struct.pack("<Q", len(entry)) + entry
+    for t, c, data in records:
+        b += bytes([t]) + c + struct.pack("<Q", len(data)) + data
+    return b + b"\0"
+small = [r for r in found if r[0] != 1 or len(r[2]) < 2048][:40]
+for name, records in [("objects", small), ("metadata", [r for r in found if r[0] != 1]), ("empty", [])]:
+    open(os.path.join(out, name), "wb").write(pack(records)[:65536])
+PY
 
 du -sh "$C"/* | sed 's|'"$C"'/||'

@@ -179,6 +179,24 @@ pub mod fuzz {
         Ok(())
     }
 
+    /// `bytes` as a shared cache's import pack (`pack.rs`), unpacked into a repository
+    /// of this process's: every record checked, what verifies written. Any entry is
+    /// accepted here, so that the records are reached.
+    pub fn pack(bytes: &[u8]) -> Result<(), String> {
+        use std::sync::OnceLock;
+        static REPO: OnceLock<(std::path::PathBuf, arbor_repo::Repo)> = OnceLock::new();
+        let (dir, repo) = REPO.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("arbor-fuzz-pack-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let repo = arbor_repo::Repo::init(&dir.join("repo")).expect("a repository");
+            (dir, repo)
+        });
+        let path = dir.join("input.pack");
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        super::pack::unpack(repo, &path, |_| Ok(())).map(drop)
+    }
+
     /// `bytes` as a payload: decompressed, then every cpio entry read to its end (a
     /// stripped entry's size, which the header would give, is made up from its index).
     /// Returns the data bytes read.
