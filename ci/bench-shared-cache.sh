@@ -4,8 +4,10 @@
 # empty local cache, RPMs served over HTTP (python http.server: the distribution's mirror),
 # (1) cold without a shared cache (what an empty runner does without one), (2) cold
 # filling an empty shared cache on garage (S3, 127.0.0.1), (3) warm: another empty runner
-# with the cache (2) filled. Same run, medians of RUNS runs: wall, CPU, peak RSS, the
-# compose's own phase timings, and a check that all three made the same commit.
+# with the cache (2) filled, (4) warm with another timestamp — the initramfs, which
+# depends on SOURCE_DATE_EPOCH, is made again (what a runner gets with the default
+# timestamp, "now"). Same run, medians of RUNS runs: wall, CPU, peak RSS, the compose's
+# own phase timings, and a check that (1)-(3) made the same commit.
 #   RUNS=3  WORK=/var/tmp/arbor-bench-shared  CORPUS=/var/tmp/corpus  ARBOR=target/release/arbor
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,22 +53,24 @@ timed() {  # run label cmd...  -> appends "label wall cpu rss" to $RESULTS
     read -r wall user sys rss < "$t.time"
     echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}') $rss" >> "$RESULTS"
 }
-compose() {  # run label repo [--cachedir X]
+compose() {  # run label repo [--cachedir X]   (TS: the commit timestamp)
     local run=$1 label=$2 repo=$3; shift 3
     "$ARBOR" init --repo "$repo" >/dev/null; sync
-    timed "$run" "$label" "$ARBOR" compose --repo "$repo" "$@" \
-        --timestamp 2024-01-01T00:00:00Z --json "$TF"
+    timed "$run" "$label" "$ARBOR" compose --repo "$repo" --timestamp "${TS:-2024-01-01T00:00:00Z}" \
+        "$@" --json "$TF"
 }
 for run in $(seq 1 "$RUNS"); do
     W=$WORK/$run; mkdir -p "$W"
     compose "$run" cold "$W/repo-cold"
     compose "$run" fill "$W/repo-fill" --cachedir "s3://localhost/pkgcache-$run"
     compose "$run" warm "$W/repo-warm" --cachedir "s3://localhost/pkgcache-$run"
+    TS=2024-01-02T00:00:00Z compose "$run" warmts "$W/repo-warmts" \
+        --cachedir "s3://localhost/pkgcache-$run"
     python3 - "$W" <<'PY'
 import json, sys
 w = sys.argv[1]
-j = {k: json.load(open(f"{w}/{k}.json")) for k in ("cold", "fill", "warm")}
-commits = {k: v["ostree-commit"] for k, v in j.items()}
+j = {k: json.load(open(f"{w}/{k}.json")) for k in ("cold", "fill", "warm", "warmts")}
+commits = {k: v["ostree-commit"] for k, v in j.items() if k != "warmts"}
 assert len(set(commits.values())) == 1, f"different commits: {commits}"
 s = j["warm"]["arbor-shared-cache"]
 n = j["warm"]["arbor-packages"]
@@ -86,11 +90,11 @@ for line in open(sys.argv[1]):
     label, wall, cpu, rss = line.split()
     rows.setdefault(label, []).append((float(wall), float(cpu), int(rss)))
 med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in rows.items()}
-for k in ("cold", "fill", "warm"):
+for k in ("cold", "fill", "warm", "warmts"):
     w, c, r = med[k]
     print(f"{k:5} wall {w:6.2f} s  cpu {c:6.2f} s  rss {r/1024:6.1f} MiB  ({len(rows[k])} runs)")
 cw, cc, _ = med["cold"]
-for k in ("fill", "warm"):
+for k in ("fill", "warm", "warmts"):
     w, c, _ = med[k]
     print(f"cold/{k}: wall {cw/w:.2f}x, cpu {cc/c:.2f}x")
 PY
