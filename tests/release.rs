@@ -626,4 +626,35 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     assert_eq!(fs::read(&rpm).unwrap(), rpm_good, "the RPM replaced");
     assert_eq!(fs::read(&pack).unwrap(), pack_good, "the pack replaced");
     assert_eq!(d["ostree-commit"], e["ostree-commit"]);
+
+    // A shared cache that cannot be reached costs speed, not the compose: one warning,
+    // the rest of the run without it, the same commit.
+    let repo = tmp.path().join("f").join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let closed = format!("http://127.0.0.1:{}", util::free_port());
+    let r = g.arbor_env(
+        &[
+            "compose",
+            "--repo",
+            p(&repo),
+            "--cachedir",
+            &g.url("pkgcache"),
+            "--timestamp",
+            "2024-01-01T00:00:00Z",
+            "--json",
+            p(&tiny),
+        ],
+        &[("AWS_ENDPOINT_URL", closed.as_str())],
+    );
+    let f = json(r.ok_ref());
+    assert!(
+        r.stderr.contains("not used for the rest of this run"),
+        "{}",
+        r.stderr
+    );
+    let [rf, rs, imf, ims, _, errors, _, _] = counts(&f);
+    assert_eq!((rf, rs, imf, ims), (0, 0, 0, 0), "{f}");
+    assert!(errors >= 1, "{f}");
+    assert_eq!(d["ostree-commit"], f["ostree-commit"]);
 }

@@ -20,13 +20,15 @@ struct StoreCache {
 }
 
 impl StoreCache {
+    /// A request, unless the store was found unreachable earlier in this run: then
+    /// `skipped` (absent, not stored), silently — the one warning has been given.
     fn call<T>(
         &self,
-        key: &str,
+        skipped: T,
         f: impl FnOnce() -> arbor_publish::Result<T>,
     ) -> Result<T, String> {
         if self.down.load(Ordering::Relaxed) {
-            return Err("unreachable earlier in this run; not asked again".into());
+            return Ok(skipped);
         }
         f().map_err(|e| {
             if matches!(
@@ -44,7 +46,6 @@ impl StoreCache {
                     self.url
                 );
             }
-            let _ = key;
             error_chain(&e)
         })
     }
@@ -52,13 +53,13 @@ impl StoreCache {
 
 impl SharedCache for StoreCache {
     fn get(&self, key: &str, dest: &Path, max: u64) -> Result<bool, String> {
-        self.call(key, || self.blobs.get(key, dest, max))
+        self.call(false, || self.blobs.get(key, dest, max))
     }
     fn put(&self, key: &str, src: &Path, replace: bool) -> Result<bool, String> {
-        self.call(key, || self.blobs.put(key, src, replace))
+        self.call(false, || self.blobs.put(key, src, replace))
     }
     fn writable(&self) -> bool {
-        self.blobs.writable()
+        self.blobs.writable() && !self.down.load(Ordering::Relaxed)
     }
     fn url(&self) -> String {
         self.url.clone()
