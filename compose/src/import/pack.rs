@@ -7,10 +7,11 @@
 //! type (u8: 1 file, 2 dirtree, 3 dirmeta), its checksum (32 bytes), length (u64 LE),
 //! the object's bytes as an archive repository stores them — and a 0 byte at the end.
 //!
-//! Unpacking trusts nothing: bounded lengths, every metadata object hashed, every
-//! content object inflated and hashed ([`filez::verify_archive_file_reader`]), the entry
-//! of this importer version and of the RPM the key names, no bytes after the end; only
-//! then are objects written to the repository and the entry to the local cache.
+//! Unpacking trusts nothing: bounded lengths, every metadata object hashed and parsed,
+//! every content object inflated and hashed ([`filez::verify_archive_file_reader`]), the
+//! entry of this importer version and of the RPM the key names, no bytes after the end.
+//! An object reaches the repository only verified; the entry, which makes the objects a
+//! cached import, only once the whole pack is.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
