@@ -545,6 +545,35 @@ fn node_stats(g: &GarageCluster, node: usize) -> Option<NodeStats> {
     })
 }
 
+/// Same tables with the same numbers of items and Merkle-tree nodes.
+fn same_tables(a: &NodeStats, b: &NodeStats) -> bool {
+    a.tables.len() == b.tables.len()
+        && a.tables
+            .iter()
+            .zip(&b.tables)
+            .all(|((ta, a), (tb, b))| ta == tb && a[..2] == b[..2])
+}
+
+/// Nothing left in the Merkle-tree updater's or the insert queue of any table.
+fn settled(s: &NodeStats) -> bool {
+    s.tables.iter().all(|(_, t)| t[2] == 0 && t[3] == 0)
+}
+
+/// Whether a background worker of `node` whose name contains `name` is busy (`garage
+/// worker list`: `TID State Name …`); a worker that ended says `Done`.
+fn busy(g: &GarageCluster, node: usize, name: &str) -> bool {
+    let r = g.garage(node, &["worker", "list"]);
+    if r.status != 0 {
+        return true;
+    }
+    r.stdout.lines().any(|l| {
+        l.contains(name)
+            && l.split_whitespace()
+                .nth(1)
+                .is_some_and(|state| state.starts_with("Busy"))
+    })
+}
+
 /// Runner A releases the corpus's v1 through node 1; runner B (empty) releases v2
 /// through node 1 while node 3 is SIGKILLed as B's upload begins. With replication
 /// factor 3 a write needs two of three nodes, so the release completes (or, if a
@@ -652,39 +681,42 @@ fn node_killed_mid_release_then_caught_up() {
     g.garage(1, &["repair", "--all-nodes", "--yes", "tables"])
         .ok();
     let mut blocks_repaired = false;
+    let mut quiet = 0;
     loop {
         let stats: Vec<Option<NodeStats>> = (1..=3).map(|n| node_stats(&g, n)).collect();
-        let caught_up = match (&stats[0], &stats[1], &stats[2]) {
+        let tables = match (&stats[0], &stats[1], &stats[2]) {
             (Some(s1), Some(s2), Some(s3)) => {
-                let same = |a: &NodeStats, b: &NodeStats| {
-                    a.tables
-                        .iter()
-                        .zip(&b.tables)
-                        .all(|((ta, a), (tb, b))| ta == tb && a[0] == b[0] && a[1] == b[1])
-                        && a.tables.len() == b.tables.len()
-                };
-                let settled = |s: &NodeStats| s.tables.iter().all(|(_, t)| t[2] == 0 && t[3] == 0);
-                let tables = same(s1, s3) && same(s2, s3) && [s1, s2, s3].into_iter().all(settled);
-                if tables && !blocks_repaired {
-                    // Node 3 has every block reference now: fetch what they name.
-                    g.garage(1, &["repair", "--all-nodes", "--yes", "blocks"])
-                        .ok();
-                    blocks_repaired = true;
-                    false
-                } else {
-                    tables && blocks_repaired && s3.resync_queue == 0 && s3.resync_errors == 0
-                }
+                same_tables(s1, s3)
+                    && same_tables(s2, s3)
+                    && [s1, s2, s3].iter().all(|s| settled(s))
+                    && (1..=3).all(|n| !busy(&g, n, " sync"))
             }
             _ => false,
         };
-        if caught_up {
-            break;
+        if tables && !blocks_repaired {
+            // Node 3 has every block reference now. It fetches a block it learns of by
+            // sync only 2 × the RPC timeout (10 min) later, when it checks that the
+            // block arrived: queue every block it needs for now instead.
+            g.garage(3, &["repair", "--yes", "clear-resync-queue"]).ok();
+            g.garage(3, &["repair", "--yes", "blocks"]).ok();
+            blocks_repaired = true;
+        } else if tables && !busy(&g, 3, "Block repair worker") {
+            let s3 = stats[2].as_ref().unwrap();
+            // Twice in a row: the repair worker hands its blocks to the queue in batches.
+            if s3.resync_queue == 0 && s3.resync_errors == 0 {
+                quiet += 1;
+                if quiet == 2 {
+                    break;
+                }
+            } else {
+                quiet = 0;
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "node 3 did not catch up in 5 minutes:\n{stats:#?}\n(node 1 before the restart: {before:?})"
         );
-        thread::sleep(Duration::from_secs(1));
+        thread::sleep(Duration::from_millis(500));
     }
     eprintln!(
         "node 3 caught up in {:.1} s",
