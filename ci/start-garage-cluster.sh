@@ -100,9 +100,11 @@ g1 bucket website --allow localhost > /dev/null
 
 # Every node must know the key and the bucket (S3 listing with the key answers 200) and
 # serve HTTP on its web endpoint before anyone relies on it.
+EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 s3_ready() {   # PORT
     [ "$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 'aws:amz:garage:s3' \
-        --user "$KEY_ID:$KEY_SECRET" "http://127.0.0.1:$1/localhost?list-type=2")" = 200 ]
+        --user "$KEY_ID:$KEY_SECRET" -H "x-amz-content-sha256: $EMPTY_SHA256" \
+        "http://127.0.0.1:$1/localhost?list-type=2")" = 200 ]
 }
 for K in $(seq "$N"); do
     garage_retry "$DIR/node$K" s3_ready "${S3[K]}"

@@ -9,6 +9,13 @@ PIDFILES=()
 [ -f "$DIR/pid" ] && PIDFILES+=("$DIR/pid")
 PIDFILES+=("$DIR"/node*/pid)
 [ ${#PIDFILES[@]} -gt 0 ] || { echo "stop-garage: no $DIR/pid nor $DIR/node*/pid" >&2; exit 1; }
+# A process that exited but was not reaped (its parent is gone and init does not reap)
+# counts as stopped.
+alive() {
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
 PIDS=()
 for f in "${PIDFILES[@]}"; do
     PID=$(cat "$f")
@@ -17,9 +24,9 @@ for f in "${PIDFILES[@]}"; do
 done
 for PID in "${PIDS[@]}"; do
     for _ in $(seq 50); do
-        kill -0 "$PID" 2>/dev/null || break
+        alive "$PID" || break
         sleep 0.1
     done
-    kill -9 "$PID" 2>/dev/null || true
+    if alive "$PID"; then kill -9 "$PID" 2>/dev/null || true; fi
 done
 echo "stop-garage: stopped garage pid(s) ${PIDS[*]:-none running}" >&2
