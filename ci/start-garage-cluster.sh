@@ -17,8 +17,9 @@
 #
 # start-garage-cluster.sh --restart DIR K [CONFIG] - start node K again (after it was
 # killed or stopped) with its own config, or with CONFIG (e.g. a copy with another
-# consistency_mode; same meta and data dirs); waits until it answers and its web
-# endpoint listens, updates GARAGE_NODE<K>_PID in DIR/env and prints the new pid.
+# consistency_mode; same meta and data dirs); reconnects it with the running nodes (both
+# ways), waits until its web endpoint listens, updates GARAGE_NODE<K>_PID in DIR/env and
+# prints the new pid.
 #
 # Stop every node with ci/stop-garage.sh DIR (DIR stays, with data and logs).
 set -euo pipefail
@@ -46,6 +47,17 @@ if [ "${1:-}" = --restart ]; then
     garage_cleanup() { kill "$PID" 2>/dev/null || true; }
     garage_wait_id "$NODEDIR" "$CONF"
     garage_retry "$NODEDIR" garage -c "$CONF" status
+    # Reconnect with every running node, both ways: the others gave up calling the dead
+    # node after a retry or two (with a growing back-off), and a node does not dial its
+    # old peers when it starts, so without this it comes back cut off from the cluster
+    # (`Not connected`) for minutes, and nothing syncs.
+    ID_K=$GN_ID
+    for OTHER in "$DIR"/node*; do
+        [ "$OTHER" != "$NODEDIR" ] && [ -f "$OTHER/pid" ] && kill -0 "$(cat "$OTHER/pid")" 2>/dev/null || continue
+        ID_J=$(garage -c "$OTHER/garage.toml" node id -q 2>/dev/null) || continue
+        garage_retry "$NODEDIR" garage -c "$CONF" node connect "$ID_J"
+        garage_retry "$OTHER" garage -c "$OTHER/garage.toml" node connect "$ID_K"
+    done
     garage_wait_web "$(garage_port "$CONF" s3_web bind_addr)" ||
         garage_fail "$NODEDIR" "node $K's web endpoint does not answer"
     [ -f "$DIR/env" ] && sed -i "s/^export GARAGE_NODE${K}_PID=.*/export GARAGE_NODE${K}_PID=$PID/" "$DIR/env"
