@@ -717,7 +717,7 @@ fn node_killed_mid_release_then_caught_up() {
         let idle = tables && !busy(&g, 3, "Block repair worker");
         // Twice in a row: the repair worker hands its blocks to the queue in batches.
         if idle
-            && repaired.is_some()
+            && repaired.is_some_and(|t| t.elapsed() > Duration::from_secs(2))
             && s3.is_some_and(|s| s.resync_queue == 0 && s.resync_errors == 0)
         {
             quiet += 1;
