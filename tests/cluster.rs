@@ -637,7 +637,7 @@ fn refcount(g: &GarageCluster, node: usize, hash: &str) -> Option<u64> {
 /// 3 alone: nodes 1 and 2 are stopped and node 3 restarted by itself with
 /// `consistency_mode = "dangerous"` (reads from one node); `arbor mirror` then copies
 /// the whole repository — every commit of the history, every object, every delta —
-/// out of it, and `ostree fsck` checks the copy.
+/// out of it, and `ostree fsck` checks the copy (with ARBOR_CLUSTER_STRICT=1: see there).
 #[test]
 fn node_killed_mid_release_then_caught_up() {
     let _serial = serial();
