@@ -596,34 +596,69 @@ pub fn garage_installed() -> bool {
         .unwrap_or(false)
 }
 
+/// Run `ci/<script> DIR ARGS…` (which must not install garage) in a new temporary DIR and
+/// read the env file whose path it prints last.
+fn start_garage_script(script: &str, args: &[&str]) -> (TempDir, BTreeMap<String, String>) {
+    assert!(
+        garage_installed(),
+        "garage is not installed: run `cargo install garage --locked` (what ci/start-garage.sh \
+         does when garage is missing; ~20 min cold), then rerun the tests"
+    );
+    let dir = tempdir();
+    let out = Command::new("bash")
+        .arg(workspace_root().join("ci").join(script))
+        .arg(dir.path())
+        .args(args)
+        .env("GARAGE_NO_INSTALL", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run ci/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "ci/{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let env_path = stdout.lines().last().unwrap_or_default().trim();
+    let text = fs::read_to_string(env_path)
+        .unwrap_or_else(|e| panic!("garage env file {env_path:?} from ci/{script}: {e}"));
+    let env = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (dir, env)
+}
+
+/// `arbor ARGS…` with exactly the AWS_* variables of `env` (none of this process's).
+fn arbor_command_with(env: &BTreeMap<String, String>, args: &[&str]) -> Command {
+    let mut cmd = Command::new(arbor_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).envs(env).stdin(Stdio::null());
+    cmd
+}
+
+fn run_arbor_command(mut cmd: Command, args: &[&str]) -> Run {
+    let o = cmd.output().expect("run arbor");
+    Run::from_output(format!("arbor {}", args.join(" ")), o)
+}
+
+fn stop_garage(dir: &Path) {
+    let _ = Command::new("bash")
+        .arg(workspace_root().join("ci/stop-garage.sh"))
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Garage {
     pub fn start() -> Garage {
-        assert!(
-            garage_installed(),
-            "garage is not installed: run `cargo install garage --locked` (what ci/start-garage.sh \
-             does when garage is missing; ~20 min cold), then rerun the tests"
-        );
-        let dir = tempdir();
-        let out = Command::new("bash")
-            .arg(workspace_root().join("ci/start-garage.sh"))
-            .arg(dir.path())
-            .env("GARAGE_NO_INSTALL", "1")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ci/start-garage.sh");
-        assert!(
-            out.status.success(),
-            "ci/start-garage.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env_path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let text = fs::read_to_string(&env_path).expect("garage env file");
-        let env = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (dir, env) = start_garage_script("start-garage.sh", &[]);
         Garage { dir, env }
     }
 
@@ -646,14 +681,7 @@ impl Garage {
 
     /// `arbor` with this garage's AWS_* variables (and no others).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(arbor_bin());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(args).envs(&self.env).stdin(Stdio::null());
-        cmd
+        arbor_command_with(&self.env, args)
     }
 
     pub fn arbor(&self, args: &[&str]) -> Run {
@@ -663,24 +691,167 @@ impl Garage {
     pub fn arbor_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args);
         cmd.envs(extra.iter().copied());
-        let o = cmd.output().expect("run arbor");
-        Run {
-            cmd: format!("arbor {}", args.join(" ")),
-            status: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            stdout_bytes: o.stdout,
-        }
+        run_arbor_command(cmd, args)
     }
 }
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(workspace_root().join("ci/stop-garage.sh"))
+        stop_garage(self.dir.path());
+    }
+}
+
+/// A garage cluster of its own for one test (`ci/start-garage-cluster.sh`): `nodes`
+/// processes on 127.0.0.1, replication factor 3, each node with its own S3 and web
+/// endpoint; nodes can be killed and restarted. Every node is stopped (by pid) on drop.
+pub struct GarageCluster {
+    pub dir: TempDir,
+    pub env: BTreeMap<String, String>,
+    pub nodes: usize,
+}
+
+impl GarageCluster {
+    pub fn start(nodes: usize) -> GarageCluster {
+        let (dir, env) = start_garage_script("start-garage-cluster.sh", &[&nodes.to_string()]);
+        GarageCluster { dir, env, nodes }
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{k} in garage env"))
+    }
+
+    /// `GARAGE_NODE<node>_<what>` from the env file (`S3_URL`, `WEB_URL`, `CONFIG`, `DIR`, `ID`).
+    pub fn node_var(&self, node: usize, what: &str) -> &str {
+        self.var(&format!("GARAGE_NODE{node}_{what}"))
+    }
+
+    /// `s3://localhost/<prefix>` (the same bucket through any node).
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://localhost/{prefix}")
+    }
+
+    /// Node `node`'s web endpoint URL for `<prefix>` (what ostree clients pull from).
+    pub fn web(&self, node: usize, prefix: &str) -> String {
+        format!("{}{prefix}", self.node_var(node, "WEB_URL"))
+    }
+
+    /// Node `node`'s directory (`garage.toml`, `meta/`, `data/`, `garage.log`, `pid`).
+    pub fn node_dir(&self, node: usize) -> PathBuf {
+        PathBuf::from(self.node_var(node, "DIR"))
+    }
+
+    /// `arbor` talking S3 to node `node` (AWS_ENDPOINT_URL), with the cluster's key.
+    pub fn command(&self, node: usize, args: &[&str]) -> Command {
+        let mut env = self.env.clone();
+        env.insert(
+            "AWS_ENDPOINT_URL".into(),
+            self.node_var(node, "S3_URL").to_string(),
+        );
+        arbor_command_with(&env, args)
+    }
+
+    pub fn arbor(&self, node: usize, args: &[&str]) -> Run {
+        run_arbor_command(self.command(node, args), args)
+    }
+
+    /// `garage -c <node's config> ARGS…` (the CLI talks RPC to that node).
+    pub fn garage(&self, node: usize, args: &[&str]) -> Run {
+        let mut full = vec!["-c", self.node_var(node, "CONFIG")];
+        full.extend_from_slice(args);
+        let mut cmd = Command::new("garage");
+        cmd.args(&full)
+            .env("PATH", garage_path())
+            .stdin(Stdio::null());
+        let o = cmd.output().expect("run garage");
+        Run::from_output(format!("garage {}", full.join(" ")), o)
+    }
+
+    /// The pid of node `node`'s server, if it was started and not stopped since.
+    pub fn pid(&self, node: usize) -> Option<i32> {
+        fs::read_to_string(self.node_dir(node).join("pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// SIGKILL node `node` (no shutdown of any kind) and wait until it is gone.
+    pub fn kill(&self, node: usize) {
+        self.signal(node, rustix::process::Signal::KILL);
+    }
+
+    /// Stop node `node` cleanly (SIGTERM) and wait until it is gone.
+    pub fn stop(&self, node: usize) {
+        self.signal(node, rustix::process::Signal::TERM);
+    }
+
+    fn signal(&self, node: usize, signal: rustix::process::Signal) {
+        let pid = self
+            .pid(node)
+            .unwrap_or_else(|| panic!("garage node {node} is not running"));
+        let p = rustix::process::Pid::from_raw(pid).expect("a pid");
+        rustix::process::kill_process(p, signal)
+            .unwrap_or_else(|e| panic!("signal garage node {node} (pid {pid}): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while process_alive(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "garage node {node} (pid {pid}) did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = fs::remove_file(self.node_dir(node).join("pid"));
+    }
+
+    /// Start node `node` again with its own config, or with `config` (same meta and
+    /// data dirs); returns when it answers and its web endpoint listens.
+    pub fn restart(&self, node: usize, config: Option<&Path>) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(workspace_root().join("ci/start-garage-cluster.sh"))
+            .arg("--restart")
             .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status();
+            .arg(node.to_string());
+        if let Some(c) = config {
+            cmd.arg(c);
+        }
+        let out = cmd
+            .env("GARAGE_NO_INSTALL", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ci/start-garage-cluster.sh --restart");
+        assert!(
+            out.status.success(),
+            "restarting garage node {node} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for GarageCluster {
+    fn drop(&mut self) {
+        stop_garage(self.dir.path());
+    }
+}
+
+/// `PATH` with `~/.cargo/bin` first (where `cargo install garage` puts it).
+fn garage_path() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    format!(
+        "{home}/.cargo/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Whether process `pid` exists and is not a zombie waiting to be reaped.
+fn process_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S …`: the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 
