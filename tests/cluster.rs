@@ -359,7 +359,7 @@ fn two_runners_release_different_refs_at_once() {
 /// Two runners release sibling commits of one ref (both composed on the same published
 /// head) at the same time: at most one moves the ref; the other is refused with a clear
 /// message and uploads nothing that breaks the repository. When both back off (each saw
-/// the other's lease) a rerun lands. The refused runner rerun later continues from the
+/// the other's lease) a rerun lands. The refused runner, run again, continues from the
 /// winner, so nothing is lost.
 #[test]
 fn two_runners_release_one_ref_at_once() {
@@ -461,12 +461,13 @@ fn two_runners_release_one_ref_at_once() {
         assert_eq!(rev_parse(&client, &format!("origin:{reference}^")), head);
         client.ostree(&["fsck"]).ok();
 
-        // The refused job runs again (a new CI job: an empty runner) and continues from
-        // the winner; nothing is lost.
+        // The refused job runs again on its own runner (whose repository holds the
+        // commit that was refused) and, as the refusal says, continues from the winner;
+        // nothing is lost.
         let loser = ok.iter().position(|&o| !o).expect("a refused release");
-        let (tf, _) = &variants[loser];
-        let runner = Runner::new(tf.parent().unwrap(), "rerun");
+        let (tf, runner) = &variants[loser];
         let r = g.arbor(2, &strs(&runner.release_args(tf, &url, &[])));
+        assert!(r.stderr.contains("was never published"), "{}", r.stderr);
         let j = json(r.ok_ref());
         assert_eq!(j["parent"], winner.as_str(), "{j}");
         head = j["commit"].as_str().unwrap().to_string();

@@ -30,7 +30,7 @@ pub use blobs::Blobs;
 pub use error::{error_chain, PublishError, Result, StoreFailure};
 pub use location::{Location, LocationKind, StoreOpts};
 pub use prune::{PruneOpts, PruneReport, Removed, Retention, DEFAULT_GRACE};
-pub use pull::{PullOpts, PullReport};
+pub use pull::{descends, PullOpts, PullReport};
 pub use remote::RequestCounts;
 pub use signing::Signing;
 pub use summary::LOCK_FILE;

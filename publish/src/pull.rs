@@ -290,7 +290,7 @@ pub async fn run(
 }
 
 /// Whether `ancestor` is in `commit`'s history as far as the repository holds it.
-fn descends(repo: &Repo, commit: &Checksum, ancestor: &Checksum) -> bool {
+pub fn descends(repo: &Repo, commit: &Checksum, ancestor: &Checksum) -> bool {
     let mut c = *commit;
     loop {
         if c == *ancestor {

@@ -224,9 +224,9 @@ impl ReleaseOpts {
         let mut fetched = FetchedJson::default();
         // The published head this run fetched (the repository did not hold it).
         let mut pulled_head: Option<Checksum> = None;
-        if let Some(published) = arbor_publish::published_head(&dest, &plan.ref_)
-            .with_context(|| format!("reading ref {} at {}", plan.ref_, dest.url))?
-        {
+        let published_head = arbor_publish::published_head(&dest, &plan.ref_)
+            .with_context(|| format!("reading ref {} at {}", plan.ref_, dest.url))?;
+        if let Some(published) = published_head {
             if !repo.has_object(&published, arbor_repo::ObjectType::Commit) {
                 let t = step("pull");
                 // The head only: enough to decide "nothing new" and to be the parent;
@@ -271,6 +271,24 @@ impl ReleaseOpts {
                 fetched.bytes = Some(r.bytes_fetched);
                 timings.pull = Some(t.elapsed().as_secs_f64());
                 pulled_head = Some(published);
+            }
+        }
+
+        // A local head the destination never took — this runner's release was refused
+        // because another landed first — yields to the published one, as the refusal
+        // said ("rerun to continue from …"). A local head ahead of the published one
+        // (composed on it, not yet published) is kept and published now.
+        if let (Some(published), Some(local)) = (published_head, repo.read_ref(&plan.ref_)?) {
+            if local != published
+                && !arbor_publish::descends(&repo, &published, &local)
+                && !arbor_publish::descends(&repo, &local, &published)
+            {
+                progress::say(&format!(
+                    "release: local {} at {local} was never published ({} holds {published}, \
+                     which does not descend from it); continuing from {published}",
+                    plan.ref_, dest.url
+                ));
+                repo.write_ref(&plan.ref_, &published)?;
             }
         }
 
