@@ -4,7 +4,7 @@
 //! blocking callers on many threads can share one.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use crate::body::{Body, SPOOL_THRESHOLD};
@@ -39,18 +39,7 @@ impl Blobs {
 
     /// GET `key` (at most `max` bytes) into `dest`; `Ok(false)` when absent.
     pub fn get(&self, key: &str, dest: &Path, max: u64) -> Result<bool> {
-        let Some(mut body) = self.rt.block_on(self.remote.get_body_max(key, max))? else {
-            return Ok(false);
-        };
-        let io = |error| PublishError::Io {
-            path: dest.to_path_buf(),
-            error,
-        };
-        let mut out = File::create(dest).map_err(io)?;
-        let mut r = body.reader().map_err(io)?;
-        std::io::copy(&mut r, &mut out).map_err(io)?;
-        out.flush().map_err(io)?;
-        Ok(true)
+        self.rt.block_on(self.remote.get_to_file(key, max, dest))
     }
 
     /// PUT `src` as `key` unless the key exists (`replace`: regardless); `Ok(true)` when

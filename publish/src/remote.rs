@@ -197,6 +197,17 @@ pub enum Expect {
     },
 }
 
+/// Where [`Remote::fetch`] puts a body past [`body::SPOOL_THRESHOLD`].
+#[derive(Clone, Copy)]
+enum Spool<'a> {
+    /// Nowhere: the body stays in memory (bounded by the caller's `max`).
+    No,
+    /// An unlinked temporary file.
+    Temp,
+    /// This file, created.
+    Into(&'a std::path::Path),
+}
+
 #[derive(Debug)]
 pub struct Remote {
     pub loc: Location,
@@ -255,7 +266,7 @@ impl Remote {
     /// parts) use [`Remote::get_body`], which spools.
     pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
         let max = body::max_size(key).min(body::MAX_METADATA);
-        let Some((body, e_tag, version)) = self.fetch(key, max, false).await? else {
+        let Some((body, e_tag, version)) = self.fetch(key, max, Spool::No).await? else {
             return Ok(None);
         };
         let data = body
@@ -272,15 +283,26 @@ impl Remote {
     /// [`body::SPOOL_THRESHOLD`], else spooled to an unlinked temporary file.
     pub async fn get_body(&self, key: &str) -> Result<Option<Body>> {
         Ok(self
-            .fetch(key, body::max_size(key), true)
+            .fetch(key, body::max_size(key), Spool::Temp)
             .await?
             .map(|(b, _, _)| b))
     }
 
-    /// [`Remote::get_body`] with the caller's bound instead of the key's (keys outside
-    /// the repository layout: the shared package cache's blobs).
-    pub async fn get_body_max(&self, key: &str, max: u64) -> Result<Option<Body>> {
-        Ok(self.fetch(key, max, true).await?.map(|(b, _, _)| b))
+    /// GET into the file `dest` (created), with the caller's bound instead of the key's
+    /// (keys outside the repository layout: the shared package cache's blobs). A body
+    /// past [`body::SPOOL_THRESHOLD`] is written there as it arrives, a smaller one at
+    /// the end; `Ok(false)` when the object does not exist.
+    pub async fn get_to_file(&self, key: &str, max: u64, dest: &std::path::Path) -> Result<bool> {
+        let Some((body, _, _)) = self.fetch(key, max, Spool::Into(dest)).await? else {
+            return Ok(false);
+        };
+        if let Body::Mem(data) = body {
+            std::fs::write(dest, data).map_err(|error| PublishError::Io {
+                path: dest.to_path_buf(),
+                error,
+            })?;
+        }
+        Ok(true)
     }
 
     fn corrupt(&self, key: &str, why: String) -> PublishError {
@@ -293,12 +315,12 @@ impl Remote {
     /// The GET behind both: at most `max` bytes (the declared size is checked before the
     /// body is read, the running total while it is), the whole transfer within the
     /// grace period plus the declared size at [`MIN_RATE`] (a server trickling bytes is
-    /// given up on in bounded time), spooled to a file past the threshold when `spool`.
+    /// given up on in bounded time), spooled to a file past the threshold as `spool` says.
     async fn fetch(
         &self,
         key: &str,
         max: u64,
-        spool: bool,
+        spool: Spool<'_>,
     ) -> Result<Option<(Body, Option<String>, Option<String>)>> {
         use std::io::Write;
         bump(&self.stats.get, 1);
@@ -350,13 +372,19 @@ impl Remote {
                 ));
             }
             bump(&self.stats.bytes_down, chunk.len() as u64);
-            if spool && file.is_none() && total > body::SPOOL_THRESHOLD {
-                let mut f = tempfile::tempfile()
-                    .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
-                f.write_all(&mem)
-                    .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
-                mem = Vec::new();
-                file = Some(f);
+            if file.is_none() && total > body::SPOOL_THRESHOLD {
+                let spooled = match spool {
+                    Spool::No => None,
+                    Spool::Temp => Some(tempfile::tempfile()),
+                    Spool::Into(path) => Some(std::fs::File::create(path)),
+                };
+                if let Some(f) = spooled {
+                    let mut f = f.map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
+                    f.write_all(&mem)
+                        .map_err(|e| self.corrupt(key, format!("spooling: {e}")))?;
+                    mem = Vec::new();
+                    file = Some(f);
+                }
             }
             match file.as_mut() {
                 Some(f) => f
