@@ -174,8 +174,13 @@ pub fn store(
 
 /// Write an entry's JSON under `key`, atomically.
 pub(super) fn write_entry(cache_dir: &Path, key: &str, json: &[u8]) -> io::Result<()> {
-    let path = entry_path(cache_dir, key);
-    let dir = path.parent().expect("entry paths have a parent");
+    write_atomic(&entry_path(cache_dir, key), json)
+}
+
+/// Write `data` to `path` (its directory created) through a temporary file renamed
+/// over it: a reader sees the old file or the new one, never half of one.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("cache paths have a parent");
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
@@ -183,8 +188,8 @@ pub(super) fn write_entry(cache_dir: &Path, key: &str, json: &[u8]) -> io::Resul
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(json))
-        .and_then(|()| fs::rename(&tmp, &path));
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|()| fs::rename(&tmp, path));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -200,7 +205,8 @@ pub(super) fn read_entry(
     let json = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let e: Entry = serde_json::from_slice(&json).map_err(|e| format!("{}: {e}", path.display()))?;
     let c = |h: &str| Checksum::from_hex(h).map_err(|e| format!("{}: {e}", path.display()));
-    Ok((json.clone(), c(&e.tree)?, c(&e.meta)?))
+    let (tree, meta) = (c(&e.tree)?, c(&e.meta)?);
+    Ok((json, tree, meta))
 }
 
 /// Check an entry from elsewhere (the shared cache) before it is written here: it

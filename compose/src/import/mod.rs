@@ -26,6 +26,7 @@ mod cpio;
 mod error;
 mod header;
 pub(crate) mod pack;
+pub(crate) use cache::write_atomic;
 pub(crate) mod paths;
 mod payload;
 mod rawheader;
