@@ -210,18 +210,21 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
     assert_eq!(list.lines().collect::<Vec<_>>(), want);
 
     // The client upgrades to v2 through the static delta, keeping its /etc changes.
-    let pull = ostree(&[
-        &srepo,
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        reference,
-    ]);
-    assert!(
-        pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
-        "{}",
-        pull.stdout
-    );
+    let pull_through_a_delta = || {
+        let pull = ostree(&[
+            &srepo,
+            "pull",
+            "--require-static-deltas",
+            "origin",
+            reference,
+        ]);
+        assert!(
+            pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
+            "{}",
+            pull.stdout
+        );
+    };
+    pull_through_a_delta();
     ostree(&["admin", "upgrade", &s, "--os=corpus"]).ok();
     let status = ostree(&["admin", "status", &s]).ok().to_string();
     assert!(status.contains(&c1) && status.contains(&c2), "{status}");
@@ -312,14 +315,7 @@ fn release_corpus_to_garage_then_upgrade_a_sysroot() {
         + jd["fetched"]["bsdiff_bytes"].as_u64().unwrap_or(0);
     assert!(fetched_d < tree_bytes, "fetched {fetched_d}: {jd}");
     // The client (on v2) upgrades through a delta, then rolls back.
-    let pull = ostree(&[
-        &srepo,
-        "pull",
-        "--require-static-deltas",
-        "origin",
-        reference,
-    ]);
-    pull.ok();
+    pull_through_a_delta();
     ostree(&["admin", "upgrade", &s, "--os=corpus"]).ok();
     let first = |st: &str| st.lines().next().unwrap_or("").to_string();
     let status = ostree(&["admin", "status", &s]).ok().to_string();

@@ -162,15 +162,7 @@ pub fn load(repo: &Repo, opts: &ScriptOpts, b: &Before) -> Found {
 
 fn write_entry(cachedir: &Path, key: &str, json: &[u8]) -> Result<(), String> {
     let path = entry_path(cachedir, key);
-    let dir = path.parent().expect("entry paths have a parent");
-    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
-    fs::create_dir_all(dir)
-        .and_then(|()| fs::write(&tmp, json))
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            format!("{}: {e}", path.display())
-        })
+    crate::import::write_atomic(&path, json).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Every object of the tree under (tree, meta), as the repository holds it.
@@ -221,4 +213,118 @@ pub fn store(repo: &Repo, opts: &ScriptOpts, b: &Before, after: &MutableTree, re
         Err(why) => shared::failed(sc, &format!("packing {name}"), &why),
     }
     let _ = fs::remove_file(&tmp);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::Arc;
+
+    use arbor_repo::tree::default_dirmeta;
+    use arbor_repo::{FileHeader, Xattrs};
+
+    use super::*;
+    use crate::shared::testing::DirCache;
+    use crate::shared::SharedCache;
+
+    fn file(repo: &Repo, content: &[u8]) -> Checksum {
+        let h = FileHeader {
+            uid: 0,
+            gid: 0,
+            mode: 0o100644,
+            symlink_target: String::new(),
+            xattrs: Xattrs::new(Vec::new()),
+        };
+        let c = h.checksum(content);
+        repo.write_file_object(&c, &h, content).unwrap();
+        c
+    }
+
+    /// A runner stores the tree after its initramfs step; another (empty but for the
+    /// tree before) takes it from the shared cache; another timestamp is another key; a
+    /// pack whose tree needs objects it lacks, or a damaged one, is refused and replaced.
+    #[test]
+    fn initramfs_result_goes_through_the_shared_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = tmp.path().join("shared");
+        let argv = ["/usr/sbin/mkinitramfs".to_string(), "-o".into(), "x".into()];
+        let runner = |name: &str| {
+            fs::create_dir_all(tmp.path().join(name)).unwrap();
+            let repo = Repo::init(&tmp.path().join(name).join("repo")).unwrap();
+            let sc = Arc::new(DirCache::new(&blobs));
+            let opts = ScriptOpts {
+                cachedir: tmp.path().join(name).join("cache"),
+                timeout: std::time::Duration::from_secs(1),
+                timestamp: 1_700_000_000,
+                shared: Some(sc.clone() as Arc<dyn SharedCache>),
+            };
+            let mut before = MutableTree::new(default_dirmeta());
+            let m = default_dirmeta();
+            // Incompressible, so that a pack carrying it would show in its size.
+            let kernel: Vec<u8> = (0u32..200_000)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            before
+                .insert_file("usr/lib/modules/1/vmlinuz", file(&repo, &kernel), &m)
+                .unwrap();
+            (repo, sc, opts, before)
+        };
+        let (repo_a, sc_a, opts_a, before_a) = runner("a");
+        let b_a = before(&repo_a, &before_a, &argv, opts_a.timestamp).unwrap();
+        assert!(matches!(
+            load(&repo_a, &opts_a, &b_a),
+            Found::Missing { replace: false }
+        ));
+        let mut after = before_a.clone();
+        let m = default_dirmeta();
+        after
+            .insert_file(
+                "usr/lib/modules/1/initramfs.img",
+                file(&repo_a, b"image"),
+                &m,
+            )
+            .unwrap();
+        store(&repo_a, &opts_a, &b_a, &after, false);
+        assert_eq!(sc_a.stats.initramfs_stored.load(Relaxed), 1);
+        // The same runner: from its local cache.
+        assert!(matches!(load(&repo_a, &opts_a, &b_a), Found::Tree(t) if t == after));
+
+        let (repo_b, sc_b, opts_b, before_b) = runner("b");
+        let b_b = before(&repo_b, &before_b, &argv, opts_b.timestamp).unwrap();
+        assert_eq!(b_a.key, b_b.key);
+        assert!(matches!(load(&repo_b, &opts_b, &b_b), Found::Tree(t) if t == after));
+        assert_eq!(sc_b.stats.initramfs_fetched.load(Relaxed), 1);
+        // Another timestamp: another key.
+        let other = before(&repo_b, &before_b, &argv, 1).unwrap();
+        assert_ne!(other.key, b_b.key);
+
+        let pack = blobs.join(format!("initramfs/{}.pack", b_a.key));
+        let good = fs::read(&pack).unwrap();
+        // The pack carries what the tree before lacks: the image, not the kernel.
+        assert!(good.len() < 50_000, "{} bytes", good.len());
+        for (i, bad) in [good[..good.len() - 30].to_vec(), {
+            let mut p = good.clone();
+            let at = p.len() - 10;
+            p[at] ^= 1;
+            p
+        }]
+        .into_iter()
+        .enumerate()
+        {
+            fs::write(&pack, &bad).unwrap();
+            let (repo_c, sc_c, opts_c, before_c) = runner(&format!("c{i}"));
+            let b_c = before(&repo_c, &before_c, &argv, opts_c.timestamp).unwrap();
+            assert!(
+                matches!(
+                    load(&repo_c, &opts_c, &b_c),
+                    Found::Missing { replace: true }
+                ),
+                "bad pack {i}"
+            );
+            assert_eq!(sc_c.stats.rejected.load(Relaxed), 1, "bad pack {i}");
+            file(&repo_c, b"image"); // what making it here writes
+            store(&repo_c, &opts_c, &b_c, &after, true);
+            assert_eq!(fs::read(&pack).unwrap(), good, "bad pack {i} replaced");
+        }
+    }
 }
