@@ -435,11 +435,11 @@ fn two_runners_release_one_ref_at_once() {
                 .unwrap_or("");
             eprintln!("round {round}: {} refused: {why}", r.cmd);
         }
-        let winner = match ok.iter().position(|&o| o) {
+        let (winner, loser) = match ok.iter().position(|&o| o) {
             Some(i) => {
                 let j = json(&results[i].0);
                 assert_eq!(j["parent"], head.as_str(), "{j}");
-                j["commit"].as_str().unwrap().to_string()
+                (j["commit"].as_str().unwrap().to_string(), 1 - i)
             }
             None => {
                 // Both backed off: the first one's rerun, from its own repository, lands.
@@ -452,7 +452,8 @@ fn two_runners_release_one_ref_at_once() {
                 let r = g.arbor(1, &strs(&runner.release_args(tf, &url, &[])));
                 let j = json(r.ok_ref());
                 assert_eq!(j["published"]["refs"][reference], j["commit"], "{j}");
-                j["commit"].as_str().unwrap().to_string()
+                // The second is the one left refused.
+                (j["commit"].as_str().unwrap().to_string(), 1)
             }
         };
         // The destination has the winner, whole.
@@ -468,7 +469,6 @@ fn two_runners_release_one_ref_at_once() {
         // The refused job runs again on its own runner (whose repository holds the
         // commit that was refused) and, as the refusal says, continues from the winner;
         // nothing is lost.
-        let loser = ok.iter().position(|&o| !o).expect("a refused release");
         let (tf, runner) = &variants[loser];
         let r = g.arbor(2, &strs(&runner.release_args(tf, &url, &[])));
         assert!(r.stderr.contains("was never published"), "{}", r.stderr);
