@@ -122,6 +122,18 @@ impl Xattrs {
         )
     }
 
+    /// The `a(ayay)` encoding ([`Xattrs::to_value`]'s bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_value().to_bytes()
+    }
+
+    /// Parse an `a(ayay)` list (as ostree-container layers carry in `.file-xattrs`):
+    /// names sorted, unique, NUL-terminated.
+    pub fn from_bytes(data: &[u8]) -> Result<Xattrs, ObjectError> {
+        let ty = Type::Array(Box::new(Type::Tuple(vec![bytes_type(), bytes_type()])));
+        Xattrs::from_value(&Value::from_bytes(&ty, data)?)
+    }
+
     fn from_value(v: &Value) -> Result<Xattrs, ObjectError> {
         let Value::Array(_, items) = v else {
             return Err(invalid("xattrs", "not an array"));

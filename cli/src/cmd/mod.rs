@@ -4,6 +4,7 @@ mod cat;
 mod checkout;
 mod commit;
 mod compose;
+mod container;
 mod db;
 mod delta;
 mod diff;
@@ -114,6 +115,10 @@ pub enum Command {
     /// Packages in composed commits: list, and diff between two commits.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Bootable OCI images (ostree-container / bootc): encapsulate a commit, pull an image
+    /// back into a repository, diff two images.
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
 }
 
 /// The repository a command works on.
@@ -157,6 +162,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Sign(o) => o.run(),
         Command::Verify(o) => o.run(),
         Command::Db(c) => c.run(),
+        Command::Container(c) => c.run(),
     }
 }
 
