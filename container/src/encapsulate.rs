@@ -72,6 +72,9 @@ pub struct EncapsulateReport {
     /// Sum of the layers' compressed sizes.
     pub image_size: u64,
     pub seconds: f64,
+    /// Set when the image went to a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<crate::registry::PushReport>,
 }
 
 fn unwrap_variant(v: &Value) -> &Value {
@@ -309,5 +312,6 @@ pub fn encapsulate(
         image_size: reports.iter().map(|l| l.size).sum(),
         layers: reports,
         seconds: start.elapsed().as_secs_f64(),
+        pushed: None,
     })
 }

@@ -23,6 +23,7 @@ pub mod layout;
 pub mod owners;
 pub mod plan;
 pub mod reference;
+pub mod registry;
 pub mod tree;
 mod write;
 

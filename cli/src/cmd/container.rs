@@ -53,7 +53,9 @@ pub struct EncapsulateCmd {
     repo: RepoArg,
     /// Branch name or commit checksum (append `^` for the parent).
     rev: String,
-    /// Where: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// Where: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker://REGISTRY/NAME[:TAG]`
+    /// (credentials: ARBOR_REGISTRY_USER/ARBOR_REGISTRY_PASSWORD, or the auth file of
+    /// `podman login`/`docker login`).
     #[arg(long, value_name = "DEST")]
     to: String,
     /// At most this many package layers (the commit layer comes on top); 1 writes a
@@ -70,6 +72,9 @@ pub struct EncapsulateCmd {
     /// The image architecture (GOARCH: amd64, arm64, …); default: the packages'.
     #[arg(long, value_name = "ARCH")]
     arch: Option<String>,
+    /// Talk plain HTTP to the registry (loopback registries always are).
+    #[arg(long)]
+    insecure: bool,
     /// Print a JSON report (manifest digest, layers with sizes and packages) on stdout.
     #[arg(long)]
     json: bool,
@@ -103,7 +108,7 @@ impl EncapsulateCmd {
             cmd: None,
         };
         let dest = ImageRef::parse(&self.to)?;
-        let report = encapsulate_to(&repo, &commit, &dest, &opts)?;
+        let report = encapsulate_to(&repo, &commit, &dest, &opts, self.insecure)?;
         if self.json {
             print_json(&report)?;
         } else {
@@ -127,6 +132,7 @@ pub fn encapsulate_to(
     commit: &arbor_repo::Checksum,
     dest: &ImageRef,
     opts: &EncapsulateOpts,
+    insecure: bool,
 ) -> Result<EncapsulateReport> {
     match dest {
         ImageRef::Oci { dir, tag } => {
@@ -155,8 +161,30 @@ pub fn encapsulate_to(
             layout::write_archive(tmp.path(), file)?;
             Ok(report)
         }
-        ImageRef::Docker { .. } => {
-            bail!("{dest}: pushing to a registry is not supported yet; write oci:DIR and push it with `skopeo copy`")
+        ImageRef::Docker {
+            registry,
+            name,
+            tag,
+        } => {
+            // Built in a temporary layout, then pushed (blobs the registry has are skipped).
+            let tmp = tempfile::Builder::new()
+                .prefix("arbor-oci-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let oci = OciDir::create(tmp.path())?;
+            let mut report = arbor_container::encapsulate(repo, commit, &oci, None, opts)?;
+            let pushed = arbor_container::registry::push(&oci, None, registry, name, tag, insecure)
+                .with_context(|| format!("pushing to {dest}"))?;
+            eprintln!(
+                "container: pushed {dest}: {} of {} blobs uploaded ({} bytes), {} already there, {} requests",
+                pushed.blobs_uploaded,
+                pushed.blobs,
+                pushed.bytes_uploaded,
+                pushed.blobs_present,
+                pushed.requests
+            );
+            report.pushed = Some(pushed);
+            Ok(report)
         }
     }
 }
@@ -168,7 +196,7 @@ struct Opened {
     _tmp: Option<tempfile::TempDir>,
 }
 
-fn open_source(src: &str) -> Result<Opened> {
+fn open_source(src: &str, insecure: bool) -> Result<Opened> {
     match ImageRef::parse(src)? {
         ImageRef::Oci { dir, tag } => Ok(Opened {
             oci: OciDir::open(&dir)?,
@@ -187,8 +215,23 @@ fn open_source(src: &str) -> Result<Opened> {
                 _tmp: Some(tmp),
             })
         }
-        ImageRef::Docker { .. } => {
-            bail!("{src}: reading from a registry is not supported yet; copy it to oci:DIR with `skopeo copy` first")
+        ImageRef::Docker {
+            registry,
+            name,
+            tag,
+        } => {
+            let tmp = tempfile::Builder::new()
+                .prefix("arbor-oci-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            let oci = OciDir::create(tmp.path())?;
+            arbor_container::registry::pull(&registry, &name, &tag, &oci, insecure)
+                .with_context(|| format!("fetching {src}"))?;
+            Ok(Opened {
+                oci,
+                tag: Some(tag),
+                _tmp: Some(tmp),
+            })
         }
     }
 }
@@ -197,8 +240,12 @@ fn open_source(src: &str) -> Result<Opened> {
 pub struct PullCmd {
     #[command(flatten)]
     repo: RepoArg,
-    /// The image: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+    /// `docker://REGISTRY/NAME[:TAG]`.
     src: String,
+    /// Talk plain HTTP to the registry (loopback registries always are).
+    #[arg(long)]
+    insecure: bool,
     /// Point this ref at the imported commit.
     #[arg(long = "ref", value_name = "REF")]
     ref_: Option<String>,
@@ -210,7 +257,7 @@ pub struct PullCmd {
 impl PullCmd {
     fn run(self) -> Result<ExitCode> {
         let repo = self.repo.open()?;
-        let src = open_source(&self.src)?;
+        let src = open_source(&self.src, self.insecure)?;
         let report = arbor_container::import::import(&repo, &src.oci, src.tag.as_deref())
             .with_context(|| format!("importing {}", self.src))?;
         repo.sync()?;
@@ -236,9 +283,29 @@ impl PullCmd {
     }
 }
 
+/// An image's manifest digest and manifest (from a registry: the manifest alone).
+fn manifest_of(src: &str, insecure: bool) -> Result<(String, layout::Manifest)> {
+    if let ImageRef::Docker {
+        registry,
+        name,
+        tag,
+    } = ImageRef::parse(src)?
+    {
+        let client = arbor_container::registry::Client::new(&registry, &name, insecure)?;
+        let (bytes, _) = client.get_manifest(&tag)?;
+        let digest = arbor_container::digest::Digest::of(&bytes).to_string();
+        let m = layout::from_json(&bytes, &format!("manifest of {src}"))?;
+        return Ok((digest, m));
+    }
+    let opened = open_source(src, insecure)?;
+    let (d, m, _) = opened.oci.image(opened.tag.as_deref())?;
+    Ok((d.digest, m))
+}
+
 #[derive(Args)]
 pub struct DiffCmd {
-    /// The image a client holds (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`).
+    /// The image a client holds (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker://REGISTRY/NAME[:TAG]`).
     old: String,
     /// The image it updates to.
     new: String,
@@ -246,15 +313,16 @@ pub struct DiffCmd {
     /// bytes_fetched, bytes_total, …}.
     #[arg(long)]
     json: bool,
+    /// Talk plain HTTP to the registry (loopback registries always are).
+    #[arg(long)]
+    insecure: bool,
 }
 
 impl DiffCmd {
     fn run(self) -> Result<ExitCode> {
-        let old = open_source(&self.old)?;
-        let new = open_source(&self.new)?;
-        let (od, om, _) = old.oci.image(old.tag.as_deref())?;
-        let (nd, nm, _) = new.oci.image(new.tag.as_deref())?;
-        let d = arbor_container::diff::diff(&od.digest, &om, &nd.digest, &nm);
+        let (od, om) = manifest_of(&self.old, self.insecure)?;
+        let (nd, nm) = manifest_of(&self.new, self.insecure)?;
+        let d = arbor_container::diff::diff(&od, &om, &nd, &nm);
         if self.json {
             print_json(&d)?;
             return Ok(ExitCode::SUCCESS);
@@ -278,4 +346,69 @@ impl DiffCmd {
         );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `containers` of `arbor release --json`: one per `--container`.
+#[derive(serde::Serialize)]
+pub struct ContainerRelease {
+    pub dest: String,
+    /// The image already there carries the head: nothing written.
+    pub up_to_date: bool,
+    pub manifest_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<EncapsulateReport>,
+}
+
+/// The `ostree.commit` of the image at `dest`, if one is there (anything unreadable counts
+/// as absent: it gets rewritten).
+pub fn commit_at(dest: &ImageRef, insecure: bool) -> Option<(String, String)> {
+    let (digest, m): (String, layout::Manifest) = match dest {
+        ImageRef::Oci { dir, tag } => {
+            let oci = OciDir::open(dir).ok()?;
+            let (d, m, _) = oci.image(tag.as_deref()).ok()?;
+            (d.digest, m)
+        }
+        ImageRef::OciArchive { .. } => return None,
+        ImageRef::Docker {
+            registry,
+            name,
+            tag,
+        } => {
+            let client = arbor_container::registry::Client::new(registry, name, insecure).ok()?;
+            let (bytes, _) = client.get_manifest(tag).ok()?;
+            let d = arbor_container::digest::Digest::of(&bytes).to_string();
+            (d, layout::from_json(&bytes, "manifest").ok()?)
+        }
+    };
+    let c = m.annotations?.get(arbor_container::COMMIT_LABEL)?.clone();
+    Some((c, digest))
+}
+
+/// Publish `commit` as an image to `dest` unless the image there carries it already.
+pub fn release_image(
+    repo: &arbor_repo::Repo,
+    commit: &arbor_repo::Checksum,
+    dest: &str,
+    opts: &EncapsulateOpts,
+    insecure: bool,
+) -> Result<ContainerRelease> {
+    let image_ref = ImageRef::parse(dest)?;
+    if let Some((c, digest)) = commit_at(&image_ref, insecure) {
+        if c == commit.to_hex() {
+            return Ok(ContainerRelease {
+                dest: dest.into(),
+                up_to_date: true,
+                manifest_digest: Some(digest),
+                image: None,
+            });
+        }
+    }
+    let report = encapsulate_to(repo, commit, &image_ref, opts, insecure)
+        .with_context(|| format!("publishing {commit} as the image {dest}"))?;
+    Ok(ContainerRelease {
+        dest: dest.into(),
+        up_to_date: false,
+        manifest_digest: Some(report.manifest_digest.clone()),
+        image: Some(report),
+    })
 }

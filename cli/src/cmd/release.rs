@@ -79,6 +79,19 @@ pub struct ReleaseOpts {
     /// (repeatable); checked before anything is uploaded.
     #[arg(long = "require-signatures", value_name = "KEYRING")]
     require_signatures: Vec<std::path::PathBuf>,
+    /// Also publish the head as a bootable OCI image (ostree-container, what bootc and
+    /// rpm-ostree deploy), after the repository: `docker://REGISTRY/NAME:TAG`,
+    /// `oci:DIR[:TAG]` (air-gapped) or `oci-archive:FILE[:TAG]`; repeatable. Skipped when
+    /// the image there already carries the head.
+    #[arg(long, value_name = "DEST")]
+    container: Vec<String>,
+    /// Package layers of those images (see `arbor container encapsulate --max-layers`).
+    #[arg(long, value_name = "N", default_value_t = arbor_container::plan::DEFAULT_MAX_LAYERS,
+          value_parser = clap::value_parser!(u32).range(1..=500))]
+    container_max_layers: u32,
+    /// Talk plain HTTP to the registries (loopback registries always are).
+    #[arg(long)]
+    insecure_registry: bool,
     /// The treefile (YAML for .yaml/.yml, JSON otherwise).
     treefile: PathBuf,
 }
@@ -111,6 +124,8 @@ struct ReleaseJson<'a> {
     published: TransferJson<'a>,
     /// The destination's URL.
     url: &'a str,
+    /// The images published with `--container` (or found up to date), in order.
+    containers: &'a [super::container::ContainerRelease],
     timings: ReleaseTimings,
 }
 
@@ -174,6 +189,8 @@ struct ReleaseTimings {
     sign: Option<f64>,
     delta: f64,
     publish: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<f64>,
     total: f64,
 }
 
@@ -208,6 +225,9 @@ impl ReleaseOpts {
         // Check everything that can be checked before the long work starts.
         let dest = Location::parse_destination(&self.to, &self.s3.settings())
             .with_context(|| format!("--to {}", self.to))?;
+        for c in &self.container {
+            arbor_container::ImageRef::parse(c).with_context(|| format!("--container {c}"))?;
+        }
         let delta_opts = self.tuning.lib_opts()?;
         let mut opts = self.inputs.opts(false, &self.s3.settings())?;
         let signers = self.sign.open()?;
@@ -474,14 +494,81 @@ impl ReleaseOpts {
         timings.publish = t.elapsed().as_secs_f64();
         progress::say(&report_line("publish: published", &report, &dest.url));
 
+        // 4. container images, from the published head.
+        let mut containers = Vec::new();
+        if !self.container.is_empty() {
+            let t = step("container");
+            if repo.is_partial(&head) {
+                // Only the head's metadata is local (a runner that started empty and had
+                // nothing to compose): its content comes from the destination, if an image
+                // needs writing.
+                let needs = self.container.iter().any(|c| {
+                    arbor_container::ImageRef::parse(c)
+                        .ok()
+                        .and_then(|r| super::container::commit_at(&r, self.insecure_registry))
+                        .is_none_or(|(commit, _)| commit != head.to_hex())
+                });
+                if needs {
+                    arbor_publish::pull(
+                        &dest,
+                        &repo,
+                        std::slice::from_ref(&plan.ref_),
+                        &arbor_publish::PullOpts {
+                            depth: 0,
+                            metadata_only: false,
+                            paths: Vec::new(),
+                            jobs: self.jobs.max(1),
+                            write_refs: false,
+                        },
+                        &Bar::new(),
+                    )
+                    .with_context(|| format!("fetching the content of {head} from {}", dest.url))?;
+                }
+            }
+            let copts = arbor_container::EncapsulateOpts {
+                max_layers: self.container_max_layers,
+                ..Default::default()
+            };
+            for c in &self.container {
+                let r = super::container::release_image(
+                    &repo,
+                    &head,
+                    c,
+                    &copts,
+                    self.insecure_registry,
+                )?;
+                match &r.image {
+                    None => progress::say(&format!("container: {c} already carries {head}")),
+                    Some(img) => progress::say(&format!(
+                        "container: {c}: {} ({} layers, {} bytes{})",
+                        img.manifest_digest,
+                        img.layers.len(),
+                        img.image_size,
+                        img.pushed
+                            .as_ref()
+                            .map(|p| format!(
+                                "; {} blobs uploaded, {} already there",
+                                p.blobs_uploaded, p.blobs_present
+                            ))
+                            .unwrap_or_default()
+                    )),
+                }
+                containers.push(r);
+            }
+            timings.container = Some(t.elapsed().as_secs_f64());
+        }
+
         let published_something = report.objects_uploaded > 0
             || report.deltas_uploaded > 0
             || !report.refs_updated.is_empty()
             || report.summary_written
             || report.config_written;
         let newly_signed = signed.as_ref().is_some_and(|s| !s.signed.is_empty());
-        let changed =
-            out.commit.is_some() || !generated.is_empty() || published_something || newly_signed;
+        let changed = out.commit.is_some()
+            || !generated.is_empty()
+            || published_something
+            || newly_signed
+            || containers.iter().any(|c| !c.up_to_date);
         let total = started.elapsed().as_secs_f64();
         timings.total = total;
         if !changed {
@@ -530,6 +617,7 @@ impl ReleaseOpts {
                 deltas_existing: &existing,
                 published: TransferJson::new(&report, &dest.url),
                 url: &dest.url,
+                containers: &containers,
                 timings,
             })?;
         } else {
