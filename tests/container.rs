@@ -1,0 +1,385 @@
+//! `arbor container`: the corpus composed, encapsulated as ostree-container images, checked
+//! with skopeo, imported back (bit for bit), diffed between versions; bad images refused.
+
+mod util {
+    pub use arbor_tests::*;
+}
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+use util::{arbor, corpus_dir, ostree, run, tempdir, Run};
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{}: bad JSON ({e}):\n{}\n{}",
+            run.cmd, run.stdout, run.stderr
+        )
+    })
+}
+
+/// The corpus v1 and v2 composed into one repository: (repo, v1 commit, v2 commit).
+fn composed(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let c = corpus_dir();
+    let repo = dir.join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let mut commits = Vec::new();
+    for v in ["v1.yaml", "v2.yaml"] {
+        arbor(&[
+            "compose",
+            "--repo",
+            p(&repo),
+            "--progress=none",
+            p(&c.join(v)),
+        ])
+        .ok();
+        let refs = arbor(&["refs", "--repo", p(&repo)]).ok().to_string();
+        let r = refs.lines().next().expect("a ref").to_string();
+        commits.push(
+            ostree(&["rev-parse", "--repo", p(&repo), &r])
+                .ok()
+                .trim()
+                .to_string(),
+        );
+    }
+    let v2 = commits.pop().unwrap();
+    let v1 = commits.pop().unwrap();
+    assert_ne!(v1, v2);
+    (repo, v1, v2)
+}
+
+fn encapsulate(repo: &Path, rev: &str, dest: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "container",
+        "encapsulate",
+        "--repo",
+        p(repo),
+        rev,
+        "--to",
+        dest,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    json(arbor(&args).ok_ref())
+}
+
+fn skopeo(args: &[&str]) -> Run {
+    run("skopeo", args)
+}
+
+/// name → NEVRA of the packages in a commit.
+fn packages(repo: &Path, rev: &str) -> BTreeMap<String, String> {
+    json(arbor(&["db", "list", "--repo", p(repo), rev, "--json"]).ok_ref())
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["nevra"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn components(layer: &Value) -> BTreeSet<String> {
+    layer["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
+    let tmp = tempdir();
+    let (repo, v1, v2) = composed(tmp.path());
+    let layout = tmp.path().join("oci");
+    let dest = |tag: &str| format!("oci:{}:{tag}", p(&layout));
+
+    let i1 = encapsulate(&repo, &v1, &dest("v1"), &[]);
+    let i2 = encapsulate(&repo, &v2, &dest("v2"), &[]);
+    // Reproducible: the same commit gives the same manifest, in another layout too.
+    let again = encapsulate(
+        &repo,
+        &v1,
+        &format!("oci:{}:again", p(&tmp.path().join("oci2"))),
+        &[],
+    );
+    assert_eq!(again["manifest_digest"], i1["manifest_digest"]);
+
+    // What skopeo reads: labels bootc and ostree-ext need, the layers we wrote.
+    let insp: Value =
+        serde_json::from_str(skopeo(&["inspect", &dest("v2")]).ok()).expect("skopeo JSON");
+    assert_eq!(insp["Digest"], i2["manifest_digest"], "{insp}");
+    let labels = &insp["Labels"];
+    assert_eq!(labels["ostree.commit"], v2.as_str(), "{insp}");
+    assert_eq!(labels["containers.bootc"], "1", "{insp}");
+    assert_eq!(labels["ostree.bootable"], "true", "{insp}");
+    assert!(labels["ostree.linux"].as_str().is_some(), "{insp}");
+    let layers = i2["layers"].as_array().unwrap();
+    assert_eq!(
+        labels["ostree.final-diffid"],
+        layers.last().unwrap()["diff_id"],
+        "{insp}"
+    );
+    assert_eq!(insp["Layers"].as_array().unwrap().len(), layers.len());
+    assert!(
+        layers.len() > 4 && layers.len() <= 65,
+        "{} layers",
+        layers.len()
+    );
+    let raw: Value =
+        serde_json::from_str(skopeo(&["inspect", "--raw", &dest("v2")]).ok()).expect("manifest");
+    for (l, ours) in raw["layers"].as_array().unwrap().iter().zip(layers).skip(1) {
+        let names: Vec<String> = components(ours).into_iter().collect();
+        assert_eq!(
+            l["annotations"]["ostree.components"],
+            names.join(","),
+            "{l}"
+        );
+    }
+
+    // An update fetches only the layers of packages that changed (or of bins that lost a
+    // removed package), plus the commit layer and the initramfs.
+    let (p1, p2) = (packages(&repo, &v1), packages(&repo, &v2));
+    let changed: BTreeSet<String> = p2
+        .iter()
+        .filter(|(n, nevra)| p1.get(*n) != Some(nevra))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let removed: BTreeSet<String> = p1
+        .keys()
+        .filter(|n| !p2.contains_key(*n))
+        .cloned()
+        .collect();
+    assert!(!changed.is_empty(), "corpus v2 changes no package?");
+    let old: Vec<&Value> = i1["layers"].as_array().unwrap().iter().collect();
+    let old_digests: BTreeSet<&str> = old.iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    let mut reused = 0;
+    for l in &layers[1..] {
+        let comps = components(l);
+        let digest = l["digest"].as_str().unwrap();
+        if old_digests.contains(digest) {
+            reused += 1;
+            assert!(
+                comps.is_disjoint(&changed),
+                "layer {digest} ({comps:?}) has changed packages yet the digest of v1"
+            );
+            continue;
+        }
+        let lost_removed = old.iter().any(|o| {
+            let oc = components(o);
+            !oc.is_disjoint(&comps) && !oc.is_disjoint(&removed)
+        });
+        assert!(
+            !comps.is_disjoint(&changed) || comps.contains("initramfs") || lost_removed,
+            "layer {digest} ({comps:?}) changed though none of its packages did"
+        );
+        // The same packages in v1 had another layer: stable grouping.
+    }
+    assert!(
+        reused * 2 >= layers.len() - 1,
+        "only {reused} of {} layers reused",
+        layers.len()
+    );
+    let d = json(arbor(&["container", "diff", &dest("v1"), &dest("v2"), "--json"]).ok_ref());
+    assert_eq!(d["layers_reused"], reused, "{d}");
+    let fetched = d["bytes_fetched"].as_u64().unwrap();
+
+    // Next to the static delta and a single-layer image (the figures BENCHMARKS.md keeps).
+    arbor(&[
+        "delta",
+        "generate",
+        "--repo",
+        p(&repo),
+        "--from",
+        &v1,
+        "--to",
+        &v2,
+    ])
+    .ok();
+    let delta_bytes: u64 = walk_size(&repo.join("deltas"));
+    let single = encapsulate(&repo, &v2, &dest("single"), &["--max-layers", "1"]);
+    assert_eq!(single["layers"].as_array().unwrap().len(), 1);
+    let single_bytes = single["image_size"].as_u64().unwrap();
+    eprintln!(
+        "v1 → v2: chunked image fetch {fetched} bytes ({} of {} layers), static delta \
+         {delta_bytes} bytes ({:.2}×), single-layer image {single_bytes} bytes",
+        d["fetched"].as_array().unwrap().len(),
+        layers.len(),
+        fetched as f64 / delta_bytes as f64
+    );
+    assert!(fetched < single_bytes, "{fetched} ≥ {single_bytes}");
+
+    // Imported back: the same commit, bit for bit; ostree itself finds it whole.
+    for src in [dest("v2"), dest("single")] {
+        let into = tmp.path().join(format!("import-{}", src.len()));
+        arbor(&["init", "--repo", p(&into)]).ok();
+        let r = arbor(&[
+            "container",
+            "pull",
+            "--repo",
+            p(&into),
+            &src,
+            "--ref",
+            "imported",
+        ]);
+        assert_eq!(r.ok().trim(), v2);
+        ostree(&["fsck", "--repo", p(&into)]).ok();
+        assert_eq!(
+            ostree(&["rev-parse", "--repo", p(&into), "imported"])
+                .ok()
+                .trim(),
+            v2
+        );
+    }
+
+    // oci-archive: the same image in one file, which skopeo reads too.
+    let archive = tmp.path().join("v1.ociarchive");
+    let a = encapsulate(&repo, &v1, &format!("oci-archive:{}:v1", p(&archive)), &[]);
+    assert_eq!(a["manifest_digest"], i1["manifest_digest"]);
+    let insp: Value =
+        serde_json::from_str(skopeo(&["inspect", &format!("oci-archive:{}:v1", p(&archive))]).ok())
+            .expect("skopeo JSON");
+    assert_eq!(insp["Digest"], i1["manifest_digest"]);
+    let into = tmp.path().join("import-archive");
+    arbor(&["init", "--repo", p(&into)]).ok();
+    let r = arbor(&[
+        "container",
+        "pull",
+        "--repo",
+        p(&into),
+        &format!("oci-archive:{}:v1", p(&archive)),
+    ]);
+    assert_eq!(r.ok().trim(), v1);
+
+    // A corrupted layer blob is refused, naming it; nothing points at a partial commit.
+    let victim = layers[3]["digest"].as_str().unwrap().to_string();
+    let blob = layout.join("blobs/sha256").join(&victim["sha256:".len()..]);
+    let mut data = fs::read(&blob).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    fs::write(&blob, &data).unwrap();
+    let into = tmp.path().join("import-corrupt");
+    arbor(&["init", "--repo", p(&into)]).ok();
+    let r = arbor(&[
+        "container",
+        "pull",
+        "--repo",
+        p(&into),
+        &dest("v2"),
+        "--ref",
+        "x",
+    ]);
+    r.fails_with(&victim);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(
+        arbor(&["refs", "--repo", p(&into)]).ok().trim().is_empty(),
+        "a ref was written"
+    );
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        total += if m.is_dir() {
+            walk_size(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    total
+}
+
+/// Images that are not ostree containers, and references that are not images, get a
+/// clear error and a non-zero exit.
+#[test]
+fn bad_images_and_references_are_refused() {
+    let tmp = tempdir();
+    // A plain image (no ostree.final-diffid): one empty layer.
+    let layout = tmp.path().join("plain");
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let d = sha256_hex(data);
+        fs::write(layout.join("blobs/sha256").join(&d), data).unwrap();
+        (format!("sha256:{d}"), data.len())
+    };
+    let tar = vec![0u8; 1024];
+    let (ld, ls) = put(&tar);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{ld}"]}}}}"#
+    );
+    let (cd, cs) = put(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{ls}}}]}}"#
+    );
+    let (md, ms) = put(manifest.as_bytes());
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"plain"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    // skopeo agrees it is an image.
+    skopeo(&["inspect", &format!("oci:{}:plain", p(&layout))]).ok();
+    let repo = tmp.path().join("repo");
+    arbor(&["init", "--repo", p(&repo)]).ok();
+    let pull = |src: &str| arbor(&["container", "pull", "--repo", p(&repo), src]);
+    pull(&format!("oci:{}:plain", p(&layout))).fails_with("not an ostree container image");
+    pull(&format!("oci:{}:nosuchtag", p(&layout))).fails_with("no image tagged \"nosuchtag\"");
+    pull(&format!("oci:{}", p(&tmp.path().join("missing")))).fails_with("not an OCI image layout");
+    pull("docker://127.0.0.1:1/x/y:1").fails_with("127.0.0.1:1");
+    pull("http://example.invalid/x").fails_with("expected oci:DIR");
+    // An archive naming a path outside the layout.
+    let evil = tmp.path().join("evil.tar");
+    run(
+        "tar",
+        &[
+            "-cf",
+            p(&evil),
+            "-C",
+            p(&layout),
+            "--transform=s,^,../,",
+            "oci-layout",
+        ],
+    )
+    .ok();
+    pull(&format!("oci-archive:{}", p(&evil))).fails_with("unexpected entry");
+    // Encapsulate: a destination that is not one, and a registry that is down.
+    arbor(&["init", "--repo", p(&tmp.path().join("r2"))]).ok();
+    let r = arbor(&[
+        "container",
+        "encapsulate",
+        "--repo",
+        p(&repo),
+        "nosuchref",
+        "--to",
+        "oci:/tmp/x",
+    ]);
+    r.fails_with("nosuchref");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let dir = tempdir();
+    let f = dir.path().join("x");
+    fs::write(&f, data).unwrap();
+    let out = run("sha256sum", &[p(&f)]);
+    out.ok().split_whitespace().next().unwrap().to_string()
+}
