@@ -25,6 +25,7 @@ pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod tree;
+mod pargz;
 mod write;
 
 use std::path::PathBuf;

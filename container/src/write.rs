@@ -68,7 +68,7 @@ pub(crate) fn layer(
     let mut once = |b: &mut Tar<'_>| (fill.take().expect("called once"))(b);
     let (blob, diff_id, tar_size) = match compression {
         Compression::Gzip(level) => {
-            let mut gz = flate2::GzBuilder::new().write(blob, flate2::Compression::new(level));
+            let mut gz = crate::pargz::ParGz::new(blob, level);
             let (d, n) = tar_into(&mut gz, &mut once)?;
             (gz.finish().at(&at)?, d, n)
         }
