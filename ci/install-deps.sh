@@ -13,6 +13,8 @@ PKGS=(
     busybox-static                              # the shell of the scriptlet test RPMs
     gnupg openssl                               # signing: gpg/gpg-agent signers, ed25519 oracle
     selinux-policy-default policycoreutils      # a real policy to label with; setfiles as the oracle
+    skopeo umoci podman runc docker-registry    # container oracles: inspect/copy, unpack, run, a registry
+    libostree-dev libglib2.0-dev libssl-dev libzstd-dev   # ci/build-ostree-ext.sh (ostree-ext 0.15.3)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -20,9 +22,27 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all packages present"
-    exit 0
+else
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The container tests start registries speaking plain HTTP on 127.0.0.1 at free ports.
+# skopeo and podman take --tls-verify=false and ostree-ext's imports
+# --insecure-skip-tls-verification, but `ostree-ext container encapsulate` to a registry
+# has no such switch and skopeo 1.9.3 ignores CONTAINERS_REGISTRIES_CONF, so plain HTTP to
+# loopback is allowed system-wide, and the tests need no per-tool flags. A location
+# without a port matches every port of that host (tested with skopeo 1.9.3 and podman
+# 4.3.1: "127.0.0.1" covers 127.0.0.1:5077 but not 127.0.0.10:5077).
+REGCONF=/etc/containers/registries.conf.d/arbor-tests.conf
+REGTEXT='# ci/install-deps.sh: arbor'"'"'s container tests run registries on 127.0.0.1 over HTTP.
+[[registry]]
+location = "127.0.0.1"
+insecure = true'
+if [ "$(cat "$REGCONF" 2>/dev/null)" != "$REGTEXT" ]; then
+    mkdir -p "$(dirname "$REGCONF")"
+    printf '%s\n' "$REGTEXT" > "$REGCONF"
+    echo "install-deps: wrote $REGCONF"
+fi

@@ -23,6 +23,10 @@ export ARBOR_CORPUS_FEDORA
 # garage, the S3 server the publish tests start (one per test); ~20 min cold install.
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v garage >/dev/null 2>&1 || cargo install garage --locked
+# The ostree-ext 0.15.3 CLI, the container tests' oracle: built once into a cache outside
+# the clone, keyed by ci/ostree-ext's contents (~1.5 min cold on 2 cores).
+ARBOR_OSTREE_EXT=${ARBOR_OSTREE_EXT:-$(bash ci/build-ostree-ext.sh)}
+export ARBOR_OSTREE_EXT
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --no-fail-fast

@@ -1,10 +1,12 @@
 //! Helpers for integration tests: run the real `arbor` binary and the real `ostree`
 //! client in temporary directories, serve repositories over HTTP on 127.0.0.1, and build
-//! fixture trees. Every fixture path lives here.
+//! fixture trees. Every fixture path lives here. Container tools and registries: [`oracles`].
 
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod oracles;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::fs;
