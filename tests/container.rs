@@ -9,8 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
-use util::{arbor, corpus_dir, ostree, run, tempdir, Run};
+use util::oracles::{imported_checksum, ostree_ext, skopeo, skopeo_inspect, Podman};
+use util::registry::{Registry, RegistryS3Opts};
+use util::{arbor, corpus_dir, ostree, run, tempdir, tiny_treefile, Garage, Run};
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -25,8 +30,19 @@ fn json(run: &Run) -> Value {
     })
 }
 
-/// The corpus v1 and v2 composed into one repository: (repo, v1 commit, v2 commit).
-fn composed(dir: &Path) -> (std::path::PathBuf, String, String) {
+/// The corpus v1 and v2 composed into one repository, once per test run (the tests here
+/// share it, reading only): (repo, v1 commit, v2 commit).
+fn composed() -> &'static (std::path::PathBuf, String, String) {
+    static FIXTURE: OnceLock<(std::path::PathBuf, String, String)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("container-corpus");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        compose_v1_v2(&dir)
+    })
+}
+
+fn compose_v1_v2(dir: &Path) -> (std::path::PathBuf, String, String) {
     let c = corpus_dir();
     let repo = dir.join("repo");
     arbor(&["init", "--repo", p(&repo)]).ok();
@@ -70,10 +86,6 @@ fn encapsulate(repo: &Path, rev: &str, dest: &str, extra: &[&str]) -> Value {
     json(arbor(&args).ok_ref())
 }
 
-fn skopeo(args: &[&str]) -> Run {
-    run("skopeo", args)
-}
-
 /// name → NEVRA of the packages in a commit.
 fn packages(repo: &Path, rev: &str) -> BTreeMap<String, String> {
     json(arbor(&["db", "list", "--repo", p(repo), rev, "--json"]).ok_ref())
@@ -101,16 +113,17 @@ fn components(layer: &Value) -> BTreeSet<String> {
 #[test]
 fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
     let tmp = tempdir();
-    let (repo, v1, v2) = composed(tmp.path());
+    let (repo, v1, v2) = composed();
+    let (repo, v1, v2) = (repo.as_path(), v1.as_str(), v2.as_str());
     let layout = tmp.path().join("oci");
     let dest = |tag: &str| format!("oci:{}:{tag}", p(&layout));
 
-    let i1 = encapsulate(&repo, &v1, &dest("v1"), &[]);
-    let i2 = encapsulate(&repo, &v2, &dest("v2"), &[]);
+    let i1 = encapsulate(repo, v1, &dest("v1"), &[]);
+    let i2 = encapsulate(repo, v2, &dest("v2"), &[]);
     // Reproducible: the same commit gives the same manifest, in another layout too.
     let again = encapsulate(
-        &repo,
-        &v1,
+        repo,
+        v1,
         &format!("oci:{}:again", p(&tmp.path().join("oci2"))),
         &[],
     );
@@ -121,7 +134,7 @@ fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
         serde_json::from_str(skopeo(&["inspect", &dest("v2")]).ok()).expect("skopeo JSON");
     assert_eq!(insp["Digest"], i2["manifest_digest"], "{insp}");
     let labels = &insp["Labels"];
-    assert_eq!(labels["ostree.commit"], v2.as_str(), "{insp}");
+    assert_eq!(labels["ostree.commit"], v2, "{insp}");
     assert_eq!(labels["containers.bootc"], "1", "{insp}");
     assert_eq!(labels["ostree.bootable"], "true", "{insp}");
     assert!(labels["ostree.linux"].as_str().is_some(), "{insp}");
@@ -150,7 +163,7 @@ fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
 
     // An update fetches only the layers of packages that changed (or of bins that lost a
     // removed package), plus the commit layer and the initramfs.
-    let (p1, p2) = (packages(&repo, &v1), packages(&repo, &v2));
+    let (p1, p2) = (packages(repo, v1), packages(repo, v2));
     let changed: BTreeSet<String> = p2
         .iter()
         .filter(|(n, nevra)| p1.get(*n) != Some(nevra))
@@ -245,7 +258,7 @@ fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
 
     // oci-archive: the same image in one file, which skopeo reads too.
     let archive = tmp.path().join("v1.ociarchive");
-    let a = encapsulate(&repo, &v1, &format!("oci-archive:{}:v1", p(&archive)), &[]);
+    let a = encapsulate(repo, v1, &format!("oci-archive:{}:v1", p(&archive)), &[]);
     assert_eq!(a["manifest_digest"], i1["manifest_digest"]);
     let insp: Value =
         serde_json::from_str(skopeo(&["inspect", &format!("oci-archive:{}:v1", p(&archive))]).ok())
@@ -382,4 +395,302 @@ fn sha256_hex(data: &[u8]) -> String {
     fs::write(&f, data).unwrap();
     let out = run("sha256sum", &[p(&f)]);
     out.ok().split_whitespace().next().unwrap().to_string()
+}
+
+/// The registry path: push (HEAD-first, so an update uploads only its new layers), the
+/// real clients (skopeo, ostree-ext's unencapsulate and image pull — the bootc/rpm-ostree
+/// upgrade path —, podman), a killed push completed by a rerun, Basic authentication, a
+/// registry on S3 (garage), and a registry that is down.
+#[test]
+fn registry_push_serves_real_clients_and_survives_interruption() {
+    let (repo, v1, v2) = composed();
+    let (repo, v1, v2) = (repo.as_path(), v1.as_str(), v2.as_str());
+    let tmp = tempdir();
+    let reg = Registry::start();
+    let img = |tag: &str| reg.image(&format!("os/corpus:{tag}"));
+
+    let j1 = encapsulate(repo, v1, &format!("docker://{}", img("v1")), &[]);
+    let layers = j1["layers"].as_array().unwrap().len() as u64;
+    assert_eq!(j1["pushed"]["blobs_uploaded"], layers + 1, "{j1}");
+    let j2 = encapsulate(repo, v2, &format!("docker://{}", img("v2")), &[]);
+    let d = json(
+        arbor(&[
+            "container",
+            "diff",
+            &format!("docker://{}", img("v1")),
+            &format!("docker://{}", img("v2")),
+            "--json",
+        ])
+        .ok_ref(),
+    );
+    let reused = d["layers_reused"].as_u64().unwrap();
+    assert!(reused > 0, "{d}");
+    assert_eq!(j2["pushed"]["blobs_present"], reused, "{j2}");
+    // What the push uploaded is what a client holding v1 fetches (less the manifest).
+    assert_eq!(
+        j2["pushed"]["bytes_uploaded"], d["bytes_fetched"],
+        "{j2} {d}"
+    );
+    // skopeo sees the manifest we made, byte for byte.
+    let insp = skopeo_inspect(&format!("docker://{}", img("v2")));
+    assert_eq!(insp["Digest"], j2["manifest_digest"], "{insp}");
+
+    // ostree-ext: unencapsulate gives the very commit; image pull v1 then v2 fetches only
+    // the layers that changed, and its merge commit holds the same tree.
+    let imp = tmp.path().join("unencap");
+    ostree(&["init", "--repo", p(&imp), "--mode=bare-user"]).ok();
+    let r = ostree_ext(&[
+        "container",
+        "unencapsulate",
+        "--repo",
+        p(&imp),
+        "--write-ref",
+        "imported",
+        &format!("ostree-unverified-registry:{}", img("v2")),
+    ]);
+    assert_eq!(imported_checksum(&r), v2);
+    ostree(&["fsck", "--repo", p(&imp)]).ok();
+    let store = tmp.path().join("store");
+    ostree(&["init", "--repo", p(&store), "--mode=bare-user"]).ok();
+    let pull = |tag: &str| {
+        let r = ostree_ext(&[
+            "container",
+            "image",
+            "pull",
+            p(&store),
+            &format!("ostree-unverified-registry:{}", img(tag)),
+        ]);
+        r.ok();
+        format!("{}{}", r.stdout, r.stderr)
+    };
+    let out1 = pull("v1");
+    assert!(out1.contains("layers already present: 0;"), "{out1}");
+    let out2 = pull("v2");
+    assert!(
+        out2.contains(&format!("layers already present: {reused};")),
+        "{out2}"
+    );
+    let merge = out2
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Wrote: ")
+                .and_then(|l| l.rsplit(" => ").next())
+        })
+        .unwrap_or_else(|| panic!("no Wrote: line in {out2}"))
+        .trim()
+        .to_string();
+    let root = |r: &Path, rev: &str| {
+        ostree(&["ls", "--repo", p(r), "-C", "-d", rev, "/"])
+            .ok()
+            .split_whitespace()
+            .nth(4)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(root(&store, &merge), root(repo, v2), "image pull's tree");
+
+    // podman runs a program of the image.
+    let out = Podman::new()
+        .run(&img("v2"), &["/usr/bin/cat", "/etc/os-release"])
+        .ok()
+        .to_string();
+    assert!(out.contains("ID=debian"), "{out}");
+
+    // A push killed midway: the rerun uploads only what is missing and completes.
+    let dest = format!("docker://{}", img("v2").replace("corpus", "killed"));
+    let mut child = std::process::Command::new(util::arbor_bin())
+        .args([
+            "container",
+            "encapsulate",
+            "--repo",
+            p(repo),
+            v2,
+            "--to",
+            &dest,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_layers = reg
+        .dir()
+        .join("storage/docker/registry/v2/repositories/os/killed/_layers/sha256");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = fs::read_dir(&killed_layers).map(|d| d.count()).unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it was killed"
+        );
+        assert!(Instant::now() < deadline, "the push never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(reg.get_status("/v2/os/killed/manifests/v2"), Some(404));
+    let r = encapsulate(repo, v2, &dest, &[]);
+    let present = r["pushed"]["blobs_present"].as_u64().unwrap();
+    assert!(present >= 3, "{r}");
+    assert_eq!(r["manifest_digest"], j2["manifest_digest"]);
+    let insp = skopeo_inspect(&format!(
+        "docker://{}",
+        img("v2").replace("corpus", "killed")
+    ));
+    assert_eq!(insp["Digest"], j2["manifest_digest"], "{insp}");
+
+    // Basic authentication: no credentials, wrong ones, right ones (from the environment,
+    // then from an auth file).
+    let secured = Registry::start_with_htpasswd("ci", "s3cret");
+    let sdest = format!("docker://{}", secured.image("os/auth:v1"));
+    let enc = |env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(util::arbor_bin());
+        c.args([
+            "container",
+            "encapsulate",
+            "--repo",
+            p(repo),
+            v1,
+            "--to",
+            &sdest,
+        ]);
+        c.env_remove("ARBOR_REGISTRY_USER")
+            .env_remove("ARBOR_REGISTRY_PASSWORD")
+            .env("REGISTRY_AUTH_FILE", tmp.path().join("no-auth.json"))
+            .env("DOCKER_CONFIG", tmp.path().join("no-docker"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        util::Run::from_command(c)
+    };
+    enc(&[]).fails_with("no credentials found");
+    enc(&[
+        ("ARBOR_REGISTRY_USER", "ci"),
+        ("ARBOR_REGISTRY_PASSWORD", "wrong"),
+    ])
+    .fails_with("refused the credentials");
+    enc(&[
+        ("ARBOR_REGISTRY_USER", "ci"),
+        ("ARBOR_REGISTRY_PASSWORD", "s3cret"),
+    ])
+    .ok();
+    let auth = tmp.path().join("auth.json");
+    fs::write(
+        &auth,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"Y2k6czNjcmV0"}}}}}}"#,
+            secured.host_port()
+        ),
+    )
+    .unwrap();
+    let r = enc(&[("REGISTRY_AUTH_FILE", p(&auth))]);
+    r.ok();
+
+    // A registry on S3: the image lands in garage, and pulls back to the same commit.
+    let g = Garage::start();
+    let s3reg = Registry::start_s3(&RegistryS3Opts::garage(&g, "registry"));
+    encapsulate(
+        repo,
+        v1,
+        &format!("docker://{}", s3reg.image("os/s3:v1")),
+        &[],
+    );
+    let into = tmp.path().join("from-s3");
+    arbor(&["init", "--repo", p(&into)]).ok();
+    let r = arbor(&[
+        "container",
+        "pull",
+        "--repo",
+        p(&into),
+        &format!("docker://{}", s3reg.image("os/s3:v1")),
+    ]);
+    assert_eq!(r.ok().trim(), v1);
+
+    // A registry that is down: a clear error naming it, quickly.
+    drop(reg);
+    let port = util::free_port();
+    let t = Instant::now();
+    let r = arbor(&[
+        "container",
+        "encapsulate",
+        "--repo",
+        p(repo),
+        v1,
+        "--to",
+        &format!("docker://127.0.0.1:{port}/os/x:1"),
+    ]);
+    r.fails_with(&format!("127.0.0.1:{port}"));
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+}
+
+/// `arbor release --container`: the image published with the repository, skipped when it
+/// carries the head already; an empty runner adding a destination gets the head's content
+/// from the published repository to write it.
+#[test]
+fn release_publishes_images_beside_the_repository() {
+    let tmp = tempdir();
+    let reg = Registry::start();
+    let tf = tiny_treefile(tmp.path());
+    let to = format!("file://{}", p(&tmp.path().join("pub")));
+    let docker = format!("docker://{}", reg.image("os/tiny:latest"));
+    let oci = format!("oci:{}:latest", p(&tmp.path().join("airgap")));
+    let release = |repo: &Path, containers: &[&str]| {
+        let mut args = vec!["release", p(&tf), "--repo", p(repo), "--to", &to, "--json"];
+        for c in containers {
+            args.extend_from_slice(&["--container", c]);
+        }
+        json(arbor(&args).ok_ref())
+    };
+    let repo = tmp.path().join("repo");
+    let j = release(&repo, &[&docker, &oci]);
+    let head = j["commit"].as_str().unwrap().to_string();
+    let cs = j["containers"].as_array().unwrap();
+    assert_eq!(cs.len(), 2, "{j}");
+    for c in cs {
+        assert_eq!(c["up_to_date"], false, "{c}");
+    }
+    assert_eq!(cs[0]["manifest_digest"], cs[1]["manifest_digest"], "{j}");
+    for src in [docker.clone(), oci.clone()] {
+        let labels = &skopeo_inspect(&src)["Labels"];
+        assert_eq!(labels["ostree.commit"], head.as_str(), "{src}");
+    }
+    // Nothing new: the images are left alone.
+    let again = release(&repo, &[&docker, &oci]);
+    assert_eq!(again["changed"], false, "{again}");
+    assert!(again["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["up_to_date"] == true));
+    // An empty runner with one more destination: it fetches the head's content from the
+    // published repository, writes the new image, leaves the others.
+    let fresh = tmp.path().join("fresh");
+    let archive = format!(
+        "oci-archive:{}:latest",
+        p(&tmp.path().join("tiny.ociarchive"))
+    );
+    let j = release(&fresh, &[&docker, &archive]);
+    assert_eq!(j["commit"], head.as_str(), "{j}");
+    let cs = j["containers"].as_array().unwrap();
+    assert_eq!(cs[0]["up_to_date"], true, "{j}");
+    assert_eq!(cs[1]["up_to_date"], false, "{j}");
+    assert_eq!(
+        cs[1]["manifest_digest"],
+        again["containers"][0]["manifest_digest"]
+    );
+    // A bad destination is refused before anything is composed.
+    let r = arbor(&[
+        "release",
+        p(&tf),
+        "--repo",
+        p(&tmp.path().join("bad")),
+        "--to",
+        &to,
+        "--container",
+        "docker://nohost",
+    ]);
+    r.fails_with("--container docker://nohost");
+    assert!(!tmp.path().join("bad").join("objects").exists());
 }

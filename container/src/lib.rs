@@ -21,11 +21,11 @@ pub mod encapsulate;
 pub mod import;
 pub mod layout;
 pub mod owners;
+mod pargz;
 pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod tree;
-mod pargz;
 mod write;
 
 use std::path::PathBuf;

@@ -159,7 +159,10 @@ mod tests {
         assert!(back == data);
         // One member: a single-member reader sees all of it (checked above), and the
         // same bytes come out with any thread count.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let again = pool.install(|| {
             let mut w = ParGz::new(Vec::new(), 6);
             w.write_all(data).unwrap();

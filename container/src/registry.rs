@@ -321,6 +321,9 @@ impl Client {
             .take(2048)
             .read_to_string(&mut body);
         let why = match status.as_u16() {
+            401 if self.creds.is_some() => {
+                format!("HTTP {status}: the registry refused the credentials")
+            }
             401 | 403 => format!("HTTP {status}: access denied"),
             404 => format!("HTTP {status}: not found"),
             _ => format!("HTTP {status}"),

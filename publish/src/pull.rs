@@ -211,10 +211,14 @@ pub async fn run(
         .map(|(_, c)| (c.root_tree, c.root_meta))
         .collect();
     let mut trees_done: HashSet<Checksum> = HashSet::new();
+    let mut pairs_done: HashSet<(Checksum, Checksum)> = HashSet::new();
     let mut files: BTreeSet<Checksum> = BTreeSet::new();
     while !level.is_empty() {
-        level.retain(|(t, _)| trees_done.insert(*t));
-        let fetched: Vec<(DirTree, u64)> = stream::iter(level.clone())
+        // A dirtree shared by directories of different metadata (an empty one: `/tmp`
+        // 1777 beside `/srv` 755) is walked once, but every (tree, meta) pair's dirmeta is
+        // fetched.
+        level.retain(|pair| pairs_done.insert(*pair));
+        let fetched: Vec<(Checksum, DirTree, u64)> = stream::iter(level.clone())
             .map(|(tree, meta)| async move {
                 let mut bytes = 0u64;
                 for (c, ty) in [(meta, ObjectType::DirMeta), (tree, ObjectType::DirTree)] {
@@ -224,20 +228,22 @@ pub async fn run(
                     bytes += copy_object(src, repo, &c, ty).await?;
                 }
                 let t = repo.read_dirtree(&tree)?;
-                Ok::<_, PublishError>((t, bytes))
+                Ok::<_, PublishError>((tree, t, bytes))
             })
             .buffer_unordered(jobs)
             .try_collect()
             .await?;
         let mut next = Vec::new();
-        for (t, bytes) in fetched {
+        for (tree, t, bytes) in fetched {
             if bytes > 0 {
                 report.objects_fetched += 2;
                 report.bytes_fetched += bytes;
             }
             progress.inc(1);
-            files.extend(t.files.iter().map(|(_, c)| *c));
-            next.extend(t.dirs.iter().map(|(_, tree, meta)| (*tree, *meta)));
+            if trees_done.insert(tree) {
+                files.extend(t.files.iter().map(|(_, c)| *c));
+                next.extend(t.dirs.iter().map(|(_, tree, meta)| (*tree, *meta)));
+            }
         }
         level = next;
     }

@@ -1237,3 +1237,63 @@ fn destination_unreachable_mid_fetch() {
     let fsck = h.repo.fsck(&NoProgress).unwrap();
     assert!(fsck.errors.is_empty(), "{fsck:?}");
 }
+
+/// Two empty directories share one dirtree but not their metadata (`tmp` 1777 beside
+/// `srv` 755): a pull fetches both dirmeta objects (it once walked the shared dirtree
+/// once and dropped the second dirmeta, leaving the commit incomplete).
+#[test]
+fn pull_fetches_every_dirmeta_of_a_shared_dirtree() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    write_tree(&f.scratch, &[("a", b"x")]);
+    for d in ["srv", "tmp", "var/tmp"] {
+        std::fs::create_dir_all(f.scratch.join(d)).unwrap();
+    }
+    std::fs::set_permissions(
+        f.scratch.join("tmp"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    let (root_tree, root_meta) = f
+        .repo
+        .write_directory(
+            &f.scratch,
+            &CommitDirOpts::default(),
+            &NoProgress,
+            &CommitStats::default(),
+        )
+        .unwrap();
+    let c = f
+        .repo
+        .write_commit(&Commit {
+            metadata: Default::default(),
+            parent: None,
+            subject: "main".into(),
+            body: String::new(),
+            timestamp: 1,
+            root_tree,
+            root_meta,
+        })
+        .unwrap();
+    f.repo.write_ref("main", &c).unwrap();
+    let dirs = f.repo.read_dirtree(&root_tree).unwrap().dirs;
+    let (srv, tmp) = (&dirs[0], &dirs[1]);
+    assert_eq!((srv.0.as_str(), tmp.0.as_str()), ("srv", "tmp"));
+    assert!(srv.1 == tmp.1 && srv.2 != tmp.2, "{dirs:?}");
+    let dest = Location::memory();
+    publish(&f.repo, &dest, &[], &TransferOpts::default(), &NoProgress).unwrap();
+    let g = fixture();
+    crate::pull(
+        &dest,
+        &g.repo,
+        &[],
+        &crate::PullOpts::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let fsck = g.repo.fsck(&NoProgress).unwrap();
+    assert!(fsck.errors.is_empty(), "{:?}", fsck.errors);
+    let m = g.repo.read_dirmeta(&tmp.2).expect("tmp's dirmeta pulled");
+    assert_eq!(m.mode & 0o7777, 0o1777);
+    g.repo.read_dirmeta(&srv.2).expect("srv's dirmeta pulled");
+}

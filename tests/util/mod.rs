@@ -70,6 +70,16 @@ impl Run {
         }
     }
 
+    /// Run a prepared command (stdin closed): for environments `run` cannot set.
+    pub fn from_command(mut cmd: Command) -> Run {
+        let name = format!("{cmd:?}");
+        let o = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+        Run::from_output(name, o)
+    }
+
     /// Assert exit 0 and return stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {

@@ -80,6 +80,36 @@ impl Registry {
         })
     }
 
+    /// A registry on disk that wants Basic credentials (`user`, `password`; bcrypt in an
+    /// htpasswd file, hashed by Python's `crypt`, which glibc's libxcrypt backs).
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Registry {
+        let hash = super::run(
+            super::system_python(),
+            &[
+                "-W",
+                "ignore",
+                "-c",
+                "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ],
+        )
+        .ok()
+        .trim()
+        .to_string();
+        assert!(hash.starts_with("$2"), "no bcrypt from crypt: {hash}");
+        let line = format!("{user}:{hash}\n");
+        Registry::start_with(move |dir| {
+            let htpasswd = dir.join("htpasswd");
+            fs::write(&htpasswd, &line).expect("write htpasswd");
+            format!(
+                "storage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  htpasswd:\n    \
+                 realm: arbor-test\n    path: {}\n",
+                dir.join("storage").display(),
+                htpasswd.display()
+            )
+        })
+    }
+
     /// A registry keeping blobs and manifests in S3 (for example a test's garage).
     pub fn start_s3(s3: &RegistryS3Opts) -> Registry {
         let s3 = s3.clone();
