@@ -173,7 +173,8 @@ impl Registry {
                     }
                     panic!("docker-registry exited ({status}) before answering:\n{log}");
                 }
-                if http_get_status(port, "/v2/") == Some(200) {
+                // 401: up, and wanting credentials (a registry with htpasswd).
+                if matches!(http_get_status(port, "/v2/"), Some(200 | 401)) {
                     return Registry { child, port, dir };
                 }
                 if Instant::now() > deadline {
