@@ -481,7 +481,9 @@ fn release_progress_json_and_bad_inputs() {
 /// nothing imported, the initramfs step's result taken too — and makes the identical
 /// commit; runner C reads the same cache
 /// over garage's web endpoint (read-only `http://`). A corrupted RPM and import pack in
-/// a `file://` shared cache are refused by name, fetched/imported again and replaced.
+/// a `file://` shared cache are refused by name, fetched/imported again and replaced. A
+/// shared cache whose endpoint does not answer, whose bucket does not exist or whose key
+/// is not allowed on it is given up on once, with a warning saying why; same commit.
 #[test]
 fn shared_package_cache_makes_an_empty_runner_warm() {
     let g = Garage::start();
@@ -623,34 +625,79 @@ fn shared_package_cache_makes_an_empty_runner_warm() {
     assert_eq!(fs::read(&pack).unwrap(), pack_good, "the pack replaced");
     assert_eq!(d["ostree-commit"], e["ostree-commit"]);
 
-    // A shared cache that cannot be reached costs speed, not the compose: one warning,
-    // the rest of the run without it, the same commit.
-    let repo = tmp.path().join("f").join("repo");
-    fs::create_dir_all(&repo).unwrap();
-    arbor(&["init", "--repo", p(&repo)]).ok();
+    // A shared cache that cannot be used costs speed, not the compose: one warning, the
+    // rest of the run without it, the same commit. Unusable: its endpoint does not
+    // answer, its bucket does not exist (seen at the first store: garage answers a GET
+    // there as a miss), or the key is not allowed on the bucket (a key garage knows, with
+    // no permission on `localhost`).
+    let other = g.garage(&["key", "create", "other-key"]);
+    let field = |name: &str| -> String {
+        other
+            .ok()
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim_start_matches(':').trim().to_string())
+            .unwrap_or_else(|| panic!("no {name:?} in `{}`:\n{}", other.cmd, other.stdout))
+    };
+    let (other_id, other_secret) = (field("Key ID"), field("Secret key"));
     let closed = format!("http://127.0.0.1:{}", util::free_port());
-    let r = g.arbor_env(
-        &[
-            "compose",
-            "--repo",
-            p(&repo),
-            "--cachedir",
-            &g.url("pkgcache"),
-            "--timestamp",
-            "2024-01-01T00:00:00Z",
-            "--json",
-            p(&tiny),
-        ],
-        &[("AWS_ENDPOINT_URL", closed.as_str())],
-    );
-    let f = json(r.ok_ref());
-    assert!(
-        r.stderr.contains("not used for the rest of this run"),
-        "{}",
-        r.stderr
-    );
-    let [rf, rs, imf, ims, _, errors, _, _] = counts(&f);
-    assert_eq!((rf, rs, imf, ims), (0, 0, 0, 0), "{f}");
-    assert!(errors >= 1, "{f}");
-    assert_eq!(d["ostree-commit"], f["ostree-commit"]);
+    let unusable = [
+        (
+            "unreachable",
+            g.url("pkgcache"),
+            vec![("AWS_ENDPOINT_URL", closed.as_str())],
+            "cannot connect",
+        ),
+        (
+            "no-bucket",
+            "s3://no-such-bucket/pkgcache".to_string(),
+            vec![],
+            "does not exist",
+        ),
+        (
+            "denied",
+            g.url("pkgcache"),
+            vec![
+                ("AWS_ACCESS_KEY_ID", other_id.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", other_secret.as_str()),
+            ],
+            "access denied",
+        ),
+    ];
+    for (case, cache, env, why) in unusable {
+        let repo = tmp.path().join(case).join("repo");
+        fs::create_dir_all(&repo).unwrap();
+        arbor(&["init", "--repo", p(&repo)]).ok();
+        let r = g.arbor_env(
+            &[
+                "compose",
+                "--repo",
+                p(&repo),
+                "--cachedir",
+                &cache,
+                "--timestamp",
+                "2024-01-01T00:00:00Z",
+                "--json",
+                p(&tiny),
+            ],
+            &env,
+        );
+        let f = json(r.ok_ref());
+        let given_up = format!("shared cache {cache}: not used for the rest of this run");
+        assert_eq!(
+            r.stderr.matches(&given_up).count(),
+            1,
+            "{case}: given up on once, saying so:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(why),
+            "{case}: {why:?} said:\n{}",
+            r.stderr
+        );
+        let [rf, rs, imf, ims, _, errors, _, _] = counts(&f);
+        assert_eq!((rf, rs, imf, ims), (0, 0, 0, 0), "{case}: {f}");
+        assert!(errors >= 1, "{case}: {f}");
+        assert_eq!(d["ostree-commit"], f["ostree-commit"], "{case}");
+    }
 }

@@ -705,6 +705,11 @@ impl Garage {
         cmd.envs(extra.iter().copied());
         run_arbor_command(cmd, args)
     }
+
+    /// `garage -c <its config> ARGS…` (keys, buckets, permissions).
+    pub fn garage(&self, args: &[&str]) -> Run {
+        garage_cli(self.var("GARAGE_CONFIG"), args)
+    }
 }
 
 impl Drop for Garage {
@@ -771,14 +776,7 @@ impl GarageCluster {
 
     /// `garage -c <node's config> ARGS…` (the CLI talks RPC to that node).
     pub fn garage(&self, node: usize, args: &[&str]) -> Run {
-        let mut full = vec!["-c", self.node_var(node, "CONFIG")];
-        full.extend_from_slice(args);
-        let mut cmd = Command::new("garage");
-        cmd.args(&full)
-            .env("PATH", garage_path())
-            .stdin(Stdio::null());
-        let o = cmd.output().expect("run garage");
-        Run::from_output(format!("garage {}", full.join(" ")), o)
+        garage_cli(self.node_var(node, "CONFIG"), args)
     }
 
     /// The pid of node `node`'s server, if it was started and not stopped since.
@@ -844,6 +842,18 @@ impl Drop for GarageCluster {
     fn drop(&mut self) {
         stop_garage(self.dir.path());
     }
+}
+
+/// `garage -c CONFIG ARGS…`: the CLI, talking RPC to the node CONFIG describes.
+fn garage_cli(config: &str, args: &[&str]) -> Run {
+    let mut full = vec!["-c", config];
+    full.extend_from_slice(args);
+    let mut cmd = Command::new("garage");
+    cmd.args(&full)
+        .env("PATH", garage_path())
+        .stdin(Stdio::null());
+    let o = cmd.output().expect("run garage");
+    Run::from_output(format!("garage {}", full.join(" ")), o)
 }
 
 /// `PATH` with `~/.cargo/bin` first (where `cargo install garage` puts it).
