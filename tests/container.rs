@@ -213,15 +213,15 @@ fn corpus_images_round_trip_and_updates_fetch_only_changed_packages() {
         "delta",
         "generate",
         "--repo",
-        p(&repo),
+        p(repo),
         "--from",
-        &v1,
+        v1,
         "--to",
-        &v2,
+        v2,
     ])
     .ok();
     let delta_bytes: u64 = walk_size(&repo.join("deltas"));
-    let single = encapsulate(&repo, &v2, &dest("single"), &["--max-layers", "1"]);
+    let single = encapsulate(repo, v2, &dest("single"), &["--max-layers", "1"]);
     assert_eq!(single["layers"].as_array().unwrap().len(), 1);
     let single_bytes = single["image_size"].as_u64().unwrap();
     eprintln!(
