@@ -22,24 +22,11 @@ use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 use serde_json::Value;
-use util::{corpus_dir, tempdir, Client, GarageCluster, Run};
+use util::{corpus_dir, json, p, tempdir, Client, GarageCluster, Run};
 
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "{}: bad JSON ({e}):\n{}\n{}",
-            run.cmd, run.stdout, run.stderr
-        )
-    })
 }
 
 /// The `ref:` a treefile composes to.

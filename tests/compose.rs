@@ -8,11 +8,7 @@ mod util {
 use std::fs;
 use std::path::Path;
 
-use util::{arbor, corpus_dir, dnf_oracle, tempdir, treefile_variant};
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
+use util::{arbor, corpus_dir, dnf_oracle, p, tempdir, treefile_variant};
 
 /// `arbor resolve` and the dnf oracle on the same treefile give the same NEVRAs.
 fn same_as_dnf(treefile: &Path, extra_dnf: &[&str]) -> usize {

@@ -17,13 +17,9 @@ use std::time::{Duration, Instant};
 use arbor_repo::summary::Summary;
 use serde_json::Value;
 use util::{
-    arbor, arbor_bin, content_listing, edge_case_tree, free_port, ostree, tempdir, Garage,
+    arbor, arbor_bin, content_listing, edge_case_tree, free_port, ostree, p, tempdir, Garage,
     HttpServer, Run, TempDir,
 };
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
 
 fn json(run: &Run) -> Value {
     serde_json::from_str(run.ok().trim())

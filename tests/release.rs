@@ -10,20 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
-use util::{arbor, corpus_dir, ostree, run, tempdir, Garage, Run};
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "{}: bad JSON ({e}):\n{}\n{}",
-            run.cmd, run.stdout, run.stderr
-        )
-    })
-}
+use util::{arbor, corpus_dir, json, ostree, p, run, tempdir, Garage, Run};
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()

@@ -20,6 +20,10 @@ pub const CHUNK: u64 = 16 << 20;
 const RETRIES: u32 = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A request moving N bytes (either way) must end within `GRACE` plus N at `MIN_RATE`: a
+/// registry that trickles is given up on in bounded time (as the compose's HTTP is).
+const GRACE: Duration = Duration::from_secs(60);
+const MIN_RATE: u64 = 16 << 10;
 /// Manifest media types a pull accepts.
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
                       application/vnd.docker.distribution.manifest.v2+json";
@@ -198,8 +202,14 @@ impl Client {
         url: &str,
         headers: &[(&str, String)],
         body: &[u8],
+        response_bytes: u64,
         what: &str,
     ) -> Result<Response> {
+        let deadline =
+            GRACE + Duration::from_secs((body.len() as u64).max(response_bytes) / MIN_RATE);
+        // Credentials go to the registry only, never to a host an upload Location or a
+        // hostile registry names.
+        let own = url.starts_with(&format!("{}/", self.base));
         let mut last = String::new();
         let mut authed = false;
         let mut attempt = 0;
@@ -210,13 +220,19 @@ impl Client {
                 b = b.header(*k, v.as_str());
             }
             match &*self.auth.lock().expect("lock") {
+                _ if !own => {}
                 Auth::None => {}
                 Auth::Basic(v) => b = b.header("Authorization", format!("Basic {v}")),
                 Auth::Bearer(t) => b = b.header("Authorization", format!("Bearer {t}")),
             }
             let req = b.body(body.to_vec()).map_err(|e| self.err(what, e))?;
+            let req = self
+                .agent
+                .configure_request(req)
+                .timeout_global(Some(deadline))
+                .build();
             match self.agent.run(req) {
-                Ok(resp) if resp.status().as_u16() == 401 && !authed => {
+                Ok(resp) if resp.status().as_u16() == 401 && !authed && own => {
                     authed = true;
                     let challenge = resp
                         .headers()
@@ -334,7 +350,7 @@ impl Client {
     /// Whether the registry has `d` in this repository.
     pub fn has_blob(&self, d: &Digest) -> Result<bool> {
         let what = format!("blob {d}");
-        let resp = self.send("HEAD", &self.url(&format!("blobs/{d}")), &[], &[], &what)?;
+        let resp = self.send("HEAD", &self.url(&format!("blobs/{d}")), &[], &[], 0, &what)?;
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
@@ -348,19 +364,22 @@ impl Client {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| self.err(what, "upload response without a Location"))?;
-        Ok(
-            if loc.starts_with("http://") || loc.starts_with("https://") {
-                loc.to_string()
-            } else {
-                format!("{}{loc}", self.base)
-            },
-        )
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            Ok(loc.to_string())
+        } else if loc.starts_with('/') {
+            Ok(format!("{}{loc}", self.base))
+        } else {
+            Err(self.err(
+                what,
+                format!("upload Location {loc:?} is not a URL or a path"),
+            ))
+        }
     }
 
     /// Upload blob `d` of `size` bytes from `r`.
     pub fn upload_blob(&self, d: &Digest, size: u64, r: &mut dyn Read) -> Result<()> {
         let what = format!("blob {d}");
-        let resp = self.send("POST", &self.url("blobs/uploads/"), &[], &[], &what)?;
+        let resp = self.send("POST", &self.url("blobs/uploads/"), &[], &[], 0, &what)?;
         if resp.status().as_u16() != 202 {
             return Err(self.status_err(&what, resp));
         }
@@ -373,7 +392,7 @@ impl Client {
                 .read_to_end(&mut body)
                 .map_err(|e| self.err(&what, e))?;
             let url = format!("{loc}{}digest={d}", sep(&loc));
-            let resp = self.send("PUT", &url, &[octet], &body, &what)?;
+            let resp = self.send("PUT", &url, &[octet], &body, 0, &what)?;
             if resp.status().as_u16() != 201 {
                 return Err(self.status_err(&what, resp));
             }
@@ -391,7 +410,7 @@ impl Client {
                 return Err(self.err(&what, "blob shorter than its size"));
             }
             let range = ("Content-Range", format!("{offset}-{}", offset + n - 1));
-            let resp = self.send("PATCH", &loc, &[octet.clone(), range], &buf, &what)?;
+            let resp = self.send("PATCH", &loc, &[octet.clone(), range], &buf, 0, &what)?;
             if resp.status().as_u16() != 202 {
                 return Err(self.status_err(&what, resp));
             }
@@ -399,7 +418,7 @@ impl Client {
             offset += n;
         }
         let url = format!("{loc}{}digest={d}", sep(&loc));
-        let resp = self.send("PUT", &url, &[octet], &[], &what)?;
+        let resp = self.send("PUT", &url, &[octet], &[], 0, &what)?;
         if resp.status().as_u16() != 201 {
             return Err(self.status_err(&what, resp));
         }
@@ -413,6 +432,7 @@ impl Client {
             &self.url(&format!("manifests/{reference}")),
             &[("Content-Type", media_type.to_string())],
             bytes,
+            0,
             &what,
         )?;
         if resp.status().as_u16() != 201 {
@@ -440,6 +460,7 @@ impl Client {
             &self.url(&format!("manifests/{reference}")),
             &[("Accept", ACCEPT.to_string())],
             &[],
+            MAX_JSON,
             &what,
         )?;
         if resp.status().as_u16() != 200 {
@@ -473,7 +494,14 @@ impl Client {
             return Ok(());
         }
         let what = format!("blob {d}");
-        let mut resp = self.send("GET", &self.url(&format!("blobs/{d}")), &[], &[], &what)?;
+        let mut resp = self.send(
+            "GET",
+            &self.url(&format!("blobs/{d}")),
+            &[],
+            &[],
+            desc.size,
+            &what,
+        )?;
         if resp.status().as_u16() != 200 {
             return Err(self.status_err(&what, resp));
         }

@@ -84,10 +84,6 @@ impl TreeIndex {
     pub fn dirmeta(&self, path: &str) -> Option<&DirMeta> {
         self.dirmetas.get(self.dirs.get(path)?)
     }
-
-    pub fn total_size(&self) -> u64 {
-        self.objects.values().map(|o| o.size).sum()
-    }
 }
 
 /// The path a commit path has in the tar stream: `usr/etc` is written as `etc`.
@@ -96,17 +92,6 @@ pub fn tar_path(path: &str) -> std::borrow::Cow<'_, str> {
         "etc".into()
     } else if let Some(rest) = path.strip_prefix("usr/etc/") {
         format!("etc/{rest}").into()
-    } else {
-        path.into()
-    }
-}
-
-/// The commit path of a tar path (the reverse of [`tar_path`]).
-pub fn commit_path(path: &str) -> std::borrow::Cow<'_, str> {
-    if path == "etc" {
-        "usr/etc".into()
-    } else if let Some(rest) = path.strip_prefix("etc/") {
-        format!("usr/etc/{rest}").into()
     } else {
         path.into()
     }

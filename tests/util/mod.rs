@@ -121,6 +121,21 @@ impl Run {
     }
 }
 
+/// A path as a command-line argument (test paths are UTF-8).
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The JSON object a command printed on stdout (`--json`); a panic shows the run otherwise.
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{}: bad JSON ({e}):\n{}\n{}",
+            run.cmd, run.stdout, run.stderr
+        )
+    })
+}
+
 pub fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
     let program = program.as_ref();
     let cmd = format!("{} {}", program.to_string_lossy(), args.join(" "));

@@ -150,13 +150,8 @@ pub fn encapsulate_to(
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".oci-layout-")
-                .tempdir_in(parent)
-                .with_context(|| {
-                    format!("creating a temporary directory in {}", parent.display())
-                })?;
-            let oci = OciDir::create(tmp.path())?;
+            // Built beside the archive, then written into it atomically.
+            let (tmp, oci) = scratch_layout(Some(parent))?;
             let report = arbor_container::encapsulate(repo, commit, &oci, tag.as_deref(), opts)?;
             layout::write_archive(tmp.path(), file)?;
             Ok(report)
@@ -167,11 +162,7 @@ pub fn encapsulate_to(
             tag,
         } => {
             // Built in a temporary layout, then pushed (blobs the registry has are skipped).
-            let tmp = tempfile::Builder::new()
-                .prefix("arbor-oci-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            let oci = OciDir::create(tmp.path())?;
+            let (_tmp, oci) = scratch_layout(None)?;
             let mut report = arbor_container::encapsulate(repo, commit, &oci, None, opts)?;
             let pushed = arbor_container::registry::push(&oci, None, registry, name, tag, insecure)
                 .with_context(|| format!("pushing to {dest}"))?;
@@ -189,6 +180,27 @@ pub fn encapsulate_to(
     }
 }
 
+/// A temporary OCI layout (in `dir`, else the system's temporary directory), removed when
+/// the guard drops.
+fn scratch_layout(dir: Option<&std::path::Path>) -> Result<(tempfile::TempDir, OciDir)> {
+    let b = tempfile::Builder::new().prefix(".arbor-oci-").clone();
+    let tmp = match dir {
+        Some(d) => b.tempdir_in(d),
+        None => b.tempdir(),
+    }
+    .with_context(|| {
+        format!(
+            "creating a temporary directory in {}",
+            dir.map_or_else(
+                || std::env::temp_dir().display().to_string(),
+                |d| d.display().to_string()
+            )
+        )
+    })?;
+    let oci = OciDir::create(tmp.path())?;
+    Ok((tmp, oci))
+}
+
 /// An image source opened as a layout (an archive is unpacked into a temporary directory).
 struct Opened {
     oci: OciDir,
@@ -204,10 +216,7 @@ fn open_source(src: &str, insecure: bool) -> Result<Opened> {
             _tmp: None,
         }),
         ImageRef::OciArchive { file, tag } => {
-            let tmp = tempfile::Builder::new()
-                .prefix("arbor-oci-archive-")
-                .tempdir()
-                .context("creating a temporary directory")?;
+            let (tmp, _) = scratch_layout(None)?;
             layout::extract_archive(&file, tmp.path())?;
             Ok(Opened {
                 oci: OciDir::open(tmp.path())?,
@@ -220,11 +229,7 @@ fn open_source(src: &str, insecure: bool) -> Result<Opened> {
             name,
             tag,
         } => {
-            let tmp = tempfile::Builder::new()
-                .prefix("arbor-oci-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            let oci = OciDir::create(tmp.path())?;
+            let (tmp, oci) = scratch_layout(None)?;
             arbor_container::registry::pull(&registry, &name, &tag, &oci, insecure)
                 .with_context(|| format!("fetching {src}"))?;
             Ok(Opened {
@@ -384,7 +389,8 @@ pub fn commit_at(dest: &ImageRef, insecure: bool) -> Option<(String, String)> {
     Some((c, digest))
 }
 
-/// Publish `commit` as an image to `dest` unless the image there carries it already.
+/// Publish `commit` as an image to `dest` (the caller found, with [`commit_at`], that the
+/// image there does not carry it).
 pub fn release_image(
     repo: &arbor_repo::Repo,
     commit: &arbor_repo::Checksum,
@@ -393,16 +399,6 @@ pub fn release_image(
     insecure: bool,
 ) -> Result<ContainerRelease> {
     let image_ref = ImageRef::parse(dest)?;
-    if let Some((c, digest)) = commit_at(&image_ref, insecure) {
-        if c == commit.to_hex() {
-            return Ok(ContainerRelease {
-                dest: dest.into(),
-                up_to_date: true,
-                manifest_digest: Some(digest),
-                image: None,
-            });
-        }
-    }
     let report = encapsulate_to(repo, commit, &image_ref, opts, insecure)
         .with_context(|| format!("publishing {commit} as the image {dest}"))?;
     Ok(ContainerRelease {

@@ -498,16 +498,24 @@ impl ReleaseOpts {
         let mut containers = Vec::new();
         if !self.container.is_empty() {
             let t = step("container");
+            // What each destination holds now (its image's commit), asked once.
+            let existing: Vec<Option<(String, String)>> = self
+                .container
+                .iter()
+                .map(|c| {
+                    arbor_container::ImageRef::parse(c)
+                        .ok()
+                        .and_then(|r| super::container::commit_at(&r, self.insecure_registry))
+                })
+                .collect();
+            let head_hex = head.to_hex();
             if repo.is_partial(&head) {
                 // Only the head's metadata is local (a runner that started empty and had
                 // nothing to compose): its content comes from the destination, if an image
                 // needs writing.
-                let needs = self.container.iter().any(|c| {
-                    arbor_container::ImageRef::parse(c)
-                        .ok()
-                        .and_then(|r| super::container::commit_at(&r, self.insecure_registry))
-                        .is_none_or(|(commit, _)| commit != head.to_hex())
-                });
+                let needs = existing
+                    .iter()
+                    .any(|e| e.as_ref().is_none_or(|(c, _)| *c != head_hex));
                 if needs {
                     arbor_publish::pull(
                         &dest,
@@ -529,14 +537,24 @@ impl ReleaseOpts {
                 max_layers: self.container_max_layers,
                 ..Default::default()
             };
-            for c in &self.container {
-                let r = super::container::release_image(
-                    &repo,
-                    &head,
-                    c,
-                    &copts,
-                    self.insecure_registry,
-                )?;
+            for (c, existing) in self.container.iter().zip(&existing) {
+                let r = if let Some((_, digest)) = existing.as_ref().filter(|(e, _)| *e == head_hex)
+                {
+                    super::container::ContainerRelease {
+                        dest: c.clone(),
+                        up_to_date: true,
+                        manifest_digest: Some(digest.clone()),
+                        image: None,
+                    }
+                } else {
+                    super::container::release_image(
+                        &repo,
+                        &head,
+                        c,
+                        &copts,
+                        self.insecure_registry,
+                    )?
+                };
                 match &r.image {
                     None => progress::say(&format!("container: {c} already carries {head}")),
                     Some(img) => progress::say(&format!(
