@@ -136,6 +136,24 @@ pub fn json(run: &Run) -> serde_json::Value {
     })
 }
 
+/// `ostree REPO_ARG pull --require-static-deltas origin REF`, asserting the pull went
+/// through a static delta (`REPO_ARG` is the `--repo=…` argument of a client).
+#[track_caller]
+pub fn pull_through_a_delta(repo_arg: &str, reference: &str) {
+    let pull = ostree(&[
+        repo_arg,
+        "pull",
+        "--require-static-deltas",
+        "origin",
+        reference,
+    ]);
+    assert!(
+        pull.ok().contains("delta parts") || pull.stderr.contains("delta parts"),
+        "{}",
+        pull.stdout
+    );
+}
+
 pub fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
     let program = program.as_ref();
     let cmd = format!("{} {}", program.to_string_lossy(), args.join(" "));
