@@ -95,10 +95,11 @@ pub fn imported_checksum(run: &Run) -> String {
         .to_string()
 }
 
-/// Rootful podman with storage of its own (a temporary `--root`/`--runroot`, `vfs`
-/// driver: nothing shared with other tests or the host, no overlay mounts left behind),
-/// runc, no network and lowered ulimits: what works on this VM (crun refuses cgroups in
-/// hybrid mode; podman's default rlimits fail without CAP_SYS_RESOURCE).
+/// Rootful podman with storage of its own (a temporary `--root`/`--runroot`: nothing shared
+/// with other tests or the host), the `overlay` driver (`vfs` stores every layer as a full
+/// copy of the layers below it: a 64-layer corpus image took tens of GB and filled a CI
+/// machine's disk), runc, no network and lowered ulimits: what works on this VM (crun
+/// refuses cgroups in hybrid mode; podman's default rlimits fail without CAP_SYS_RESOURCE).
 pub struct Podman {
     dir: TempDir,
 }
@@ -110,7 +111,7 @@ impl Podman {
         Podman { dir: tempdir() }
     }
 
-    /// `podman --root … --runroot … --tmpdir … --storage-driver vfs --runtime runc ARGS…`.
+    /// `podman --root … --runroot … --tmpdir … --storage-driver overlay --runtime runc ARGS…`.
     pub fn podman(&self, args: &[&str]) -> Run {
         let dir = self.dir.path();
         let mut cmd = Command::new("podman");
@@ -120,7 +121,7 @@ impl Podman {
             .arg(dir.join("run"))
             .arg("--tmpdir")
             .arg(dir.join("tmp"))
-            .args(["--storage-driver", "vfs", "--runtime", "runc"])
+            .args(["--storage-driver", "overlay", "--runtime", "runc"])
             .args(args);
         run_command(cmd, "podman", args)
     }
