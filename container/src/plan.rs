@@ -1,18 +1,23 @@
 //! Which content object goes into which layer ("chunking").
 //!
-//! Components are packages (from the commit's rpmdb), plus `initramfs` (rebuilt with every
-//! kernel or dracut change, so on its own). Content no package owns (the rpmdb itself,
+//! Components are builds — the packages built together from one source (see `owners`),
+//! which are updated together — from the commit's rpmdb, plus `initramfs` (rebuilt with
+//! every kernel or dracut change, so on its own). Content no package owns (the rpmdb itself,
 //! passwd/group, generated caches) changes with every compose and goes into the commit
 //! layer, which changes with every compose anyway.
 //!
 //! The assignment must stay put across versions, so that an update changes only the layers
 //! of the packages that changed. Without reading the previous image:
-//! - half of the `max_layers` slots hold the largest packages (≥ 1 MiB) alone;
-//! - the other half are bins, a package's bin being the FNV-1a hash of its *name* modulo
-//!   the (fixed) number of bins — a new version of a package lands where the old one was,
-//!   and a package added or removed touches one bin.
+//! - half of the `max_layers` slots hold the largest builds (≥ 1 MiB) alone;
+//! - the other half are bins, a build's bin being the FNV-1a hash of its *name* (its
+//!   alphabetically first package) modulo the (fixed) number of bins — a new version lands
+//!   where the old one was, and a package added or removed touches one bin.
+//!
+//! Keeping a build's packages together matters: on corpus v1 → v2 (30 packages changed,
+//! most of them subpackages of a dozen builds) a client fetched 94.5 MB with one component
+//! per package, 88 MB with one per build (the floor, every package alone, ~85 MB).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arbor_repo::Checksum;
 
@@ -63,7 +68,8 @@ fn is_initramfs(path: &str) -> bool {
 /// Plan the layers of `index` with at most `max_layers` chunk layers (the commit layer
 /// comes on top). `max_layers` 1 puts everything into the commit layer.
 pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
-    let mut components: BTreeMap<String, (u64, Vec<Checksum>)> = BTreeMap::new();
+    // Build → (size, objects, packages).
+    let mut components: BTreeMap<String, (u64, Vec<Checksum>, BTreeSet<String>)> = BTreeMap::new();
     let mut remainder = Vec::new();
     for (c, o) in &index.objects {
         let comp = if o.paths.iter().any(|p| is_initramfs(p)) {
@@ -73,9 +79,15 @@ pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
         };
         match comp {
             Some(name) if max_layers > 1 => {
-                let e = components.entry(name.to_string()).or_default();
+                let build = if name == INITRAMFS {
+                    name
+                } else {
+                    owners.build(name)
+                };
+                let e = components.entry(build.to_string()).or_default();
                 e.0 += o.size;
                 e.1.push(*c);
+                e.2.insert(name.to_string());
             }
             _ => remainder.push(*c),
         }
@@ -88,7 +100,7 @@ pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
     }
     let mut slots = max_layers.max(MIN_MAX_LAYERS) as usize;
     let mut chunks = Vec::new();
-    if let Some((size, objects)) = components.remove(INITRAMFS) {
+    if let Some((size, objects, _)) = components.remove(INITRAMFS) {
         chunks.push(Chunk {
             name: INITRAMFS.into(),
             components: vec![INITRAMFS.into()],
@@ -99,7 +111,8 @@ pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
     }
     let singles_max = slots / 2;
     let bins = slots - singles_max;
-    let mut by_size: Vec<(&String, u64)> = components.iter().map(|(n, (s, _))| (n, *s)).collect();
+    let mut by_size: Vec<(&String, u64)> =
+        components.iter().map(|(n, (s, _, _))| (n, *s)).collect();
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let singles: Vec<String> = by_size
         .iter()
@@ -110,16 +123,20 @@ pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
     let mut singles_sorted = singles.clone();
     singles_sorted.sort();
     for name in singles_sorted {
-        let (size, objects) = components.remove(&name).expect("present");
+        let (size, objects, packages) = components.remove(&name).expect("present");
+        let name = match packages.len() {
+            1 => name,
+            n => format!("{name} and {} packages built with it", n - 1),
+        };
         chunks.push(Chunk {
-            name: name.clone(),
-            components: vec![name],
+            name,
+            components: packages.into_iter().collect(),
             objects,
             size,
         });
     }
     let mut binned: BTreeMap<usize, Chunk> = BTreeMap::new();
-    for (name, (size, objects)) in components {
+    for (name, (size, objects, packages)) in components {
         let b = (fnv1a(&name) % bins as u64) as usize;
         let chunk = binned.entry(b).or_insert_with(|| Chunk {
             name: String::new(),
@@ -127,7 +144,7 @@ pub fn plan(index: &TreeIndex, owners: &Owners, max_layers: u32) -> Plan {
             objects: Vec::new(),
             size: 0,
         });
-        chunk.components.push(name);
+        chunk.components.extend(packages);
         chunk.objects.extend(objects);
         chunk.size += size;
     }
