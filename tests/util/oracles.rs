@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use super::{tempdir, Run, TempDir};
 
-pub use super::registry::{require_insecure_localhost, Registry, RegistryS3Opts};
+pub use super::registry::{require_insecure_localhost, Registry, RegistryS3Opts, TokenServer};
 
 /// The ostree-ext CLI named by `ARBOR_OSTREE_EXT`; fails the test when it is unset or not
 /// an executable.

@@ -110,6 +110,23 @@ impl Registry {
         })
     }
 
+    /// A registry on disk that wants a bearer token from `tokens` (distribution's `token`
+    /// auth: the registry answers 401 with a `Bearer realm=…,service=…,scope=…` challenge
+    /// and checks the token's signature against the token server's certificate).
+    pub fn start_with_token(tokens: &TokenServer) -> Registry {
+        let (realm, cert) = (tokens.realm(), tokens.cert());
+        Registry::start_with(move |dir| {
+            format!(
+                "storage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  token:\n    \
+                 realm: {}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    \
+                 rootcertbundle: {}\n",
+                dir.join("storage").display(),
+                yaml_string(&realm),
+                yaml_string(&cert.display().to_string()),
+            )
+        })
+    }
+
     /// A registry keeping blobs and manifests in S3 (for example a test's garage).
     pub fn start_s3(s3: &RegistryS3Opts) -> Registry {
         let s3 = s3.clone();
@@ -223,6 +240,107 @@ impl Registry {
     /// The registry's directory (`config.yml`, `registry.log`, `storage/` when on disk).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
+    }
+}
+
+/// The `service` a [`TokenServer`]'s registry names, and the issuer of its tokens.
+const TOKEN_SERVICE: &str = "arbor-test-registry";
+const TOKEN_ISSUER: &str = "arbor-test-token-issuer";
+
+/// A token server for a [`Registry::start_with_token`] registry
+/// (`tests/fixtures/registry/token-server.py`): tokens for `user`/`password` only, signed
+/// with a fresh RSA key whose self-signed certificate the registry trusts; killed on drop.
+pub struct TokenServer {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl TokenServer {
+    pub fn start(user: &str, password: &str) -> TokenServer {
+        let dir = tempdir();
+        let (key, cert) = (dir.path().join("token.key"), dir.path().join("token.crt"));
+        let key_s = key.display().to_string();
+        let cert_s = cert.display().to_string();
+        super::run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=arbor-test-token-issuer",
+                "-keyout",
+                &key_s,
+                "-out",
+                &cert_s,
+            ],
+        )
+        .ok();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry/token-server.py");
+        let log = dir.path().join("issued.log");
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(super::system_python())
+                .arg(&script)
+                .arg(port.to_string())
+                .args([&cert, &key])
+                .args([user, password, TOKEN_ISSUER])
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(dir.path().join("server.err")).expect("token log"))
+                .spawn()
+                .expect("start the token server");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if child
+                    .try_wait()
+                    .expect("wait for the token server")
+                    .is_some()
+                {
+                    break;
+                }
+                if http_get_status(port, "/token").is_some() {
+                    return TokenServer { child, port, dir };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the token server did not answer on 127.0.0.1:{port} within 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!(
+            "the token server did not start in 3 attempts:\n{}",
+            fs::read_to_string(dir.path().join("server.err")).unwrap_or_default()
+        );
+    }
+
+    /// `http://127.0.0.1:PORT/token`, the realm registries send clients to.
+    pub fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("token.crt")
+    }
+
+    /// One line per token issued: the service, then the scopes asked for.
+    pub fn issued(&self) -> String {
+        fs::read_to_string(self.dir.path().join("issued.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
