@@ -1,21 +1,27 @@
 #!/bin/bash
-# bench-commit.sh [DIR] - `arbor commit` vs `ostree commit` of the same directory into a
-# fresh archive repository, alternating, RUNS times each (default 5). Prints the median
+# bench-commit.sh [CORPUS_DIR | DIR] - `arbor commit` vs `ostree commit` of the same directory
+# into a fresh archive repository, alternating, RUNS times each (default 5). Prints the median
 # wall time of each, the ratio, peak RSS, and checks that both give the same commit.
-# Default input: the corpus v1 tree (ci/corpus-tree.sh v1).
-#   RUNS=5  WORK=/var/tmp/arbor-bench-commit  ARBOR=target/release/arbor
+# Default input: the corpus v1 tree (ci/corpus-tree.sh v1) of CORPUS_DIR (a directory with a
+# v1.yaml; default $CORPUS or /var/tmp/corpus), kept at $TREE; any other DIR is committed as is.
+#   RUNS=5  WORK=/var/tmp/arbor-bench-commit  ARBOR=target/release/arbor  TREE=$WORK/tree-v1
+#   BENCH_TSV=FILE: also append a row per tool to FILE (see ci/bench-lib.sh)
 set -euo pipefail
 corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=ci/bench-lib.sh
+. "$HERE/bench-lib.sh"
 RUNS=${RUNS:-5}
 WORK=${WORK:-/var/tmp/arbor-bench-commit}
 mkdir -p "$WORK"
-if [ -n "${1:-}" ]; then
-    TREE=$1
+CORPUS=${CORPUS:-/var/tmp/corpus}
+if [ -n "${1:-}" ] && [ ! -f "$1/v1.yaml" ]; then
+    TREE=$1; FROM_CORPUS=0
 else
-    TREE=$WORK/tree-v1
-    [ -d "$TREE/usr" ] || bash "$HERE/corpus-tree.sh" v1 "$TREE"
+    CORPUS=${1:-$CORPUS}; FROM_CORPUS=1
+    TREE=${TREE:-$WORK/tree-v1}
+    bench_corpus_tree "$CORPUS" "$TREE"
 fi
 if [ -z "${ARBOR:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p arbor)
@@ -23,7 +29,7 @@ if [ -z "${ARBOR:-}" ]; then
 fi
 TS=2024-01-01T00:00:00Z
 files=$(find "$TREE" -xdev | wc -l); bytes=$(du -sb --apparent-size "$TREE" | cut -f1)
-[ -z "${1:-}" ] && corpus_stats "${CORPUS:-/var/tmp/corpus}"
+[ "$FROM_CORPUS" = 1 ] && corpus_stats "$CORPUS"
 echo "input: $TREE ($files paths, $bytes bytes); $RUNS runs each, alternating; $(nproc) cores"
 
 measure() {  # label repo-cmd... ; appends "wall rss" to $WORK/$label.times, prints the commit
@@ -74,3 +80,11 @@ printf '%-8s %10s %12s %14s %14s\n' arbor "$ma" "$ca_cpu" "$ra" "$sa"
 awk -v o="$mo" -v a="$ma" 'BEGIN {printf "speedup: %.2fx wall (ostree median / arbor median); same commit checksum in every run\n", o/a}'
 awk -v o="$co_cpu" -v a="$ca_cpu" 'BEGIN {printf "CPU: arbor uses %.2fx less CPU time (user+sys)\n", o/a}'
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${BENCH_TSV:-}" ]; then
+    [ "$FROM_CORPUS" = 1 ] || echo "bench-commit: $TREE is no corpus tree; rows carry corpus $CORPUS" >&2
+    bench_tsv "$CORPUS" stock "commit v1 tree" "$mo" "$co_cpu" "$ro" "$so" "$RUNS" \
+        "ostree commit of $files paths, $bytes bytes; output = objects/"
+    bench_tsv "$CORPUS" arbor "commit v1 tree" "$ma" "$ca_cpu" "$ra" "$sa" "$RUNS" \
+        "arbor commit of $files paths, $bytes bytes; output = objects/"
+    echo "appended 2 rows to $BENCH_TSV"
+fi

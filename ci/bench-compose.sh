@@ -1,9 +1,11 @@
 #!/bin/bash
-# bench-compose.sh - cold `arbor compose` of corpus v1 vs the stock-tools pipeline
+# bench-compose.sh [CORPUS_DIR] - cold `arbor compose` of corpus v1 vs the stock-tools pipeline
 # (dnf resolve + rpm -i --root + postprocess + ostree commit, i.e. what
 # ../shared/corpus/baseline-ostree.sh times), in the same run; then v2 after v1 (cached
 # imports) vs cold, and an unchanged re-compose. Medians of RUNS runs; wall, CPU, peak RSS.
 #   RUNS=3  WORK=/var/tmp/arbor-bench-compose  CORPUS=/var/tmp/corpus  ARBOR=target/release/arbor
+#   CORPUS_DIR (the argument) overrides CORPUS. BENCH_TSV=FILE: also append one row per
+#   step to FILE (medians; see ci/bench-lib.sh for the columns).
 #
 # No tree or repository is deleted between the timed steps (what the timed tools delete
 # themselves stays in). On ext4 without a journal (this machine's disk) the kernel skips
@@ -15,8 +17,10 @@ set -euo pipefail
 corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=ci/bench-lib.sh
+. "$HERE/bench-lib.sh"
 SHARED=${ARBOR_SHARED:-$ROOT/../shared}
-CORPUS=${CORPUS:-/var/tmp/corpus}
+CORPUS=${1:-${CORPUS:-/var/tmp/corpus}}
 WORK=${WORK:-/var/tmp/arbor-bench-compose}
 RUNS=${RUNS:-3}
 export CORPUS STOCK_INSTALL="${STOCK_INSTALL:-rpm}"
@@ -41,6 +45,17 @@ timed() {  # run label cmd...  -> appends "label wall cpu rss" to $RESULTS
         echo "$label failed:" >&2; tail -20 "$t.err" >&2; exit 1; }
     read -r wall user sys rss < "$t.time"
     echo "$label $wall $(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}') $rss" >> "$RESULTS"
+}
+# With BENCH_TSV: what run 1's steps wrote ("label bytes" in $WORK/sizes.txt), measured
+# after the timed step.
+SIZES=$WORK/sizes.txt
+: > "$SIZES"
+size_of() {  # run label path [previous-label]: bytes of path, less previous-label's
+    [ -n "${BENCH_TSV:-}" ] && [ "$1" = 1 ] || return 0
+    local b prev=0
+    b=$(bench_bytes "$3")
+    [ -n "${4:-}" ] && prev=$(awk -v l="$4" '$1 == l {print $2}' "$SIZES" | tail -1)
+    echo "$2 $b $((b - prev))" >> "$SIZES"
 }
 if [ "${LABELS:-0}" = 1 ]; then
     # SELinux labeling's cost: corpus v1 plus a real policy package (the host's
@@ -95,20 +110,26 @@ for run in $(seq 1 "$RUNS"); do
     sync
     timed "$run" stock-resolve "$SHARED/corpus/verify-with-dnf.sh" "$CORPUS/v1.yaml"
     timed "$run" stock-unpack bash "$HERE/corpus-tree.sh" v1 "$W/tree"
+    size_of "$run" stock-unpack "$W/tree"
     timed "$run" stock-commit ostree --repo="$W/ostree-repo" commit -b bench --tree=dir="$W/tree"
+    size_of "$run" stock-commit "$W/ostree-repo"
     # arbor, cold (empty repo and cache), then v2 after v1 (warm import cache), then again.
     "$ARBOR" init --repo "$W/arbor-repo" >/dev/null
     sync
+    prev=
     for step in v1 v2; do
         timed "$run" "arbor-$step" "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" \
             --write-composejson-to "$W/$step.json" "$CORPUS/$step.yaml"
+        size_of "$run" "arbor-$step" "$W/arbor-repo" $prev
+        prev=arbor-$step
     done
     timed "$run" arbor-noop "$ARBOR" compose --repo "$W/arbor-repo" --cachedir "$W/cache" "$CORPUS/v2.yaml"
+    size_of "$run" arbor-noop "$W/arbor-repo" arbor-v2
     echo "run $run of $RUNS done" >&2
 done
 corpus_stats "$CORPUS"
 echo "corpus v1: $(wc -l < "$CORPUS/resolved-v1.txt") packages; $(nproc) cores; load before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$RESULTS" "$WORK" <<'PY'
+BENCH_ROWS=${BENCH_TSV:+$WORK/tsv-rows.txt} python3 - "$RESULTS" "$WORK" <<'PY'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -141,4 +162,33 @@ print(f"v2 imports {v2['arbor-packages-imported']} packages, {v2['arbor-import-c
 print("v2 timings (run 1):", {k: round(t, 2) for k, t in v2["arbor-timings"].items()})
 print("v1 timings (run 1):", {k: round(t, 2) for k, t in v1["arbor-timings"].items()})
 print(f"scriptlets run: v1 {len(v1.get('arbor-scriptlets', []))}, v2 {len(v2.get('arbor-scriptlets', []))}")
+if os.environ.get("BENCH_ROWS"):
+    # tool, step, wall, cpu, peak RSS KB, output bytes, runs, note: for bench_tsv (ci/bench-lib.sh)
+    sizes = {}
+    for line in open(sys.argv[2] + "/sizes.txt"):
+        label, total, added = line.split()
+        sizes[label] = int(added)
+    n = len(rows["arbor-v1"])
+    steps = [("stock", "stock-resolve", "compose cold v1: dnf resolve", "verify-with-dnf.sh"),
+             ("stock", "stock-unpack", "compose cold v1: install + postprocess",
+              f"{install} + postprocess + initramfs; output = the tree"),
+             ("stock", "stock-commit", "compose cold v1: ostree commit", "ostree commit; output = the repository"),
+             ("stock", "stock total (cold)", "compose cold v1",
+              f"dnf resolve + {install} + postprocess + initramfs + ostree commit"),
+             ("arbor", "arbor-v1", "compose cold v1",
+              f"arbor compose; {v1['arbor-packages-imported']} imported; output = the repository"),
+             ("arbor", "arbor-v2", "compose v2 after v1",
+              f"arbor compose; {v2['arbor-packages-imported']} imported, {v2['arbor-import-cache-hits']} cache hits; "
+              "output = what the repository grew by"),
+             ("arbor", "arbor-noop", "compose unchanged", "arbor compose of v2 again")]
+    sizes["stock total (cold)"] = sizes.get("stock-commit")
+    with open(os.environ["BENCH_ROWS"], "w") as f:
+        for tool, key, step, note in steps:
+            w, c, r = med[key]
+            out = sizes.get(key)
+            f.write(f"{tool}\t{step}\t{w:.2f}\t{c:.2f}\t{r}\t{'-' if out is None else out}\t{n}\t{note}\n")
 PY
+if [ -n "${BENCH_TSV:-}" ]; then
+    bench_tsv_lines "$CORPUS" < "$WORK/tsv-rows.txt"
+    echo "appended $(wc -l < "$WORK/tsv-rows.txt") rows to $BENCH_TSV"
+fi

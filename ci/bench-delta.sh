@@ -5,20 +5,24 @@
 # with ratios arbor/ostree.
 #
 # usage: ci/bench-delta.sh [CORPUS_DIR] [WORKDIR]
-#   CORPUS_DIR  rpm-md repos v1/ v2/ (default $CORPUS_OUT or /var/tmp/corpus)
-#   WORKDIR     trees, repo, logs (default /var/tmp/arbor-bench-delta). The unpacked
-#               trees are kept there and reused; BENCH_FRESH=1 rebuilds them.
+#   CORPUS_DIR  rpm-md repos v1/ v2/ (default $CORPUS, else $CORPUS_OUT, else /var/tmp/corpus)
+#   WORKDIR     trees, repo, logs (default $WORK, else /var/tmp/arbor-bench-delta). The
+#               unpacked trees are kept there and reused (rebuilt when they came from
+#               another corpus); BENCH_FRESH=1 rebuilds them.
 # environment:
 #   ARBOR       arbor binary (default: target/release/arbor, built with cargo --release)
 #   BENCH_SCRATCH=0   skip the from-scratch delta
+#   BENCH_TSV=FILE    also append a row per generator and delta to FILE (see ci/bench-lib.sh)
 # Needs root (rpm --root keeps the files' owners), ostree, rpm, /usr/bin/time.
 # Goals checked and printed: arbor >= 3x faster, size <= 1.05x, peak RSS <= ostree's.
 set -euo pipefail
 corpus_stats() { [ -f "${1}/STATS.txt" ] && sed "s|^|corpus ${1}: |" "${1}/STATS.txt" || echo "corpus ${1}: no STATS.txt"; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-CORPUS=$(cd "${1:-${CORPUS_OUT:-/var/tmp/corpus}}" && pwd)
-WORK=${2:-/var/tmp/arbor-bench-delta}
+# shellcheck source=ci/bench-lib.sh
+. "$HERE/bench-lib.sh"
+CORPUS=$(cd "${1:-${CORPUS:-${CORPUS_OUT:-/var/tmp/corpus}}}" && pwd)
+WORK=${2:-${WORK:-/var/tmp/arbor-bench-delta}}
 corpus_stats "$CORPUS"
 REF=corpus/bookworm/x86_64/minimal
 SHARED_CORPUS=${SHARED_CORPUS:-$ROOT/../shared/corpus}
@@ -35,6 +39,13 @@ fi
 
 mkdir -p "$WORK/logs"
 [ "${BENCH_FRESH:-0}" = 1 ] && rm -rf "$WORK/trees"
+# Trees of another corpus (the corpus they came from is in trees/corpus) are rebuilt.
+if [ -d "$WORK/trees" ] && [ -f "$WORK/trees/corpus" ] && [ "$(cat "$WORK/trees/corpus")" != "$CORPUS" ]; then
+    echo "bench-delta: the trees in $WORK/trees are of $(cat "$WORK/trees/corpus"); rebuilding" >&2
+    rm -rf "$WORK/trees"
+fi
+mkdir -p "$WORK/trees"
+[ -f "$WORK/trees/corpus" ] || echo "$CORPUS" > "$WORK/trees/corpus"
 
 # --- 1. trees: rpm --root -i --nodeps --noscripts, then rpm-ostree style post-processing
 #        (same steps as shared/corpus/baseline-ostree.sh)
@@ -120,12 +131,14 @@ for d in "${DELTAS[@]}"; do
     measure ostree "$label" ostree --repo="$REPO" static-delta generate $ofrom --to="${COMMIT[v2]}"
     bytes=$(delta_bytes "$name")
     printf 'ostree\t%s\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$CPU" "$RSS" "$bytes" >> "$RES"
+    bench_tsv "$CORPUS" stock "delta $label" "$WALL" "$CPU" "$RSS" "$bytes" 1 "ostree static-delta generate; output = delta bytes"
     echo "ostree $label: ${WALL}s wall, ${CPU}s CPU, ${RSS} KB peak, $bytes bytes"
     rm -rf "$WORK/deltas-ostree-$label"; mv "$REPO/deltas" "$WORK/deltas-ostree-$label"
     # shellcheck disable=SC2086
     measure arbor "$label" "$ARBOR" delta generate --repo "$REPO" $afrom --to "${COMMIT[v2]}" --json
     bytes=$(delta_bytes "$name")
     printf 'arbor\t%s\t%s\t%s\t%s\t%s\n' "$label" "$WALL" "$CPU" "$RSS" "$bytes" >> "$RES"
+    bench_tsv "$CORPUS" arbor "delta $label" "$WALL" "$CPU" "$RSS" "$bytes" 1 "arbor delta generate; output = delta bytes"
     echo "arbor  $label: ${WALL}s wall, ${CPU}s CPU, ${RSS} KB peak, $bytes bytes"
     "$ARBOR" delta verify --repo "$REPO" "$name" 2> "$WORK/logs/verify-$label.err" ||
         { echo "bench-delta: arbor's $label delta does not verify" >&2; cat "$WORK/logs/verify-$label.err" >&2; exit 1; }

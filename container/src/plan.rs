@@ -14,8 +14,9 @@
 //!   where the old one was, and a package added or removed touches one bin.
 //!
 //! Keeping a build's packages together matters: on corpus v1 → v2 (30 packages changed,
-//! most of them subpackages of a dozen builds) a client fetched 94.5 MB with one component
-//! per package, 88 MB with one per build (the floor, every package alone, ~85 MB).
+//! most of them subpackages of a dozen builds) a client fetched 94.5 MB (25 of 65 layers)
+//! with one component per package, 88.3 MB (15 of 62) with one per build — 2.95× the static
+//! delta (the floor, every package alone, ~85 MB).
 
 use std::collections::{BTreeMap, BTreeSet};
 
